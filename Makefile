@@ -1,0 +1,34 @@
+# make demo : venv + install + synthetic store + CPU training of DINO-4K (a few minutes)
+# make test : venv + install + redis-server (when missing and root) + pytest
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-fast install redis clean
+
+$(STAMP): setup.cfg requirements/constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q -c requirements/constraints.txt torch torchvision
+	$(PIP) install -q -c requirements/constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
+	  else echo "redis-server missing: install it (apt-get install redis-server); Redis tests will skip"; fi; }
+
+demo: install
+	$(PY) tools/train.py configs/demo_dino4k.py --work-dir work_dirs/demo_dino4k
+
+test: install redis
+	$(PY) -m pytest -q tests
+
+test-fast: install redis
+	$(PY) -m pytest -q -m "not slow" tests
+
+clean:
+	rm -rf work_dirs data/demo_store

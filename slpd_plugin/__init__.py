@@ -1,0 +1,8 @@
+"""SLPD (Slide-Level Prototypical Distillation) as an mmengine plugin.
+
+Importing the package registers every component under the ``slpd_plugin`` scope.
+"""
+from . import datasets, engine, models  # noqa: F401  (register components)
+from .version import __version__
+
+__all__ = ['__version__']

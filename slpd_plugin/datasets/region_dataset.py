@@ -1,0 +1,100 @@
+"""Dataset of region feature grids over any feature store."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from slpd_plugin.registry import DATASETS
+
+from .stores import FeatureStore, StoreError, open_store
+from .synthetic import ensure_synthetic_store
+
+
+@DATASETS.register_module()
+class RegionFeatureDataset(Dataset):
+    """Every region of every slide of a store, one sample per region.
+
+    A sample is ``dict(inputs=grid, data_samples=dict(index, slide_index, region_index))``
+    with ``grid`` a ``(C, G, G)`` tensor in the store's dtype (float16 by default: the
+    data preprocessor converts on the training device, which is far cheaper than on
+    CPU workers). ``index`` is the region's global index, ``slide_index`` its slide's
+    position in the store, ``region_index`` its position within the slide.
+
+    :meth:`__getitems__` fetches a whole batch in one store request (one gather from the
+    memmap, one round trip to Redis); torch's DataLoader uses it automatically.
+
+    Args:
+        store: Store location: a folder path or a ``redis://`` URI.
+        channels: Expected channel count ``C`` (the backbone's ``in_channels``); None
+            accepts the store's. Defaults to None.
+        synthetic: If given and ``store`` does not exist yet, generate a synthetic store
+            there first with these keyword arguments of :func:`make_synthetic_store`
+            (done once, safely when several DDP processes start together).
+            Defaults to None.
+
+    Raises:
+        StoreError: if the store is missing/incomplete/empty or its ``C`` differs from
+            ``channels``; and at read time, for regions with NaN/Inf values.
+    """
+
+    def __init__(self, store: str, channels: int | None = None,
+                 synthetic: dict | None = None) -> None:
+        if synthetic is not None:
+            ensure_synthetic_store(store, **synthetic)
+        self.store: FeatureStore = open_store(store)
+        self.location = self.store.location
+        if self.store.num_regions == 0:
+            raise StoreError(f'feature store {self.location} holds no regions')
+        if channels is not None and self.store.channels != channels:
+            raise StoreError(
+                f'feature store {self.location} holds C={self.store.channels} channels, '
+                f'but the config expects C={channels} (model.backbone.in_channels); '
+                f'set it to {self.store.channels} or use a store of {channels}-d features')
+        self.slide_index = self.store.region_slide_index()
+        self.region_index = self.store.region_index_in_slide()
+        self.store.close()  # opened again lazily in each worker process
+
+    @property
+    def metainfo(self) -> dict:
+        return dict(store=self.location, num_slides=self.num_slides,
+                    num_regions=len(self), channels=self.channels)
+
+    @property
+    def slide_ids(self) -> list[str]:
+        return self.store.slide_ids
+
+    @property
+    def num_slides(self) -> int:
+        return self.store.num_slides
+
+    @property
+    def channels(self) -> int:
+        return self.store.channels
+
+    def __len__(self) -> int:
+        return len(self.slide_index)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
+        indices = np.asarray(indices, dtype=np.int64)
+        grids = self.store.read(indices)  # (b, C, G, G)
+        finite = np.isfinite(grids).reshape(len(grids), -1).all(axis=1)
+        if not finite.all():
+            i = int(indices[np.argmin(finite)])
+            slide = self.slide_ids[self.slide_index[i]]
+            raise StoreError(f'{self.location}: region {self.region_index[i]} of slide '
+                             f'{slide!r} (global index {i}) has NaN/Inf values')
+        tensor = torch.from_numpy(np.ascontiguousarray(grids))
+        return [dict(inputs=tensor[k],
+                     data_samples=dict(index=int(i), slide_index=int(self.slide_index[i]),
+                                       region_index=int(self.region_index[i])))
+                for k, i in enumerate(indices)]
+
+    def __repr__(self) -> str:
+        return f'RegionFeatureDataset({self.store!r})'
+

@@ -1,0 +1,1 @@
+"""Samplers that decide which regions form a batch."""

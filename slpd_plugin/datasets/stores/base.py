@@ -1,0 +1,204 @@
+"""The interface every region-feature store implements.
+
+A store holds the pre-extracted feature grids of many slides: region ``i`` is a grid of
+shape ``(C, G, G)`` (``G = 16`` for 4K regions cut into 256-px patches), the regions of
+one slide are contiguous, and a small index says which slide each region belongs to.
+
+Letters: ``N`` regions in the store, ``S`` slides, ``C`` channels, ``G`` grid side.
+"""
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+GRID_SIZE = 16
+MANIFEST_VERSION = 1
+STORE_DTYPES = ('float16', 'float32')
+
+
+class StoreError(RuntimeError):
+    """A store is missing, incomplete, corrupt or does not match what was expected."""
+
+
+def store_dtype(name: str) -> np.dtype:
+    """The little-endian numpy dtype of a store dtype name (``float16``/``float32``)."""
+    if name not in STORE_DTYPES:
+        raise StoreError(f'store dtype must be one of {STORE_DTYPES}, got {name!r}')
+    return np.dtype(name).newbyteorder('<')
+
+
+def slide_checksum(data: np.ndarray) -> str:
+    """SHA-256 hex digest of a slide's grid bytes as stored (C order)."""
+    return hashlib.sha256(np.ascontiguousarray(data)).hexdigest()
+
+
+@dataclass(frozen=True)
+class SlideRecord:
+    """One slide's entry in a store manifest.
+
+    Attributes:
+        slide_id: The slide's name (e.g. a TCGA slide id without ``.svs``).
+        offset: Index of the slide's first region in the store.
+        count: Number of regions of the slide.
+        sha256: Hex digest of the slide's grid bytes as stored.
+    """
+
+    slide_id: str
+    offset: int
+    count: int
+    sha256: str
+
+    def to_json(self) -> dict:
+        return dict(slide_id=self.slide_id, offset=self.offset, count=self.count,
+                    sha256=self.sha256)
+
+
+class FeatureStore(ABC):
+    """Read access to region feature grids.
+
+    Subclasses implement :meth:`read` (a batch of regions in one request) and fill the
+    index attributes when opened. Stores are opened lazily by the dataset in each
+    DataLoader worker, so an instance must be cheap to create and safe to pickle before
+    its first read (keep handles in attributes that :meth:`__getstate__` drops).
+
+    Attributes:
+        location: Where the store lives (a path or a URI without secrets).
+        slides: The manifest's slide records, in storage order.
+        channels: ``C``, the feature dimension of each grid cell.
+        dtype: The dtype grids are stored in (``float16`` or ``float32``).
+        grid_size: ``G``.
+    """
+
+    location: str
+    slides: list[SlideRecord]
+    channels: int
+    dtype: np.dtype
+    grid_size: int
+
+    @abstractmethod
+    def read(self, indices: Sequence[int]) -> np.ndarray:
+        """Read regions by global index.
+
+        Args:
+            indices: Region indices in ``[0, N)``, in any order.
+
+        Returns:
+            Array of shape ``(len(indices), C, G, G)`` in the store's dtype.
+        """
+
+    def close(self) -> None:
+        """Release handles (connections, maps). The store reopens on the next read."""
+
+    def read_slide(self, slide: int) -> np.ndarray:
+        """All regions of slide ``slide`` (its position in :attr:`slides`), ``(n, C, G, G)``."""
+        rec = self.slides[slide]
+        return self.read(np.arange(rec.offset, rec.offset + rec.count))
+
+    def verify(self) -> list[str]:
+        """Re-read and re-hash every slide; returns the ids whose bytes do not match."""
+        return [rec.slide_id for i, rec in enumerate(self.slides)
+                if slide_checksum(self.read_slide(i)) != rec.sha256]
+
+    @property
+    def num_regions(self) -> int:
+        return sum(s.count for s in self.slides)
+
+    @property
+    def num_slides(self) -> int:
+        return len(self.slides)
+
+    @property
+    def slide_ids(self) -> list[str]:
+        return [s.slide_id for s in self.slides]
+
+    def region_slide_index(self) -> np.ndarray:
+        """Slide index of every region, shape ``(N,)``, int64."""
+        counts = np.array([s.count for s in self.slides], dtype=np.int64)
+        return np.repeat(np.arange(len(self.slides), dtype=np.int64), counts)
+
+    def region_index_in_slide(self) -> np.ndarray:
+        """Position of every region within its slide, shape ``(N,)``, int64."""
+        counts = np.array([s.count for s in self.slides], dtype=np.int64)
+        starts = np.repeat(np.cumsum(counts) - counts, counts)
+        return np.arange(int(counts.sum()), dtype=np.int64) - starts
+
+    def coords(self) -> np.ndarray | None:
+        """Region top-left corners in level-0 pixels, ``(N, 2)`` int64, if known."""
+        return None
+
+    def __len__(self) -> int:
+        return self.num_regions
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}({self.location!r}, slides={self.num_slides}, '
+                f'regions={self.num_regions}, C={self.channels}, dtype={self.dtype})')
+
+
+class StoreWriter(ABC):
+    """Append whole slides to a store; :meth:`finalize` marks it complete.
+
+    Writers are resumable: slides already written and verified are listed by
+    :meth:`written_slides` and skipped by ingest tools. Until :meth:`finalize` writes the
+    manifest, readers refuse the store as incomplete.
+    """
+
+    @abstractmethod
+    def add_slide(self, slide_id: str, grids: np.ndarray,
+                  coords: np.ndarray | None = None) -> SlideRecord:
+        """Append one slide.
+
+        Args:
+            slide_id: Unique slide name.
+            grids: ``(n, C, G, G)`` float array (converted to the store's dtype).
+            coords: Optional ``(n, 2)`` integer region coordinates.
+        """
+
+    @abstractmethod
+    def written_slides(self) -> list[str]:
+        """Ids of slides committed so far (in order)."""
+
+    @abstractmethod
+    def finalize(self) -> None:
+        """Write the manifest last, making the store readable."""
+
+    def __enter__(self) -> 'StoreWriter':
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is None:
+            self.finalize()
+
+
+def check_grids(grids: np.ndarray, channels: int | None, source: str) -> np.ndarray:
+    """Validate one slide's grids before they are stored.
+
+    Args:
+        grids: Expected ``(n, C, G, G)`` with ``G = 16`` and finite values.
+        channels: Expected ``C``, or None to accept any.
+        source: Names the file/slide in error messages.
+
+    Returns:
+        ``grids`` unchanged.
+
+    Raises:
+        StoreError: naming ``source`` and what was expected.
+    """
+    if grids.ndim != 4 or grids.shape[2:] != (GRID_SIZE, GRID_SIZE):
+        raise StoreError(f'{source}: expected region grids of shape (n, C, {GRID_SIZE}, '
+                         f'{GRID_SIZE}), got {tuple(grids.shape)}')
+    if grids.shape[0] == 0:
+        raise StoreError(f'{source}: slide has no regions')
+    if channels is not None and grids.shape[1] != channels:
+        raise StoreError(f'{source}: expected C={channels} channels, got {grids.shape[1]}')
+    if not np.issubdtype(grids.dtype, np.floating):
+        raise StoreError(f'{source}: expected floating-point grids, got {grids.dtype}')
+    finite = np.isfinite(grids).reshape(grids.shape[0], -1).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise StoreError(f'{source}: {len(bad)} region(s) contain NaN/Inf values '
+                         f'(first region indices: {bad[:5].tolist()})')
+    return grids

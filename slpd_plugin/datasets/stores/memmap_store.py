@@ -1,0 +1,223 @@
+"""The embedded store: one memory-mapped array of all region grids in a folder.
+
+Layout of a store folder::
+
+    grids.bin      raw little-endian grids, (N, C, G, G), float16 (default) or float32
+    coords.bin     int64 (N, 2) region top-left corners, -1 where unknown
+    journal.jsonl  one line per committed slide (id, offset, count, sha256); resumable
+    manifest.json  written last: slides, counts, C, dtype, checksums, ``complete: true``
+
+No server, no pickle: the bytes are read through ``numpy.memmap``, opened lazily on the
+first read so the store is fork-safe in DataLoader workers.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .base import (GRID_SIZE, MANIFEST_VERSION, FeatureStore, SlideRecord, StoreError,
+                   StoreWriter, check_grids)
+
+FORMAT = 'slpd-memmap'
+GRIDS, COORDS, JOURNAL, MANIFEST = 'grids.bin', 'coords.bin', 'journal.jsonl', 'manifest.json'
+DTYPES = ('float16', 'float32')
+
+
+def _store_dtype(name: str) -> np.dtype:
+    if name not in DTYPES:
+        raise StoreError(f'store dtype must be one of {DTYPES}, got {name!r}')
+    return np.dtype(name).newbyteorder('<')
+
+
+def _write_json_atomic(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(path.suffix + '.tmp')
+    with open(tmp, 'w') as f:
+        json.dump(obj, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_manifest(path: str | os.PathLike) -> dict:
+    """Load and check a memmap store's manifest.
+
+    Raises:
+        StoreError: if the folder is missing, the store was never finalised (an
+            interrupted ingest), or the manifest is not a memmap store manifest.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise StoreError(f'feature store not found: {root} (expected a folder made by '
+                         f'tools/ingest.py or tools/make_synthetic.py)')
+    manifest = root / MANIFEST
+    if not manifest.is_file():
+        hint = ('an ingest into it was interrupted: re-run the same ingest command to '
+                'complete it') if (root / JOURNAL).exists() else 'no manifest.json'
+        raise StoreError(f'feature store {root} is incomplete: {hint}')
+    try:
+        meta = json.loads(manifest.read_text())
+    except json.JSONDecodeError as e:
+        raise StoreError(f'{manifest}: not valid JSON ({e})') from e
+    if meta.get('format') != FORMAT or not meta.get('complete'):
+        raise StoreError(f'{manifest}: not a complete {FORMAT} store manifest')
+    return meta
+
+
+class MemmapStore(FeatureStore):
+    """Read-only view of a memmap store folder.
+
+    Args:
+        path: The store folder.
+
+    Examples:
+        >>> store = MemmapStore('data/demo_store')        # doctest: +SKIP
+        >>> store.read([0, 5]).shape                      # doctest: +SKIP
+        (2, 384, 16, 16)
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.root = Path(path)
+        self.location = str(self.root)
+        meta = read_manifest(self.root)
+        self.channels = int(meta['channels'])
+        self.grid_size = int(meta.get('grid_size', GRID_SIZE))
+        self.dtype = _store_dtype(meta['dtype'])
+        self.slides = [SlideRecord(**s) for s in meta['slides']]
+        self.has_coords = bool(meta.get('has_coords', False))
+        self._shape = (self.num_regions, self.channels, self.grid_size, self.grid_size)
+        expected = int(np.prod(self._shape)) * self.dtype.itemsize
+        actual = (self.root / GRIDS).stat().st_size if (self.root / GRIDS).exists() else -1
+        if actual != expected:
+            raise StoreError(f'{self.root / GRIDS}: expected {expected} bytes for '
+                             f'{self._shape} {self.dtype}, found {actual} (truncated or '
+                             f'not this manifest\'s data)')
+        self._grids: np.memmap | None = None
+
+    def _map(self) -> np.memmap:
+        if self._grids is None:
+            self._grids = np.memmap(self.root / GRIDS, dtype=self.dtype, mode='r',
+                                    shape=self._shape)
+        return self._grids
+
+    def read(self, indices: Sequence[int]) -> np.ndarray:
+        return self._map()[np.asarray(indices, dtype=np.int64)]
+
+    def read_slide(self, slide: int) -> np.ndarray:
+        """All regions of slide ``slide`` (by position), ``(n, C, G, G)``."""
+        rec = self.slides[slide]
+        return np.asarray(self._map()[rec.offset:rec.offset + rec.count])
+
+    def coords(self) -> np.ndarray | None:
+        if not self.has_coords:
+            return None
+        return np.fromfile(self.root / COORDS, dtype='<i8').reshape(-1, 2)
+
+    def verify(self) -> list[str]:
+        """Re-hash every slide; returns the ids whose bytes do not match the manifest."""
+        return [rec.slide_id for i, rec in enumerate(self.slides)
+                if hashlib.sha256(self.read_slide(i).tobytes()).hexdigest() != rec.sha256]
+
+    def close(self) -> None:
+        self._grids = None
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state['_grids'] = None
+        return state
+
+
+class MemmapStoreWriter(StoreWriter):
+    """Append slides to a memmap store folder (created if missing), resumably.
+
+    Re-opening a folder whose ingest was interrupted keeps every slide committed to the
+    journal and drops the bytes of a slide that was half-written. Adding a slide to a
+    finalised store removes its manifest until :meth:`finalize` runs again.
+
+    Args:
+        path: The store folder.
+        channels: Expected ``C``; None takes it from the first slide (or the journal).
+        dtype: ``'float16'`` (default, half the bytes) or ``'float32'`` (exact).
+    """
+
+    def __init__(self, path: str | os.PathLike, channels: int | None = None,
+                 dtype: str = 'float16') -> None:
+        self.root = Path(path)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.dtype = _store_dtype(dtype)
+        self.channels = channels
+        self.records: list[SlideRecord] = []
+        self.has_coords = False
+        self._recover()
+
+    def _recover(self) -> None:
+        journal = self.root / JOURNAL
+        if journal.exists():
+            for line in journal.read_text().splitlines():
+                if not line.strip():
+                    continue
+                entry = json.loads(line)
+                if entry['dtype'] != self.dtype.name:
+                    raise StoreError(f'{self.root}: store holds {entry["dtype"]} grids, '
+                                     f'writer asked for {self.dtype.name}')
+                if self.channels not in (None, entry['channels']):
+                    raise StoreError(f'{self.root}: store holds C={entry["channels"]}, '
+                                     f'writer asked for C={self.channels}')
+                self.channels = entry['channels']
+                self.has_coords |= entry['has_coords']
+                self.records.append(SlideRecord(**entry['record']))
+        n = sum(r.count for r in self.records)
+        region_bytes = (self.channels or 0) * GRID_SIZE * GRID_SIZE * self.dtype.itemsize
+        for name, size in ((GRIDS, n * region_bytes), (COORDS, n * 16)):
+            with open(self.root / name, 'ab') as f:
+                f.truncate(size)  # drop a half-written slide's bytes
+
+    def written_slides(self) -> list[str]:
+        return [r.slide_id for r in self.records]
+
+    def add_slide(self, slide_id: str, grids: np.ndarray,
+                  coords: np.ndarray | None = None) -> SlideRecord:
+        source = f'slide {slide_id!r}'
+        if slide_id in set(self.written_slides()):
+            raise StoreError(f'{source}: duplicate slide id, already in {self.root}')
+        check_grids(np.asarray(grids), self.channels, source)
+        self.channels = int(grids.shape[1])
+        data = np.ascontiguousarray(grids, dtype=self.dtype)
+        if coords is not None:
+            coords = np.asarray(coords)
+            if coords.shape != (len(data), 2):
+                raise StoreError(f'{source}: expected coords of shape ({len(data)}, 2), '
+                                 f'got {coords.shape}')
+            self.has_coords = True
+        else:
+            coords = np.full((len(data), 2), -1)
+        (self.root / MANIFEST).unlink(missing_ok=True)
+        offset = sum(r.count for r in self.records)
+        record = SlideRecord(slide_id, offset, len(data), hashlib.sha256(data.tobytes()).hexdigest())
+        for name, arr in ((GRIDS, data), (COORDS, np.ascontiguousarray(coords, dtype='<i8'))):
+            with open(self.root / name, 'ab') as f:
+                f.write(arr.tobytes())
+                f.flush()
+                os.fsync(f.fileno())
+        with open(self.root / JOURNAL, 'a') as f:
+            f.write(json.dumps(dict(record=record.to_json(), channels=self.channels,
+                                    dtype=self.dtype.name,
+                                    has_coords=self.has_coords)) + '\n')
+            f.flush()
+            os.fsync(f.fileno())
+        self.records.append(record)
+        return record
+
+    def finalize(self) -> None:
+        if not self.records:
+            raise StoreError(f'{self.root}: refusing to finalise an empty store '
+                             f'(no slides were written)')
+        _write_json_atomic(self.root / MANIFEST, dict(
+            format=FORMAT, version=MANIFEST_VERSION, complete=True,
+            channels=self.channels, dtype=self.dtype.name, grid_size=GRID_SIZE,
+            num_regions=sum(r.count for r in self.records), has_coords=self.has_coords,
+            slides=[r.to_json() for r in self.records]))

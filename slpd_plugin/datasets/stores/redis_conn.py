@@ -1,0 +1,100 @@
+"""A fork-safe Redis connection with retries that end in a clear :class:`StoreError`.
+
+The client (and its connection pool) is created lazily, on the first request of each
+process: a DataLoader worker forked from the main process never reuses the parent's
+sockets, and pickling drops the client. A request that loses its connection is retried
+with exponential backoff; authentication and permission errors are not retried.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable, TypeVar
+
+import redis
+from redis.backoff import NoBackoff
+from redis.exceptions import (AuthenticationError, ConnectionError, NoPermissionError,
+                              RedisError, TimeoutError)
+from redis.retry import Retry
+
+from .base import StoreError
+from .redis_uri import RedisLocation
+
+T = TypeVar('T')
+MAX_BACKOFF_S = 2.0
+
+
+class RedisConnection:
+    """Lazily connected client for one :class:`RedisLocation`.
+
+    Args:
+        location: Server, credentials, retry settings.
+    """
+
+    def __init__(self, location: RedisLocation) -> None:
+        self.location = location
+        self._client: redis.Redis | None = None
+        self._pid: int | None = None
+
+    def client(self) -> redis.Redis:
+        """This process's client; created on first use and again after a fork."""
+        if self._client is None or self._pid != os.getpid():
+            self._client = redis.Redis(**self.location.client_kwargs(),
+                                       retry=Retry(NoBackoff(), 0))
+            self._pid = os.getpid()
+        return self._client
+
+    def call(self, what: str, request: Callable[[redis.Redis], T]) -> T:
+        """Run ``request(client)``, retrying it when the connection is lost.
+
+        Args:
+            what: Names the request in error messages (e.g. ``"read 128 regions"``).
+            request: Sends one request (a command or a whole pipeline) and returns the
+                reply. Must be safe to run again after a connection error.
+
+        Raises:
+            StoreError: naming ``host:port`` (never the password) when the server stays
+                unreachable, refuses the credentials or the command.
+        """
+        loc = self.location
+        error: Exception | None = None
+        for attempt in range(loc.retries + 1):
+            if attempt:
+                time.sleep(min(loc.backoff * 2 ** (attempt - 1), MAX_BACKOFF_S))
+            try:
+                return request(self.client())
+            except AuthenticationError as e:
+                raise StoreError(
+                    f'Redis at {loc.address}: authentication failed for user '
+                    f'{loc.username or "default"!r} ({self._message(e)}); check the password '
+                    f'(?password_env=VAR or SLPD_REDIS_PASSWORD)') from None
+            except (ConnectionError, TimeoutError) as e:
+                error = e
+                self._drop_connections()
+            except NoPermissionError as e:
+                raise StoreError(f'{loc}: {what}: permission denied ({self._message(e)}); '
+                                 f'a read-only user can read a store but not write one'
+                                 ) from None
+            except RedisError as e:
+                raise StoreError(f'{loc}: {what}: {type(e).__name__}: '
+                                 f'{self._message(e)}') from None
+        raise StoreError(f'cannot reach Redis at {loc.address} to {what} after '
+                         f'{loc.retries + 1} attempt(s): {type(error).__name__}: '
+                         f'{self._message(error)}') from None
+
+    def _message(self, error: Exception | None) -> str:
+        return self.location.redact(str(error))
+
+    def _drop_connections(self) -> None:
+        if self._client is not None and self._pid == os.getpid():
+            self._client.connection_pool.disconnect()
+
+    def close(self) -> None:
+        """Close this process's connections (a forked child only forgets the parent's)."""
+        if self._client is not None and self._pid == os.getpid():
+            self._client.close()
+        self._client = None
+        self._pid = None
+
+    def __getstate__(self) -> dict:
+        return dict(location=self.location, _client=None, _pid=None)

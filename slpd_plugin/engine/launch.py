@@ -1,0 +1,63 @@
+"""Turn a config file and command-line choices into a ready Runner."""
+from __future__ import annotations
+
+import os
+import os.path as osp
+
+import torch
+import torch.distributed as dist
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from slpd_plugin.registry import RUNNERS
+
+
+def init_cpu_distributed() -> None:
+    """Start a gloo process group from torchrun's environment (CPU-only DDP).
+
+    mmengine's ``launcher='pytorch'`` would call ``torch.cuda.set_device``; with a
+    process group already present, the Runner skips its own initialisation.
+    """
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo', init_method='env://')
+
+
+def prepare_config(config: str, work_dir: str | None = None, resume: str | None = None,
+                   amp: bool = False, cfg_options: dict | None = None,
+                   launcher: str = 'none') -> Config:
+    """Load ``config`` and apply ``tools/train.py``'s options.
+
+    Args:
+        config: Path of an mmengine config file.
+        work_dir: Output folder; default ``work_dirs/<config name>``.
+        resume: None, ``'auto'`` (latest checkpoint of ``work_dir``) or a checkpoint path.
+        amp: Use bf16 autocast in the optimizer wrapper.
+        cfg_options: Dotted-key overrides (``--cfg-options``).
+        launcher: ``'none'``, ``'pytorch'`` (torchrun) or ``'slurm'``.
+    """
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'config file not found: {config}')
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join(
+        'work_dirs', osp.splitext(osp.basename(config))[0])
+    if resume is not None:
+        cfg.resume = True
+        cfg.load_from = None if resume == 'auto' else resume
+    if amp:
+        cfg.optim_wrapper.autocast_dtype = 'bfloat16'
+    cfg.launcher = launcher
+    if launcher != 'none' and not torch.cuda.is_available():
+        init_cpu_distributed()
+        cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+        cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None)
+    os.makedirs(cfg.work_dir, exist_ok=True)
+    return cfg
+
+
+def build_runner(cfg: Config) -> Runner:
+    """Build the config's runner (``runner_type``, default mmengine's ``Runner``)."""
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)

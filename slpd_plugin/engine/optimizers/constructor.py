@@ -1,0 +1,57 @@
+"""Parameter groups as DINO makes them: no weight decay on biases and 1-d tensors."""
+from __future__ import annotations
+
+from mmengine.model import is_model_wrapper
+from mmengine.optim import OptimWrapper
+from torch import nn
+
+from slpd_plugin.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, OPTIMIZERS
+
+from .dino_optim_wrapper import LAST_LAYER
+
+
+def dino_param_groups(student: nn.Module, last_layer_key: str = 'head.projection.last_layer'
+                      ) -> list[dict]:
+    """Split trainable parameters into ``decay``, ``no_decay`` and ``last_layer`` groups.
+
+    ``no_decay`` holds biases and 1-d tensors (norms), with ``weight_decay=0``; the head's
+    last layer is a group of its own so the optimizer wrapper can freeze it early.
+    """
+    groups: dict[str, list[nn.Parameter]] = {'decay': [], 'no_decay': [], LAST_LAYER: []}
+    for name, p in student.named_parameters():
+        if not p.requires_grad:
+            continue
+        if name.startswith(last_layer_key):
+            groups[LAST_LAYER].append(p)
+        elif name.endswith('.bias') or p.ndim == 1:
+            groups['no_decay'].append(p)
+        else:
+            groups['decay'].append(p)
+    return [dict(name=k, params=v, **({'weight_decay': 0.0} if k == 'no_decay' else {}))
+            for k, v in groups.items() if v]
+
+
+@OPTIM_WRAPPER_CONSTRUCTORS.register_module()
+class SLPDOptimWrapperConstructor:
+    """Build the optimizer over the student only (the teacher is an EMA, never stepped).
+
+    Args:
+        optim_wrapper_cfg: ``dict(type=..., optimizer=dict(type='AdamW', ...), ...)``.
+        paramwise_cfg: Unused; accepted for mmengine compatibility.
+    """
+
+    def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: dict | None = None) -> None:
+        if paramwise_cfg:
+            raise ValueError('SLPDOptimWrapperConstructor builds DINO parameter groups '
+                             f'itself; paramwise_cfg is not supported (got {paramwise_cfg})')
+        self.optim_wrapper_cfg = dict(optim_wrapper_cfg)
+
+    def __call__(self, model: nn.Module) -> OptimWrapper:
+        if is_model_wrapper(model):
+            model = model.module
+        cfg = dict(self.optim_wrapper_cfg)
+        cfg.setdefault('type', 'DINOOptimWrapper')
+        optimizer_cfg = dict(cfg.pop('optimizer'))
+        optimizer_cfg['params'] = dino_param_groups(model.student)
+        optimizer = OPTIMIZERS.build(optimizer_cfg)
+        return OPTIM_WRAPPERS.build(cfg, default_args=dict(optimizer=optimizer))

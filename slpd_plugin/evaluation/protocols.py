@@ -1,0 +1,262 @@
+"""Slide-level KNN and linear-probe evaluation over HIPT's splits.
+
+Both protocols take the mean-pooled slide embedding, fit on the ``train`` part of each
+split, and score the ``test`` part (and, for reference, the ``val`` part):
+
+- ``knn``: HIPT's protocol: ``sklearn.neighbors.KNeighborsClassifier()`` with its
+  defaults (k=5, uniform weights, Euclidean distance) on the raw embeddings.
+- ``linear``: logistic regression on standardised embeddings
+  (``StandardScaler`` -> ``LogisticRegression(C, max_iter=1000)``). ``C`` is chosen per
+  split from :data:`DEFAULT_C_GRID` by the AUC on the ``val`` part (accuracy when that
+  AUC is undefined; ties go to the smaller C), then the model fit on ``train`` with that
+  C scores ``test``. A fixed ``C`` skips the search.
+
+The training part may be subsampled (see
+:func:`~slpd_plugin.evaluation.fractions.parse_fraction`), seeded per split.
+
+Letters: S = slides, D = embedding size, M = slides scored, K = classes.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from .embeddings import SlideEmbeddings
+from .fractions import TrainFraction, parse_fraction, subsample
+from .metrics import accuracy, auc_score, mean_std, missing_classes
+from .splits import Split
+
+__all__ = [
+    'DEFAULT_C_GRID',
+    'FoldResult',
+    'PROTOCOLS',
+    'ProtocolResult',
+    'evaluate_splits',
+    'make_knn',
+    'make_linear',
+]
+
+PROTOCOLS = ('knn', 'linear')
+DEFAULT_C_GRID: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+METRICS = ('test_auc', 'val_auc', 'test_acc', 'val_acc')
+
+
+def make_knn() -> KNeighborsClassifier:
+    """HIPT's KNN: scikit-learn's defaults (k=5, uniform weights, Euclidean)."""
+    return KNeighborsClassifier()
+
+
+def make_linear(C: float = 1.0, max_iter: int = 1000) -> Pipeline:
+    """Standardise, then multinomial logistic regression (lbfgs, L2).
+
+    Args:
+        C: Inverse regularisation strength. Defaults to 1.0.
+        max_iter: Solver iterations. Defaults to 1000.
+
+    Returns:
+        An unfitted scikit-learn pipeline.
+    """
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
+
+
+@dataclass
+class FoldResult:
+    """Metrics of one split (NaN where undefined).
+
+    Attributes:
+        fold: The split's ``k``.
+        n_train: Training slides used (after subsampling).
+        n_val: Validation slides scored.
+        n_test: Test slides scored.
+        test_auc: Test AUC.
+        test_acc: Test accuracy.
+        val_auc: Validation AUC.
+        val_acc: Validation accuracy.
+        C: The linear probe's C (None for KNN).
+        test_ids: Test slide ids, aligned with ``y_test`` and ``test_proba``.
+        y_test: Test labels, shape (M,).
+        test_proba: Test class probabilities, shape (M, K).
+    """
+
+    fold: int
+    n_train: int
+    n_val: int
+    n_test: int
+    test_auc: float
+    test_acc: float
+    val_auc: float
+    val_acc: float
+    C: float | None = None
+    test_ids: list[str] = field(default_factory=list, repr=False)
+    y_test: np.ndarray = field(default_factory=lambda: np.zeros(0, int), repr=False)
+    test_proba: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready metrics (no per-slide arrays); NaN becomes None."""
+        out: dict[str, object] = {'fold': self.fold, 'n_train': self.n_train,
+                                  'n_val': self.n_val, 'n_test': self.n_test}
+        for name in METRICS:
+            value = getattr(self, name)
+            out[name] = None if math.isnan(value) else value
+        if self.C is not None:
+            out['C'] = self.C
+        return out
+
+
+@dataclass
+class ProtocolResult:
+    """Per-split results of one protocol and their mean ± std.
+
+    Attributes:
+        protocol: ``'knn'`` or ``'linear'``.
+        fraction: The training fraction used.
+        seed: Seed of the subsampling.
+        class_names: Name of each class.
+        folds: One result per split.
+    """
+
+    protocol: str
+    fraction: TrainFraction
+    seed: int
+    class_names: list[str]
+    folds: list[FoldResult]
+
+    def summary(self) -> dict[str, dict[str, float | int]]:
+        """Mean ± std (ddof=1) over folds of each metric, NaN folds left out."""
+        return {m: mean_std([getattr(f, m) for f in self.folds]) for m in METRICS}
+
+    @property
+    def auc_undefined_folds(self) -> list[int]:
+        """Folds whose test AUC is undefined (a class absent from the test part)."""
+        return [f.fold for f in self.folds if math.isnan(f.test_auc)]
+
+
+def _predict(model: object, x: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions (M,) and class probabilities (M, K), K columns even if the model
+    saw fewer classes."""
+    if len(x) == 0:
+        return np.zeros(0, int), np.zeros((0, num_classes))
+    proba = np.zeros((len(x), num_classes))
+    proba[:, model.classes_] = model.predict_proba(x)  # type: ignore[attr-defined]
+    return model.predict(x), proba  # type: ignore[attr-defined]
+
+
+def _fit_linear(x_tr: np.ndarray, y_tr: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
+                num_classes: int, C: float | None,
+                C_grid: Sequence[float]) -> tuple[Pipeline, float]:
+    if C is not None:
+        return make_linear(C).fit(x_tr, y_tr), C
+    if len(y_val) == 0:
+        raise ValueError('choosing C needs a non-empty val part; pass a fixed C instead')
+    best: tuple[float, float, float] | None = None
+    best_model = None
+    for c in sorted(C_grid):
+        model = make_linear(c).fit(x_tr, y_tr)
+        pred, proba = _predict(model, x_val, num_classes)
+        auc = auc_score(y_val, proba)
+        score = (-math.inf if math.isnan(auc) else auc, accuracy(y_val, pred))
+        if best is None or score > best[:2]:  # strict: ties keep the smaller C
+            best, best_model = (*score, c), model
+    assert best is not None and best_model is not None
+    return best_model, best[2]
+
+
+def evaluate_splits(protocol: str,
+                    embeddings: SlideEmbeddings,
+                    labels: Mapping[str, int],
+                    splits: Sequence[Split],
+                    num_classes: int,
+                    class_names: Sequence[str] | None = None,
+                    fraction: TrainFraction | str | float = '1.0',
+                    seed: int = 0,
+                    C: float | None = None,
+                    C_grid: Sequence[float] = DEFAULT_C_GRID) -> ProtocolResult:
+    """Run ``knn`` or ``linear`` on every split.
+
+    Slides without a label or without an embedding are left out of each part (report
+    them beforehand with :func:`~slpd_plugin.evaluation.embeddings.report_missing`).
+    The training subsample of split ``k`` is drawn with
+    ``np.random.default_rng([seed, k])``, so it does not depend on the other splits.
+
+    Args:
+        protocol: ``'knn'`` or ``'linear'``.
+        embeddings: Mean-pooled slide embeddings.
+        labels: Slide id -> label in ``[0, num_classes)``.
+        splits: The splits.
+        num_classes: K.
+        class_names: Names for messages. Defaults to None (``'0'``, ``'1'``, ...).
+        fraction: Training fraction (see :func:`parse_fraction`). Defaults to ``'1.0'``.
+        seed: Seed of the training subsample. Defaults to 0.
+        C: Fixed C of the linear probe; None chooses it on val. Defaults to None.
+        C_grid: Candidates for C. Defaults to :data:`DEFAULT_C_GRID`.
+
+    Returns:
+        Per-split metrics and their summary.
+
+    Raises:
+        ValueError: On an unknown protocol, an empty test part, or a training part too
+            small for the classifier.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f'unknown protocol {protocol!r}; choose one of {PROTOCOLS}')
+    if not isinstance(fraction, TrainFraction):
+        fraction = parse_fraction(fraction)
+    names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
+    usable = [s for s in labels if s in embeddings]
+
+    results = []
+    for split in splits:
+        def ids_of(part: list[str]) -> list[str]:
+            return [s for s in part if s in labels and s in embeddings]
+
+        rng = np.random.default_rng([seed, split.fold])
+        train = subsample(ids_of(split.train), fraction.value, rng)
+        val, test = ids_of(split.val), ids_of(split.test)
+        if not test:
+            raise ValueError(f'split {split.fold}: no test slide has both a label and an '
+                             f'embedding ({len(usable)} usable slides in all)')
+        x_tr, y_tr = embeddings.take(train), np.array([labels[s] for s in train])
+        x_val, y_val = embeddings.take(val), np.array([labels[s] for s in val], dtype=int)
+        x_te, y_te = embeddings.take(test), np.array([labels[s] for s in test])
+
+        chosen_C = None
+        if protocol == 'knn':
+            knn = make_knn()
+            if len(train) < knn.n_neighbors:
+                raise ValueError(f'split {split.fold}: {len(train)} training slide(s), '
+                                 f'fewer than k={knn.n_neighbors} for KNN')
+            model: object = knn.fit(x_tr, y_tr)
+        else:
+            if len(set(y_tr.tolist())) < 2:
+                raise ValueError(f'split {split.fold}: the training part has one class '
+                                 'only; the linear probe needs two')
+            model, chosen_C = _fit_linear(x_tr, y_tr, x_val, y_val, num_classes, C, C_grid)
+
+        absent_train = missing_classes(y_tr, num_classes)
+        if absent_train:
+            warnings.warn(f'split {split.fold}: class(es) '
+                          f'{[names[c] for c in absent_train]} absent from the training '
+                          'part; they get probability 0', UserWarning, stacklevel=2)
+        pred_val, proba_val = _predict(model, x_val, num_classes)
+        pred_te, proba_te = _predict(model, x_te, num_classes)
+        test_auc = auc_score(y_te, proba_te)
+        if math.isnan(test_auc):
+            absent = [names[c] for c in missing_classes(y_te, num_classes)]
+            warnings.warn(f'split {split.fold}: class(es) {absent} absent from the test '
+                          'part; test AUC undefined (NaN), left out of the mean',
+                          UserWarning, stacklevel=2)
+        results.append(FoldResult(
+            fold=split.fold, n_train=len(train), n_val=len(val), n_test=len(test),
+            test_auc=test_auc, test_acc=accuracy(y_te, pred_te),
+            val_auc=auc_score(y_val, proba_val), val_acc=accuracy(y_val, pred_val),
+            C=chosen_C, test_ids=test, y_test=y_te, test_proba=proba_te))
+    return ProtocolResult(protocol, fraction, seed, names, results)
+

@@ -1,0 +1,4 @@
+"""Self-supervised algorithms (``BaseModel`` subclasses)."""
+from .slpd import SLPD
+
+__all__ = ['SLPD']

@@ -1,0 +1,148 @@
+"""SLPD: DINO self-distillation on region grids plus slide-level prototype distillation.
+
+Letters: ``B`` regions in the batch, ``V`` student views, ``Vg`` global views,
+``E`` backbone dim, ``Z`` bottleneck dim, ``P`` head output dim.
+
+Data path of one step (spec §3-§4)::
+
+    grids (B, C, 16, 16) --preprocessor--> Vg global + V-Vg local views
+    teacher(global views)  -> z_t (Vg*B, Z) -> logits_t (Vg, B, P)
+    student(all views)     ->                  logits_s (V, B, P)
+    loss_dino = DINOLoss(logits_t, logits_s)
+    + prototype heads (intra/inter), given the bank a PrototypeHook installed
+"""
+from __future__ import annotations
+
+import inspect
+
+import torch
+from mmengine.model import BaseModel
+from torch import Tensor, nn
+
+from slpd_plugin.registry import MODELS
+
+
+def _teacher_backbone_cfg(backbone: dict) -> dict:
+    """The student's backbone config without stochastic depth (if it has any)."""
+    cfg = dict(backbone)
+    backbone_cls = MODELS.get(cfg['type']) if isinstance(cfg['type'], str) else cfg['type']
+    if backbone_cls is not None and 'drop_path_rate' in inspect.signature(backbone_cls).parameters:
+        cfg['drop_path_rate'] = 0.0
+    return cfg
+
+
+def _split_by_size(views: list[Tensor]) -> list[list[Tensor]]:
+    """Group consecutive views of the same spatial size (one forward pass per group)."""
+    groups: list[list[Tensor]] = []
+    for v in views:
+        if groups and groups[-1][0].shape[-2:] == v.shape[-2:]:
+            groups[-1].append(v)
+        else:
+            groups.append([v])
+    return groups
+
+
+@MODELS.register_module()
+class SLPD(BaseModel):
+    """Slide-Level Prototypical Distillation (`SLPD, MICCAI 2023
+    <https://arxiv.org/abs/2307.10696>`_) on pre-extracted region feature grids.
+
+    With no prototype heads (or before a :class:`PrototypeHook` has built a bank) this is
+    exactly DINO-4K, HIPT's region-level pretraining. The teacher is built separately from
+    the same configs (no stochastic depth), starts as a copy of the student and receives
+    no gradients; :class:`TeacherEMAHook` updates it and :class:`TeacherTempHook` sets
+    :attr:`teacher_temp`.
+
+    Args:
+        backbone: Config of the region encoder, ``(B, C, H, W) -> (B, E)``; must expose
+            ``embed_dims``.
+        head: Config of a :class:`DINOHead`; ``in_channels`` defaults to the backbone's
+            ``embed_dims``.
+        loss: Config of the DINO loss. Defaults to ``dict(type='DINOLoss')``.
+        prototype_heads: Configs of prototype-distillation heads (SLPD's intra/inter
+            terms), each called with the step's outputs and the current bank.
+            Defaults to None (plain DINO).
+        data_preprocessor: Defaults to a :class:`GridMultiCropPreprocessor`.
+        init_cfg: mmengine init config.
+
+    Attributes:
+        teacher_temp: Teacher softmax temperature used by the losses (None: the loss's own).
+        bank: The current :class:`~slpd_plugin.prototypes.PrototypeBank` or None.
+    """
+
+    def __init__(self, backbone: dict, head: dict, loss: dict | None = None,
+                 prototype_heads: list[dict] | None = None,
+                 data_preprocessor: dict | None = None,
+                 init_cfg: dict | None = None) -> None:
+        # Built here from our registry (BaseModel would use mmengine's root registry when
+        # no default scope is set, e.g. outside a Runner).
+        super().__init__(data_preprocessor=MODELS.build(
+            data_preprocessor or dict(type='GridMultiCropPreprocessor')), init_cfg=init_cfg)
+        self.student = self._build_encoder(backbone, head)
+        self.teacher = self._build_encoder(_teacher_backbone_cfg(backbone), head)
+        self.teacher.load_state_dict(self.student.state_dict())
+        self.teacher.requires_grad_(False)
+        self.loss_module = MODELS.build(loss or dict(type='DINOLoss'))
+        self.prototype_heads = nn.ModuleList(
+            MODELS.build(dict(cfg, bottleneck_dims=self.student.head.bottleneck_dims,
+                              out_channels=self.student.head.out_channels))
+            for cfg in (prototype_heads or []))
+        self.teacher_temp: float | None = None
+        self.bank = None
+
+    @staticmethod
+    def _build_encoder(backbone: dict, head: dict) -> nn.ModuleDict:
+        net = MODELS.build(backbone)
+        dims = getattr(net, 'embed_dims', None)
+        if dims is None:
+            raise ValueError(f'backbone {type(net).__name__} must expose `embed_dims`')
+        head = dict(head)
+        if head.setdefault('in_channels', dims) != dims:
+            raise ValueError(f'head in_channels={head["in_channels"]} does not match the '
+                             f'backbone\'s embed_dims={dims}')
+        return nn.ModuleDict(dict(backbone=net, head=MODELS.build(head)))
+
+    def forward(self, inputs: Tensor | list[Tensor], data_samples: dict | None = None,
+                mode: str = 'tensor') -> dict[str, Tensor] | Tensor:
+        """``mode='loss'``: dict of losses for a list of views; ``mode='tensor'``: the
+        teacher backbone's embeddings ``(B, E)`` of a grid batch ``(B, C, H, W)``."""
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'tensor':
+            return self.embed(inputs)
+        raise RuntimeError(f'Invalid mode {mode!r}; SLPD supports "loss" and "tensor"')
+
+    @torch.no_grad()
+    def embed(self, grids: Tensor, encoder: str = 'teacher', output: str = 'cls') -> Tensor:
+        """Embed grids with the teacher (default) or student.
+
+        Args:
+            grids: ``(B, C, H, W)``.
+            encoder: ``'teacher'`` or ``'student'``.
+            output: ``'cls'`` for the backbone embedding ``(B, E)`` or ``'z'`` for the
+                normalised bottleneck ``(B, Z)``.
+        """
+        if encoder not in ('teacher', 'student') or output not in ('cls', 'z'):
+            raise ValueError(f'embed: encoder must be teacher/student and output cls/z, '
+                             f'got {encoder!r}, {output!r}')
+        net = getattr(self, encoder)
+        feats = net.backbone(grids)
+        return feats if output == 'cls' else net.head.bottleneck(feats)
+
+    def loss(self, inputs: list[Tensor], data_samples: dict | None) -> dict[str, Tensor]:
+        groups = _split_by_size(inputs)
+        num_global = len(groups[0])
+        with torch.no_grad():
+            t_z = self.teacher.head.bottleneck(self.teacher.backbone(torch.cat(groups[0])))
+            t_logits = self.teacher.head.last_layer(t_z).chunk(num_global)  # Vg x (B, P)
+        s_logits: list[Tensor] = []
+        for views in groups:
+            feats = self.student.backbone(torch.cat(views))
+            s_logits.extend(self.student.head(feats).chunk(len(views)))  # V x (B, P)
+        losses = dict(loss_dino=self.loss_module(list(t_logits), s_logits,
+                                                 teacher_temp=self.teacher_temp))
+        for head in self.prototype_heads:
+            losses.update(head.loss(student_logits=s_logits, teacher=self.teacher,
+                                    bank=self.bank, data_samples=data_samples,
+                                    teacher_temp=self.teacher_temp))
+        return losses

@@ -1,0 +1,5 @@
+"""Region encoders: ``(B, C, H, W)`` feature grids -> ``(B, E)`` embeddings."""
+from .pooled_mlp import PooledMLP
+from .vit4k import ARCHS, ViT4K
+
+__all__ = ['ARCHS', 'PooledMLP', 'ViT4K']

@@ -1,0 +1,39 @@
+"""A deliberately small backbone: mean-pooled grid features through an MLP.
+
+Useful as a fast baseline and to show that the SLPD head, losses and prototype hook take
+their dimensions from whatever backbone the config gives them.
+"""
+from __future__ import annotations
+
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+
+from slpd_plugin.registry import MODELS
+
+
+@MODELS.register_module()
+class PooledMLP(BaseModule):
+    """``mean over grid cells -> Linear -> GELU -> Linear``.
+
+    Args:
+        in_channels: ``C``. Defaults to 384.
+        embed_dims: Output dim ``E``. Defaults to 128.
+        hidden_dims: Hidden dim. Defaults to 256.
+
+    Shapes:
+        ``(B, C, H, W) -> (B, E)``.
+    """
+
+    def __init__(self, in_channels: int = 384, embed_dims: int = 128,
+                 hidden_dims: int = 256, init_cfg: dict | None = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.in_channels = in_channels
+        self.embed_dims = embed_dims
+        self.mlp = nn.Sequential(nn.Linear(in_channels, hidden_dims), nn.GELU(),
+                                 nn.Linear(hidden_dims, embed_dims))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'PooledMLP expects (B, {self.in_channels}, H, W), '
+                             f'got {tuple(x.shape)}')
+        return self.mlp(x.mean(dim=(2, 3)))

@@ -1,0 +1,136 @@
+"""ViT-4K: a vision transformer over a region's grid of patch features (HIPT's vit4k).
+
+Letters: ``B`` batch, ``C`` input channels (patch-feature dim), ``H x W`` grid
+(14x14 global crops, 6x6 local crops, 16x16 full regions), ``T = H*W + 1`` tokens,
+``E`` embedding dim.
+
+Parameter names follow HIPT's ``vit4k_xs`` (``phi.0``, ``cls_token``, ``pos_embed``,
+``blocks.i.attn.qkv``, ``blocks.i.mlp.fc1``, ``norm`` ...), so a HIPT ``vit4k_xs_dino.pth``
+teacher backbone loads with ``strict=True``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+
+from slpd_plugin.registry import MODELS
+
+from .vit_blocks import Block
+
+ARCHS = {
+    # HIPT's vit4k_xs.
+    'xs': dict(embed_dims=192, depth=6, num_heads=6),
+    's': dict(embed_dims=384, depth=6, num_heads=6),
+    'b': dict(embed_dims=768, depth=12, num_heads=12),
+}
+
+
+@MODELS.register_module()
+class ViT4K(BaseModule):
+    """Region-level ViT of HIPT: patch features -> one embedding per region.
+
+    Each grid cell (a 256-px patch feature of dim ``C``) is projected by
+    ``Linear(C -> E) -> GELU -> Dropout``, a CLS token is prepended, a learned
+    positional embedding for a 14x14 grid is added (bicubically interpolated to any other
+    grid size exactly as HIPT does), then pre-norm transformer blocks and a final
+    LayerNorm. The output is the CLS token.
+
+    Args:
+        arch: A preset name (``'xs'`` = HIPT's vit4k_xs, ``'s'``, ``'b'``) or a dict with
+            ``embed_dims``, ``depth``, ``num_heads``. Defaults to ``'xs'``.
+        in_channels: ``C``, the patch-feature dim. Defaults to 384 (HIPT ViT-256).
+        depth: Override the preset's number of blocks (e.g. a shallow CPU demo).
+            Defaults to None (the preset's).
+        pos_grid_size: Side of the grid the positional embedding is learned for.
+            Defaults to 14.
+        mlp_ratio: Hidden/embedding ratio of the MLPs. Defaults to 4.
+        phi_dropout: Dropout after the input projection. Defaults to 0.25 (HIPT).
+        drop_path_rate: Stochastic depth, linearly increasing over blocks.
+            Defaults to 0.1 (the student; build the teacher with 0).
+        attn_impl: ``'sdpa'`` (``F.scaled_dot_product_attention``) or ``'math'`` (explicit
+            softmax attention, the reference and benchmark baseline). Defaults to 'sdpa'.
+        init_cfg: mmengine init config, e.g. ``dict(type='Pretrained', checkpoint=...)``.
+
+    Shapes:
+        input ``(B, C, H, W)`` -> output ``(B, E)``.
+
+    Examples:
+        >>> model = ViT4K(arch='xs', in_channels=384)
+        >>> model(torch.randn(2, 384, 16, 16)).shape
+        torch.Size([2, 192])
+    """
+
+    def __init__(self, arch: str | dict = 'xs', in_channels: int = 384,
+                 depth: int | None = None, pos_grid_size: int = 14, mlp_ratio: float = 4.0,
+                 phi_dropout: float = 0.25, drop_path_rate: float = 0.1,
+                 attn_impl: str = 'sdpa', init_cfg: dict | None = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if isinstance(arch, str):
+            if arch not in ARCHS:
+                raise ValueError(f'Unknown ViT4K arch {arch!r}; choose one of '
+                                 f'{sorted(ARCHS)} or pass a dict')
+            arch = ARCHS[arch]
+        missing = {'embed_dims', 'depth', 'num_heads'} - set(arch)
+        if missing:
+            raise ValueError(f'ViT4K arch dict is missing {sorted(missing)}: got {arch}')
+        self.embed_dims = int(arch['embed_dims'])
+        self.in_channels = in_channels
+        self.pos_grid_size = pos_grid_size
+        depth = int(arch['depth'] if depth is None else depth)
+
+        self.phi = nn.Sequential(nn.Linear(in_channels, self.embed_dims), nn.GELU(),
+                                 nn.Dropout(phi_dropout))
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims))
+        self.pos_embed = nn.Parameter(torch.zeros(1, pos_grid_size**2 + 1, self.embed_dims))
+        rates = torch.linspace(0, drop_path_rate, depth).tolist()
+        self.blocks = nn.ModuleList(
+            Block(self.embed_dims, int(arch['num_heads']), mlp_ratio, drop_path=r,
+                  attn_impl=attn_impl) for r in rates)
+        self.norm = nn.LayerNorm(self.embed_dims, eps=1e-6)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        nn.init.trunc_normal_(self.cls_token, std=0.02)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def interpolate_pos_encoding(self, height: int, width: int) -> Tensor:
+        """Positional embedding for an ``height x width`` grid, ``(1, H*W + 1, E)``.
+
+        Bicubic interpolation with HIPT's ``scale_factor = (side + 0.1) / 14`` so that a
+        HIPT checkpoint reproduces HIPT's embeddings.
+        """
+        n = self.pos_grid_size
+        if height == n and width == n:
+            return self.pos_embed
+        cls_pos, grid_pos = self.pos_embed[:, :1], self.pos_embed[:, 1:]
+        grid_pos = grid_pos.reshape(1, n, n, -1).permute(0, 3, 1, 2)  # (1, E, n, n)
+        grid_pos = F.interpolate(grid_pos, mode='bicubic', align_corners=False,
+                                 scale_factor=((height + 0.1) / n, (width + 0.1) / n))
+        if grid_pos.shape[-2:] != (height, width):
+            raise RuntimeError(f'positional interpolation gave {tuple(grid_pos.shape[-2:])}'
+                               f' for a {height}x{width} grid')
+        grid_pos = grid_pos.permute(0, 2, 3, 1).reshape(1, height * width, -1)
+        return torch.cat([cls_pos, grid_pos], dim=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'ViT4K expects grids of shape (B, {self.in_channels}, H, W), '
+                             f'got {tuple(x.shape)}')
+        b, _, h, w = x.shape
+        tokens = self.phi(x.flatten(2).transpose(1, 2))  # (B, H*W, E), row-major cells
+        tokens = torch.cat([self.cls_token.expand(b, -1, -1), tokens], dim=1)
+        tokens = tokens + self.interpolate_pos_encoding(h, w)
+        for block in self.blocks:
+            tokens = block(tokens)
+        return self.norm(tokens)[:, 0]  # (B, E)
+

@@ -1,0 +1,98 @@
+"""Pre-norm transformer block with HIPT/DINO parameter names.
+
+Letters: ``B`` batch, ``T`` tokens, ``E`` embedding dim, ``h`` heads, ``d = E / h``.
+"""
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+ATTN_IMPLS = ('sdpa', 'math')
+
+
+def math_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    """Explicit ``softmax(q k^T / sqrt(d)) v`` on ``(B, h, T, d)`` tensors."""
+    attn = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+    return attn.softmax(dim=-1) @ v
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention (``qkv`` and ``proj`` linear layers, qkv with bias).
+
+    Args:
+        dim: ``E``.
+        num_heads: ``h``.
+        attn_impl: ``'sdpa'`` uses ``F.scaled_dot_product_attention`` (fused kernels);
+            ``'math'`` the explicit softmax reference.
+    """
+
+    def __init__(self, dim: int, num_heads: int, attn_impl: str = 'sdpa') -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f'embedding dim {dim} is not divisible by {num_heads} heads')
+        if attn_impl not in ATTN_IMPLS:
+            raise ValueError(f'attn_impl must be one of {ATTN_IMPLS}, got {attn_impl!r}')
+        self.num_heads = num_heads
+        self.attn_impl = attn_impl
+        self.qkv = nn.Linear(dim, dim * 3, bias=True)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, t, e = x.shape
+        qkv = self.qkv(x).reshape(b, t, 3, self.num_heads, e // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, h, T, d)
+        if self.attn_impl == 'sdpa':
+            out = F.scaled_dot_product_attention(q, k, v)
+        else:
+            out = math_attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(b, t, e))
+
+
+class Mlp(nn.Module):
+    """``fc1 -> GELU -> fc2``."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop the whole residual branch per sample with prob ``p``."""
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(1 - self.p)
+        return x * keep / (1 - self.p)
+
+
+class Block(nn.Module):
+    """``x + DropPath(Attn(LN(x)))`` then ``x + DropPath(MLP(LN(x)))``, LN eps 1e-6.
+
+    Shapes: ``(B, T, E) -> (B, T, E)``.
+    """
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0,
+                 drop_path: float = 0.0, attn_impl: str = 'sdpa') -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, num_heads, attn_impl)
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+__all__ = ['Attention', 'Block', 'DropPath', 'Mlp', 'math_attention']

@@ -1,0 +1,185 @@
+"""Building the prototype bank from region embeddings (SLPD spec §5).
+
+Shapes: N = regions, D = embedding dim, S = slides, C = slides clustered here,
+K = prototypes per slide, r = neighbour slides.
+
+Distributed use: each rank calls :func:`cluster_slides` on its share of the slides,
+the centroids, validity and inertia are all-gathered into slide order, and every rank
+calls :func:`finish_bank` on the same inputs, so every rank ends with the same bank.
+The torch backend seeds each slide by its id, so a slide's prototypes do not depend on
+which shard it is in; :func:`build_bank` is the single-process version of the same.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .bank import PrototypeBank
+from .faiss_backend import faiss_kmeans
+from .kmeans import batched_kmeans
+from .matching import match_prototypes
+from .neighbors import find_neighbors
+from .packing import pack_slides, slide_layout
+
+BACKENDS = ('torch', 'faiss')
+_CHUNK_BYTES = 256 * 2**20
+
+
+def _check_regions(embeddings: Tensor, slide_index: Tensor, num_slides: int) -> None:
+    if embeddings.dim() != 2 or slide_index.shape != embeddings.shape[:1]:
+        raise ValueError(f'embeddings must be (N, D) and slide_index (N,), got '
+                         f'{tuple(embeddings.shape)} and {tuple(slide_index.shape)}')
+    if len(slide_index) and not 0 <= int(slide_index.min()) <= int(slide_index.max()) \
+            < num_slides:
+        raise ValueError(f'slide_index must lie in [0, {num_slides}), got '
+                         f'[{int(slide_index.min())}, {int(slide_index.max())}]')
+
+
+def cluster_slides(embeddings: Tensor, slide_index: Tensor, num_slides: int,
+                   num_clusters: int, min_regions: int, slides: Tensor,
+                   backend: str = 'torch', iters: int = 10, restarts: int = 5,
+                   seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:
+    """k-means prototypes of the given slides (one rank's share of the work).
+
+    Embeddings are L2-normalised, every slide with at least ``min_regions`` regions is
+    clustered into ``num_clusters`` clusters, and its centroids are L2-normalised. All
+    slides are padded to the same length (the largest eligible slide of the whole
+    dataset), so that the result for a slide does not depend on the other slides in
+    ``slides``.
+
+    Args:
+        embeddings: Region embeddings with shape (N, D).
+        slide_index: Slide of each region, shape (N,), long in [0, S).
+        num_slides: Number of slides S.
+        num_clusters: Prototypes per slide K.
+        min_regions: Fewest regions a slide needs to get prototypes (>= 1). With fewer
+            than K regions, a slide's extra prototypes duplicate its regions.
+        slides: Slides to cluster, shape (C,), long.
+        backend: ``'torch'`` (batched, on the device of ``embeddings``) or ``'faiss'``
+            (one faiss k-means per slide, like the original). Defaults to ``'torch'``.
+        iters: Lloyd iterations. Defaults to 10.
+        restarts: k-means restarts per slide. Defaults to 5.
+        seed: Random seed. Defaults to 0.
+
+    Returns:
+        tuple[Tensor, Tensor, Tensor]: Prototypes (C, K, D), zeros for invalid slides;
+        validity (C,), bool; inertia (C,), NaN for invalid slides.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
+    if num_clusters < 1 or min_regions < 1:
+        raise ValueError(f'num_clusters and min_regions must be >= 1, got '
+                         f'{num_clusters} and {min_regions}')
+    _check_regions(embeddings, slide_index, num_slides)
+    device = embeddings.device
+    z = F.normalize(embeddings.float(), dim=-1)
+    slides = slides.to(device=device, dtype=torch.long)
+    layout = slide_layout(slide_index.to(device), num_slides)
+    eligible = layout.counts >= min_regions
+    valid = eligible[slides]
+    centroids = z.new_zeros(len(slides), num_clusters, z.shape[1])
+    inertia = z.new_full((len(slides),), float('nan'))
+    if not bool(valid.any()):
+        return centroids, valid, inertia
+    length = int(layout.counts[eligible].max())
+    todo = valid.nonzero().squeeze(1)
+    chunk = max(1, _CHUNK_BYTES // (4 * length * z.shape[1]))
+    for i in range(0, len(todo), chunk):
+        rows = todo[i:i + chunk]
+        points, mask, _ = pack_slides(z, layout, slides[rows], length)
+        if backend == 'torch':
+            result = batched_kmeans(points, mask, num_clusters, iters, restarts, seed,
+                                    slide_ids=slides[rows])
+        else:
+            result = faiss_kmeans(points, mask, num_clusters, iters, restarts, seed)
+        centroids[rows] = F.normalize(result.centroids, dim=-1)
+        inertia[rows] = result.inertia
+    return centroids, valid, inertia
+
+
+def finish_bank(embeddings: Tensor, slide_index: Tensor, centroids: Tensor, valid: Tensor,
+                inertia: Tensor, num_neighbors: int = 1, exact_max_slides: int = 20000,
+                shortlist: int = 64) -> PrototypeBank:
+    """Assignments, neighbours and matched prototypes from every slide's prototypes.
+
+    Args:
+        embeddings: Region embeddings with shape (N, D) (normalised here).
+        slide_index: Slide of each region, shape (N,), long in [0, S).
+        centroids: Prototypes of every slide with shape (S, K, D), L2-normalised.
+        valid: Whether each slide has prototypes, shape (S,), bool.
+        inertia: k-means inertia of each slide, shape (S,).
+        num_neighbors: Neighbour slides per slide r. Defaults to 1.
+        exact_max_slides: See :func:`~slpd_plugin.prototypes.neighbors.find_neighbors`.
+            Defaults to 20000.
+        shortlist: See :func:`~slpd_plugin.prototypes.neighbors.find_neighbors`.
+            Defaults to 64.
+
+    Returns:
+        PrototypeBank: The bank, on the device of ``centroids``.
+    """
+    num_slides, k, _ = centroids.shape
+    _check_regions(embeddings, slide_index, num_slides)
+    if valid.shape != (num_slides,) or inertia.shape != (num_slides,):
+        raise ValueError(f'valid and inertia must have shape ({num_slides},), got '
+                         f'{tuple(valid.shape)} and {tuple(inertia.shape)}')
+    device = centroids.device
+    slide_index = slide_index.to(device)
+    z = F.normalize(embeddings.to(device=device, dtype=centroids.dtype), dim=-1)
+    assignments = torch.full_like(slide_index, -1)
+    chunk = max(1, _CHUNK_BYTES // (4 * k * z.shape[1]))
+    for i in range(0, len(z), chunk):
+        slide = slide_index[i:i + chunk]
+        nearest = torch.einsum('nd,nkd->nk', z[i:i + chunk], centroids[slide]).argmax(-1)
+        assignments[i:i + chunk] = torch.where(valid[slide], nearest, -1)
+    assigned = assignments >= 0
+    cluster_sizes = torch.bincount(slide_index[assigned] * k + assignments[assigned],
+                                   minlength=num_slides * k).view(num_slides, k)
+    neighbors, similarity = find_neighbors(centroids, valid, num_neighbors,
+                                           exact_max_slides, shortlist)
+    return PrototypeBank(
+        centroids=centroids, valid=valid, assignments=assignments, neighbors=neighbors,
+        matched=match_prototypes(centroids, centroids, neighbors),
+        neighbor_similarity=similarity, inertia=inertia, cluster_sizes=cluster_sizes)
+
+
+def build_bank(embeddings: Tensor, slide_index: Tensor, num_clusters: int,
+               min_regions: int, num_neighbors: int = 1, backend: str = 'torch',
+               iters: int = 10, restarts: int = 5, seed: int = 0,
+               num_slides: int | None = None,
+               slide_subset: Tensor | None = None) -> PrototypeBank:
+    """The whole prototype refresh in one process: cluster, assign, find neighbours.
+
+    Equal to :func:`cluster_slides` over all slides followed by :func:`finish_bank`.
+    If no slide has enough regions, the bank has ``valid`` all False (the caller then
+    trains plain DINO).
+
+    Args:
+        embeddings: Region embeddings with shape (N, D).
+        slide_index: Slide of each region, shape (N,), long in [0, S).
+        num_clusters: Prototypes per slide K.
+        min_regions: Fewest regions a slide needs to get prototypes (>= 1).
+        num_neighbors: Neighbour slides per slide r. Defaults to 1.
+        backend: ``'torch'`` or ``'faiss'``. Defaults to ``'torch'``.
+        iters: Lloyd iterations. Defaults to 10.
+        restarts: k-means restarts per slide. Defaults to 5.
+        seed: Random seed. Defaults to 0.
+        num_slides: Number of slides S. Defaults to None (``slide_index.max() + 1``).
+        slide_subset: Slides allowed to have prototypes, shape (C,), long; the others
+            are invalid. Defaults to None (all slides).
+
+    Returns:
+        PrototypeBank: The bank, on the device of ``embeddings``.
+    """
+    if num_slides is None:
+        num_slides = int(slide_index.max()) + 1 if len(slide_index) else 0
+    slides = torch.arange(num_slides) if slide_subset is None else slide_subset
+    slides = slides.to(device=embeddings.device, dtype=torch.long)
+    part, part_valid, part_inertia = cluster_slides(
+        embeddings, slide_index, num_slides, num_clusters, min_regions, slides, backend,
+        iters, restarts, seed)
+    centroids = part.new_zeros(num_slides, num_clusters, embeddings.shape[1])
+    valid = torch.zeros(num_slides, dtype=torch.bool, device=embeddings.device)
+    inertia = part.new_full((num_slides,), float('nan'))
+    centroids[slides], valid[slides], inertia[slides] = part, part_valid, part_inertia
+    return finish_bank(embeddings, slide_index, centroids, valid, inertia, num_neighbors)

@@ -1,0 +1,229 @@
+"""Slide-level evaluation of region embeddings over HIPT's splits (KNN or linear probe).
+
+Writes, under --out: summary.csv (HIPT's layout), results.json (per-split metrics,
+mean ± std, counts of missing slides), predictions.csv (test probabilities) and ROC
+curves (roc_fold{k}.png, roc_mean.png). See docs/evaluation.md.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+try:
+    import slpd_plugin  # noqa: F401
+except ImportError:  # not installed: run from a checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from slpd_plugin.evaluation import (TASK_PRESETS, evaluate_splits, format_table,  # noqa: E402
+                                    load_labels, load_slide_embeddings, load_splits,
+                                    parse_fraction, parse_label_map, report_missing,
+                                    write_json, write_predictions, write_roc_plots,
+                                    write_summary_csv)
+from slpd_plugin.evaluation.embeddings import index_embedding_dir  # noqa: E402
+
+PROG = 'eval_slides.py'
+EXAMPLES = """\
+examples:
+  # HIPT's KNN on TCGA-BRCA, all training slides
+  python tools/eval_slides.py knn --task tcga_brca \\
+      --embeddings work_dirs/brca_emb --csv ../shared/data/hipt/tcga_brca_subset.csv \\
+      --splits ../shared/data/hipt/splits/10foldcv_subtype/tcga_brca --out results/knn_brca
+
+  # HIPT's "25%" KNN setting (which draws 10% of the training slides), and a true 25%
+  python tools/eval_slides.py knn --task tcga_lung --fraction hipt10 ...
+  python tools/eval_slides.py knn --task tcga_lung --fraction 0.25 ...
+
+  # linear probe with a fixed C instead of choosing C on the val part
+  python tools/eval_slides.py linear --task tcga_kidney --C 0.1 ...
+
+  # any CSV with a label column (classes numbered in sorted order, or given explicitly)
+  python tools/eval_slides.py knn --label-col label --label-map "neg:0,pos:1" \\
+      --embeddings emb/ --csv bench.csv --splits bench_splits/ --out results/bench
+"""
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 1."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    io = common.add_argument_group('inputs and output')
+    io.add_argument('--embeddings', required=True, type=Path, metavar='DIR',
+                    help='folder of {slide_id}.pt files, each a tensor (N, D) of region '
+                         'embeddings or a dict with key "features"; mean-pooled per slide')
+    io.add_argument('--csv', required=True, type=Path, metavar='FILE',
+                    help='dataset CSV with a slide_id column (".svs" optional) and a '
+                         'label column')
+    io.add_argument('--splits', required=True, type=Path, metavar='DIR',
+                    help='folder of HIPT split files splits_{k}.csv (train,val,test)')
+    io.add_argument('--out', required=True, type=Path, metavar='DIR',
+                    help='output folder (created; existing files are overwritten)')
+    lab = common.add_argument_group('labels')
+    lab.add_argument('--task', choices=sorted(TASK_PRESETS),
+                     help="HIPT's subtyping label map: tcga_brca IDC:0,ILC:1 (other codes "
+                          'dropped); tcga_lung LUAD:0,LUSC:1; tcga_kidney '
+                          'CCRCC:0,PRCC:1,CHRCC:2')
+    lab.add_argument('--label-col', default=None, metavar='COL',
+                     help='label column when --task is not given (default: oncotree_code)')
+    lab.add_argument('--label-map', default=None, metavar='MAP',
+                     help='"A:0,B:1", JSON \'{"A": 0, "B": 1}\' or "A,B"; rows with other '
+                          'values are dropped (default: every distinct value, sorted)')
+    lab.add_argument('--slide-col', default='slide_id', metavar='COL',
+                     help='slide id column (default: slide_id)')
+    run = common.add_argument_group('protocol')
+    run.add_argument('--fraction', default='1.0', metavar='F',
+                     help='share of each training part used: a number in (0, 1], or '
+                          "'hipt10' = HIPT's '25%%' setting, which draws 10%% of the "
+                          'training slides (default: 1.0)')
+    run.add_argument('--seed', type=int, default=0,
+                     help='seed of the training subsample; split k uses [seed, k] '
+                          '(default: 0)')
+    run.add_argument('--roc', choices=('all', 'mean', 'none'), default='all',
+                     help='ROC PNGs: per split and mean, mean only, or none (default: all)')
+
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest='protocol', required=True, metavar='{knn,linear}')
+    sub.add_parser('knn', parents=[common], epilog=EXAMPLES,
+                   formatter_class=argparse.RawDescriptionHelpFormatter,
+                   help="HIPT's protocol: sklearn KNeighborsClassifier() defaults (k=5)",
+                   description='KNN (scikit-learn defaults: k=5, uniform, Euclidean) on '
+                               'mean-pooled slide embeddings, fit on train, scored on '
+                               'test (and val).')
+    lin = sub.add_parser('linear', parents=[common], epilog=EXAMPLES,
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
+                         help='logistic-regression probe on standardised embeddings',
+                         description='StandardScaler + LogisticRegression(max_iter=1000) '
+                                     'on mean-pooled slide embeddings; C chosen per split '
+                                     'by val AUC unless --C is given.')
+    lin.add_argument('--C', type=float, default=None,
+                     help='fixed inverse regularisation strength (default: choose from '
+                          '1e-4..1e2 by val AUC per split)')
+    return parser
+
+
+class UsageError(CLIError):
+    """A bad argument: printed as one line, exit status 2."""
+
+
+def _bad(message: str) -> None:
+    raise UsageError(message)
+
+
+def validate(args: argparse.Namespace) -> None:
+    """Check the arguments before any work; raise UsageError on the first problem."""
+    if not args.embeddings.is_dir():
+        _bad(f'--embeddings: not a folder: {args.embeddings}')
+    if not any(args.embeddings.glob('*.pt')):
+        _bad(f'--embeddings: no .pt files in {args.embeddings}')
+    if not args.csv.is_file():
+        _bad(f'--csv: file not found: {args.csv}')
+    if not args.splits.is_dir():
+        _bad(f'--splits: not a folder: {args.splits}')
+    if not list(args.splits.glob('splits_*.csv')):
+        _bad(f'--splits: no splits_<k>.csv files in {args.splits}')
+    if args.out.exists() and not args.out.is_dir():
+        _bad(f'--out: exists and is not a folder: {args.out}')
+    if args.task and (args.label_map or args.label_col):
+        _bad('--task sets the label column and map; drop --label-col/--label-map '
+             'or drop --task')
+    try:
+        args.fraction = parse_fraction(args.fraction)
+        args.label_map = parse_label_map(args.label_map) if args.label_map else None
+    except ValueError as err:
+        _bad(str(err))
+    if getattr(args, 'C', None) is not None and not args.C > 0:
+        _bad(f'--C must be > 0, got {args.C}')
+
+
+def run(args: argparse.Namespace) -> int:
+    out = args.out
+    if args.task:
+        preset = TASK_PRESETS[args.task]
+        label_col, label_map = preset.label_col, dict(preset.label_map)
+    else:
+        label_col, label_map = args.label_col or 'oncotree_code', args.label_map
+    table = load_labels(args.csv, label_col, label_map, slide_col=args.slide_col)
+    if not table.labels:
+        raise CLIError(f'no row of {args.csv.name} has a value of the label map '
+                       f'{label_map} in column {label_col!r}')
+    if table.num_classes < 2:
+        raise CLIError(f'need at least two classes, got {table.class_names}')
+    splits = load_splits(args.splits)
+
+    in_splits = set().union(*(s.all_ids() for s in splits))
+    wanted = in_splits & set(table.labels)
+    unlabelled = in_splits - set(table.labels)
+    if not wanted:
+        raise CLIError(f'no slide of the splits in {args.splits} has a label in '
+                       f'{args.csv.name} (e.g. split id {sorted(in_splits)[0]!r}, label id '
+                       f'{sorted(table.labels)[0]!r})')
+    available = index_embedding_dir(args.embeddings)
+    if not wanted & set(available):
+        raise CLIError(f'no overlap between the {len(available)} embeddings in '
+                       f'{args.embeddings} and the {len(wanted)} labelled slides of the '
+                       f'splits (e.g. embedding {sorted(available)[0]!r}, split slide '
+                       f'{sorted(wanted)[0]!r})')
+    missing = report_missing(wanted, available, what='embeddings')
+    embeddings = load_slide_embeddings(args.embeddings, wanted)
+
+    result = evaluate_splits(args.protocol, embeddings, table.labels, splits,
+                             table.num_classes, table.class_names, args.fraction,
+                             seed=args.seed, C=getattr(args, 'C', None))
+
+    out.mkdir(parents=True, exist_ok=True)
+    extra = {
+        'task': args.task,
+        'csv': str(args.csv), 'splits': str(args.splits), 'embeddings': str(args.embeddings),
+        'label_col': label_col,
+        'label_map': {name: i for i, name in enumerate(table.class_names)},
+        'class_counts': table.class_counts(),
+        'num_labelled_slides': len(table.labels),
+        'num_labelled_in_splits': len(wanted),
+        'num_slides_evaluated': len(embeddings),
+        'embedding_dim': embeddings.dim,
+        'missing_embeddings': missing.as_dict(),
+        'unlabelled_split_ids': {'count': len(unlabelled), 'first': sorted(unlabelled)[:5]},
+    }
+    write_summary_csv(result, out / 'summary.csv')
+    write_json(result, out / 'results.json', extra)
+    write_predictions(result, out / 'predictions.csv')
+    pngs = [] if args.roc == 'none' else write_roc_plots(result, out, args.roc == 'all')
+
+    title = (f'{args.protocol} | task {args.task or label_col} | classes '
+             f'{table.class_names} | train fraction {args.fraction.spec} '
+             f'({args.fraction.description}) | {len(splits)} splits | '
+             f'{len(embeddings)}/{len(wanted)} labelled split slides with embeddings, '
+             f'{missing.count} missing')
+    print(format_table(result, title))
+    print(f'wrote {out}/summary.csv, results.json, predictions.csv and {len(pngs)} ROC PNG(s)')
+    return 0
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f'{PROG}: warning: {message}', file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    with warnings.catch_warnings():  # restores the warning printer on return
+        warnings.simplefilter('always', UserWarning)
+        warnings.showwarning = _show_warning
+        try:
+            validate(args)
+            return run(args)
+        except UsageError as err:
+            print(f'{PROG}: error: {err}', file=sys.stderr)
+            return 2
+        except (CLIError, ValueError, FileNotFoundError) as err:
+            print(f'{PROG}: error: {err}', file=sys.stderr)
+            return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

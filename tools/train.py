@@ -1,0 +1,53 @@
+"""Train SLPD / DINO-4K from a config.
+
+Examples:
+    python tools/train.py configs/demo_dino4k.py
+    python tools/train.py configs/demo_dino4k.py --work-dir work_dirs/demo --resume
+    python tools/train.py configs/slpd_lung.py --amp --cfg-options train_dataloader.batch_size=64
+    tools/dist_train.sh configs/slpd_lung.py 4          # torchrun, one process per GPU
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
+
+from mmengine.config import DictAction  # noqa: E402
+
+from slpd_plugin.engine.launch import build_runner, prepare_config  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', help='config file, e.g. configs/demo_dino4k.py')
+    parser.add_argument('--work-dir', help='where logs and checkpoints go '
+                        '(default: work_dirs/<config name>)')
+    parser.add_argument('--resume', nargs='?', const='auto', default=None,
+                        help='resume from the latest checkpoint of --work-dir, or from the '
+                        'given checkpoint of that work dir')
+    parser.add_argument('--amp', action='store_true',
+                        help='bf16 autocast (CPU or GPU; no loss scaling needed)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+                        help='override config values, e.g. model.backbone.arch=s')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
+                        help='job launcher (dist_train.sh sets pytorch)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = prepare_config(args.config, work_dir=args.work_dir, resume=args.resume,
+                         amp=args.amp, cfg_options=args.cfg_options, launcher=args.launcher)
+    build_runner(cfg).train()
+
+
+if __name__ == '__main__':
+    main()
