@@ -14,3 +14,9 @@ train_dataloader = dict(
                                              phenotypes_per_slide=(1, 2), seed=0)))
 train_cfg = dict(max_epochs=2)
 default_hooks = dict(logger=dict(interval=1))
+custom_hooks = [
+    dict(type='TeacherEMAHook', momentum=0.996, end_momentum=1.0),
+    dict(type='TeacherTempHook', temp=0.04, warmup_temp=0.02, warmup_epochs=1),
+    dict(type='WeightDecayLogHook'),
+    dict(type='StateConsistencyHook', interval=1, dump=True),
+]

@@ -27,4 +27,5 @@ custom_hooks = [
     dict(type='TeacherEMAHook', momentum=0.996, end_momentum=1.0),
     dict(type='TeacherTempHook', temp=0.04, warmup_temp=0.04, warmup_epochs=0),
     dict(type='WeightDecayLogHook'),
+    dict(type='StateConsistencyHook', interval=1),  # no-op without DDP
 ]

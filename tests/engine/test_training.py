@@ -1,0 +1,77 @@
+"""The real training tool, end to end: single process, resume, and 2-process gloo DDP."""
+import json
+import shutil
+
+import pytest
+
+from tests.utils import logged_scalars, run_train
+
+pytestmark = pytest.mark.slow
+SCHEDULES = ('lr', 'wd', 'teacher_momentum', 'teacher_temp')
+
+
+@pytest.fixture(scope='module')
+def baseline_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp('train')
+    work = root / 'work'
+    run_train(work, f'train_dataloader.dataset.store={root / "store"}')
+    return root, work
+
+
+def test_trains_logs_schedules_and_checkpoints(baseline_run):
+    root, work = baseline_run
+    assert (work / 'epoch_1.pth').is_file() and (work / 'epoch_2.pth').is_file()
+    rows = [r for r in logged_scalars(work) if 'loss' in r]
+    assert rows, 'no training iterations were logged'
+    for key in ('loss', 'loss_dino', *SCHEDULES):
+        assert all(key in r for r in rows), key
+    temps = [r['teacher_temp'] for r in rows]
+    assert temps[0] < temps[-1] == pytest.approx(0.04)  # warm-up 0.02 -> 0.04
+    moms = [r['teacher_momentum'] for r in rows]
+    assert moms == sorted(moms) and moms[0] >= 0.996
+    wds = [r['wd'] for r in rows]
+    assert wds == sorted(wds) and wds[0] >= 0.04
+    assert (root / 'store' / 'manifest.json').is_file()  # generated on first use
+    log = next(work.glob('*/*.log')).read_text()
+    assert 'Failed to search registry' not in log
+
+
+def test_resume_continues_at_the_right_iteration_with_same_schedules(baseline_run, tmp_path):
+    root, work = baseline_run
+    resumed = tmp_path / 'resumed'
+    resumed.mkdir()
+    shutil.copy(work / 'epoch_1.pth', resumed / 'epoch_1.pth')
+    run_train(resumed, f'train_dataloader.dataset.store={root / "store"}',
+              extra_args=('--resume', str(resumed / 'epoch_1.pth')))
+    full = {r['iter']: r for r in logged_scalars(work) if 'loss' in r}
+    after = {r['iter']: r for r in logged_scalars(resumed) if 'loss' in r}
+    iters_per_epoch = len(full) // 2
+    assert min(after) == iters_per_epoch + 1 and max(after) == max(full)
+    for it, row in after.items():
+        for key in SCHEDULES:
+            assert row[key] == pytest.approx(full[it][key], rel=1e-6), (it, key)
+    assert (resumed / 'epoch_2.pth').is_file()
+
+
+def test_resume_refuses_a_checkpoint_from_elsewhere(baseline_run, tmp_path):
+    root, work = baseline_run
+    proc = run_train(tmp_path / 'other', f'train_dataloader.dataset.store={root / "store"}',
+                     extra_args=('--resume', str(work / 'epoch_1.pth')), check=False)
+    assert proc.returncode != 0
+    assert 'is not in this run\'s work_dir' in proc.stderr
+
+
+def test_two_process_gloo_ddp_keeps_ranks_identical(tmp_path):
+    work = tmp_path / 'ddp'
+    proc = run_train(work, f'train_dataloader.dataset.store={tmp_path / "store"}', nproc=2)
+    assert 'state consistent across ranks' in proc.stdout + proc.stderr
+    ranks = [json.loads((work / 'consistency' / f'rank{r}.json').read_text()) for r in (0, 1)]
+    assert ranks[0]['epoch'] == ranks[1]['epoch'] == 2
+    prints0, prints1 = ranks[0]['fingerprints'], ranks[1]['fingerprints']
+    assert prints0 == prints1
+    assert any(k.startswith('student.') for k in prints0)
+    assert any(k.startswith('teacher.') for k in prints0)
+    assert 'loss_module.center' in prints0
+    # the teacher moved away from its initial copy of the student: training happened
+    assert any(prints0[k] != prints0['teacher.' + k[len('student.'):]]
+               for k in prints0 if k.startswith('student.backbone'))
