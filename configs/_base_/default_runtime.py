@@ -10,6 +10,13 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # DINO/SLPD hooks, named so that one value can be overridden by key, e.g.
+    # --cfg-options default_hooks.teacher_temp.warmup_epochs=30
+    teacher_ema=dict(type='TeacherEMAHook', momentum=0.996, end_momentum=1.0),
+    teacher_temp=dict(type='TeacherTempHook', temp=0.04, warmup_temp=0.04, warmup_epochs=0),
+    weight_decay_log=dict(type='WeightDecayLogHook'),
+    state_consistency=dict(type='StateConsistencyHook', interval=1),  # no-op without DDP
+    random_state=dict(type='RandomStateHook'),  # resumed runs repeat the same draws
 )
 
 env_cfg = dict(

@@ -30,6 +30,11 @@ class SLPDRunner(Runner):
 
     _own_checkpoint: str | None = None
 
+    @property
+    def resuming(self) -> bool:
+        """True while :meth:`resume` loads this run's own checkpoint."""
+        return self._own_checkpoint is not None
+
     def resume(self, filename: str, *args, **kwargs) -> None:
         if not os.path.isfile(filename):
             raise FileNotFoundError(f'resume: checkpoint not found: {filename}')

@@ -13,10 +13,7 @@ train_dataloader = dict(
                                              channels=32, num_phenotypes=4,
                                              phenotypes_per_slide=(1, 2), seed=0)))
 train_cfg = dict(max_epochs=2)
-default_hooks = dict(logger=dict(interval=1))
-custom_hooks = [
-    dict(type='TeacherEMAHook', momentum=0.996, end_momentum=1.0),
-    dict(type='TeacherTempHook', temp=0.04, warmup_temp=0.02, warmup_epochs=1),
-    dict(type='WeightDecayLogHook'),
-    dict(type='StateConsistencyHook', interval=1, dump=True),
-]
+default_hooks = dict(
+    logger=dict(interval=1),
+    teacher_temp=dict(warmup_temp=0.02, warmup_epochs=1),
+    state_consistency=dict(dump=True))

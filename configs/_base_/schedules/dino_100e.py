@@ -1,6 +1,7 @@
 # DINO/HIPT schedule (spec section 6): AdamW, lr 5e-4 x global_batch/256 with 10 warm-up
 # epochs then cosine to 1e-6, weight decay cosine 0.04 -> 0.4 (0 on biases and norms),
-# per-tensor gradient clipping 3.0, last layer frozen in epoch 0, teacher EMA 0.996 -> 1.
+# per-tensor gradient clipping 3.0, last layer frozen in epoch 0. (Teacher EMA
+# 0.996 -> 1 and the teacher temperature are hooks in default_runtime.py.)
 max_epochs = 100
 warmup_epochs = 10
 
@@ -22,10 +23,3 @@ param_scheduler = [
 ]
 auto_scale_lr = dict(base_batch_size=256, enable=True)
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
-
-custom_hooks = [
-    dict(type='TeacherEMAHook', momentum=0.996, end_momentum=1.0),
-    dict(type='TeacherTempHook', temp=0.04, warmup_temp=0.04, warmup_epochs=0),
-    dict(type='WeightDecayLogHook'),
-    dict(type='StateConsistencyHook', interval=1),  # no-op without DDP
-]

@@ -1,8 +1,10 @@
 """Hooks: teacher EMA and temperature, logging, consistency checks, prototypes."""
+from .prototype_hook import PrototypeHook
+from .random_state_hook import RandomStateHook
 from .state_consistency_hook import StateConsistencyHook
 from .teacher_ema_hook import TeacherEMAHook
 from .teacher_temp_hook import TeacherTempHook
 from .weight_decay_log_hook import WeightDecayLogHook
 
-__all__ = ['StateConsistencyHook', 'TeacherEMAHook', 'TeacherTempHook',
+__all__ = ['PrototypeHook', 'RandomStateHook', 'StateConsistencyHook', 'TeacherEMAHook', 'TeacherTempHook',
            'WeightDecayLogHook']

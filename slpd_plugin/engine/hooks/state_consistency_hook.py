@@ -27,8 +27,8 @@ def state_fingerprints(state: dict[str, torch.Tensor]) -> dict[str, int]:
 class StateConsistencyHook(Hook):
     """After every ``interval`` epochs, compare the model's state across ranks.
 
-    Every tensor of the model's ``state_dict`` (student, teacher, loss centres, ...) is
-    fingerprinted; min and max of each fingerprint are all-reduced (no pickled objects
+    Every tensor of the model's ``state_dict`` (student, teacher, loss centres) and of its
+    prototype bank (``bank.*``) is fingerprinted; min and max of each fingerprint are all-reduced (no pickled objects
     cross ranks). A mismatch raises ``RuntimeError`` naming the tensors. With ``dump``,
     each rank writes ``{work_dir}/consistency/rank{r}.json`` so runs can be audited.
 
@@ -46,7 +46,11 @@ class StateConsistencyHook(Hook):
     def after_train_epoch(self, runner) -> None:
         if not self.every_n_epochs(runner, self.interval):
             return
-        prints = state_fingerprints(unwrap(runner.model).state_dict())
+        model = unwrap(runner.model)
+        state = dict(model.state_dict())
+        if getattr(model, 'bank', None) is not None:
+            state.update({f'bank.{k}': v for k, v in model.bank.state_dict().items()})
+        prints = state_fingerprints(state)
         if self.dump:
             folder = os.path.join(runner.work_dir, 'consistency')
             os.makedirs(folder, exist_ok=True)

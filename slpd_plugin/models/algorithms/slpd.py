@@ -9,7 +9,8 @@ Data path of one step (spec §3-§4)::
     teacher(global views)  -> z_t (Vg*B, Z) -> logits_t (Vg, B, P)
     student(all views)     ->                  logits_s (V, B, P)
     loss_dino = DINOLoss(logits_t, logits_s)
-    + prototype heads (intra/inter), given the bank a PrototypeHook installed
+    + loss_intra / loss_inter from the prototype head, given the bank that
+      PrototypeHook installed at the start of the epoch
 """
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ class SLPD(BaseModel):
     """Slide-Level Prototypical Distillation (`SLPD, MICCAI 2023
     <https://arxiv.org/abs/2307.10696>`_) on pre-extracted region feature grids.
 
-    With no prototype heads (or before a :class:`PrototypeHook` has built a bank) this is
+    With no prototype head (or before a :class:`PrototypeHook` has built a bank) this is
     exactly DINO-4K, HIPT's region-level pretraining. The teacher is built separately from
     the same configs (no stochastic depth), starts as a copy of the student and receives
     no gradients; :class:`TeacherEMAHook` updates it and :class:`TeacherTempHook` sets
@@ -59,9 +60,9 @@ class SLPD(BaseModel):
         head: Config of a :class:`DINOHead`; ``in_channels`` defaults to the backbone's
             ``embed_dims``.
         loss: Config of the DINO loss. Defaults to ``dict(type='DINOLoss')``.
-        prototype_heads: Configs of prototype-distillation heads (SLPD's intra/inter
-            terms), each called with the step's outputs and the current bank.
-            Defaults to None (plain DINO).
+        prototype_head: Config of a :class:`PrototypeDistillHead` (SLPD's intra/inter
+            terms); its ``out_channels`` comes from the DINO head. Defaults to None
+            (plain DINO).
         data_preprocessor: Defaults to a :class:`GridMultiCropPreprocessor`.
         init_cfg: mmengine init config.
 
@@ -71,7 +72,7 @@ class SLPD(BaseModel):
     """
 
     def __init__(self, backbone: dict, head: dict, loss: dict | None = None,
-                 prototype_heads: list[dict] | None = None,
+                 prototype_head: dict | None = None,
                  data_preprocessor: dict | None = None,
                  init_cfg: dict | None = None) -> None:
         # Built here from our registry (BaseModel would use mmengine's root registry when
@@ -83,10 +84,8 @@ class SLPD(BaseModel):
         self.teacher.load_state_dict(self.student.state_dict())
         self.teacher.requires_grad_(False)
         self.loss_module = MODELS.build(loss or dict(type='DINOLoss'))
-        self.prototype_heads = nn.ModuleList(
-            MODELS.build(dict(cfg, bottleneck_dims=self.student.head.bottleneck_dims,
-                              out_channels=self.student.head.out_channels))
-            for cfg in (prototype_heads or []))
+        self.prototype_head = None if prototype_head is None else MODELS.build(
+            dict(prototype_head, out_channels=self.student.head.out_channels))
         self.teacher_temp: float | None = None
         self.bank = None
 
@@ -141,8 +140,7 @@ class SLPD(BaseModel):
             s_logits.extend(self.student.head(feats).chunk(len(views)))  # V x (B, P)
         losses = dict(loss_dino=self.loss_module(list(t_logits), s_logits,
                                                  teacher_temp=self.teacher_temp))
-        for head in self.prototype_heads:
-            losses.update(head.loss(student_logits=s_logits, teacher=self.teacher,
-                                    bank=self.bank, data_samples=data_samples,
-                                    teacher_temp=self.teacher_temp))
+        if self.prototype_head is not None:
+            losses.update(self.prototype_head.loss(
+                s_logits, self.teacher, self.bank, data_samples, self.teacher_temp))
         return losses

@@ -1,4 +1,5 @@
-"""Heads: projection heads and the SLPD prototype-distillation heads."""
+"""Heads: the DINO projection head and SLPD's prototype-distillation head."""
 from .dino_head import DINOHead
+from .prototype_head import PrototypeDistillHead
 
-__all__ = ['DINOHead']
+__all__ = ['DINOHead', 'PrototypeDistillHead']

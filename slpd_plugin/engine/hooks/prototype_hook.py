@@ -1,0 +1,162 @@
+"""Refresh SLPD's prototype bank at the start of every epoch after warm-up (spec §5).
+
+Per refresh, on ``W`` ranks (world size, all nodes):
+
+1. every rank embeds its contiguous shard of the ``N`` regions with the teacher (eval
+   mode, centre 14x14 view) and the shards are all-gathered: every rank holds (N, D);
+2. the ``S`` slides are split into ``W`` shards; each rank clusters its shard
+   (``cluster_slides``), and the prototypes are all-gathered: (S, K, D) everywhere;
+3. every rank runs the same deterministic ``finish_bank`` (assignments, neighbours,
+   matched prototypes) on the same inputs, so the bank is identical on all ranks.
+
+The bank is saved in checkpoints and restored on resume.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from mmengine.dist import all_gather, get_dist_info
+from mmengine.hooks import Hook
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+from slpd_plugin.prototypes import PrototypeBank, cluster_slides, finish_bank
+from slpd_plugin.registry import HOOKS
+
+from ...models.data_preprocessors import center_crop
+from .teacher_ema_hook import unwrap
+
+CKPT_KEY = 'prototype_bank'
+
+
+def gather_rows(local: torch.Tensor) -> torch.Tensor:
+    """Concatenate, in rank order, row blocks of possibly different lengths."""
+    if get_dist_info()[1] == 1:
+        return local
+    sizes = [int(n) for n in all_gather(torch.tensor([len(local)], device=local.device))]
+    padded = local.new_zeros((max(sizes),) + tuple(local.shape[1:]))
+    padded[:len(local)] = local
+    return torch.cat([block[:n] for block, n in zip(all_gather(padded), sizes)])
+
+
+@HOOKS.register_module()
+class PrototypeHook(Hook):
+    """Build the prototype bank the SLPD prototype head distils towards.
+
+    Args:
+        num_clusters: Prototypes per slide ``K``. Defaults to 4 (NSCLC).
+        min_regions: Fewest regions a slide needs to get prototypes. Defaults to 32.
+        num_neighbors: Neighbour slides per slide ``r``. Defaults to 1.
+        warm_epochs: Epochs of plain DINO before the first refresh; the first refresh is
+            at the start of 0-based epoch ``warm_epochs`` (the original starts one epoch
+            later, at index ``warm_epochs + 1``). Defaults to 20.
+        embedding: ``'z'`` (normalised head bottleneck) or ``'cls'`` (backbone output).
+            Defaults to 'z'.
+        backend: k-means backend, ``'torch'`` (batched) or ``'faiss'``. Defaults to 'torch'.
+        iters: k-means iterations. Defaults to 10.
+        restarts: k-means restarts. Defaults to 5.
+        seed: k-means seed. Defaults to 0.
+        crop: Side of the centre crop the teacher embeds. Defaults to 14.
+        batch_size: Regions per forward pass of the embedding pass. Defaults to 256.
+        num_workers: DataLoader workers of the embedding pass. Defaults to 2.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self, num_clusters: int = 4, min_regions: int = 32, num_neighbors: int = 1,
+                 warm_epochs: int = 20, embedding: str = 'z', backend: str = 'torch',
+                 iters: int = 10, restarts: int = 5, seed: int = 0, crop: int = 14,
+                 batch_size: int = 256, num_workers: int = 2) -> None:
+        if embedding not in ('z', 'cls'):
+            raise ValueError(f"embedding must be 'z' or 'cls', got {embedding!r}")
+        if num_clusters < 1 or min_regions < 1 or num_neighbors < 1 or warm_epochs < 0:
+            raise ValueError('need num_clusters, min_regions, num_neighbors >= 1 and '
+                             f'warm_epochs >= 0, got {num_clusters}, {min_regions}, '
+                             f'{num_neighbors}, {warm_epochs}')
+        self.num_clusters, self.min_regions = num_clusters, min_regions
+        self.num_neighbors, self.warm_epochs = num_neighbors, warm_epochs
+        self.embedding, self.crop = embedding, crop
+        self.kmeans = dict(backend=backend, iters=iters, restarts=restarts, seed=seed)
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.bank_epoch: int | None = None
+        self._warned_empty = False
+
+    def before_train_epoch(self, runner) -> None:
+        if runner.epoch < self.warm_epochs:
+            unwrap(runner.model).bank = None  # e.g. a bank that came with load_from
+        elif self.bank_epoch != runner.epoch:  # not resumed mid-epoch with its bank
+            self.refresh(runner)
+
+    @torch.no_grad()
+    def embed_all(self, runner) -> torch.Tensor:
+        """Teacher embeddings of every region, (N, D), identical on every rank."""
+        model = unwrap(runner.model)
+        dataset = runner.train_dataloader.dataset
+        rank, world = get_dist_info()
+        shard = np.array_split(np.arange(len(dataset)), world)[rank]
+        loader = DataLoader(Subset(dataset, shard.tolist()), batch_size=self.batch_size,
+                            num_workers=self.num_workers, shuffle=False)
+        device = next(model.parameters()).device
+        was_training = model.teacher.training
+        model.teacher.eval()
+        chunks = []
+        for batch in tqdm(loader, desc='prototype refresh: embedding', disable=rank != 0,
+                          unit='batch', mininterval=5):
+            grids = center_crop(batch['inputs'].to(device).float(), self.crop)
+            chunks.append(model.embed(grids, encoder='teacher', output=self.embedding))
+        model.teacher.train(was_training)
+        local = torch.cat(chunks) if chunks else torch.zeros(0, 1, device=device)
+        return gather_rows(local.float())
+
+    def refresh(self, runner) -> None:
+        model = unwrap(runner.model)
+        dataset = runner.train_dataloader.dataset
+        embeddings = self.embed_all(runner)
+        slide_index = torch.as_tensor(dataset.slide_index, device=embeddings.device)
+        num_slides = dataset.num_slides
+        rank, world = get_dist_info()
+        my_slides = torch.as_tensor(np.array_split(np.arange(num_slides), world)[rank],
+                                    device=embeddings.device)
+        centroids, valid, inertia = cluster_slides(
+            embeddings, slide_index, num_slides, self.num_clusters, self.min_regions,
+            slides=my_slides, **self.kmeans)
+        centroids, inertia = gather_rows(centroids), gather_rows(inertia)
+        valid = gather_rows(valid.to(torch.uint8)).bool()
+        bank = finish_bank(embeddings, slide_index, centroids, valid, inertia,
+                           num_neighbors=self.num_neighbors)
+        self.install(runner, bank if bool(bank.valid.any()) else None)
+        self.bank_epoch = runner.epoch
+        if model.bank is None:
+            return
+        stats = bank.summary()
+        runner.logger.info('prototype bank: ' + ', '.join(f'{k}={v:.4g}'
+                                                          for k, v in stats.items()))
+        runner.visualizer.add_scalars({f'prototypes/{k}': v for k, v in stats.items()},
+                                      step=runner.iter)
+
+    def install(self, runner, bank: PrototypeBank | None) -> None:
+        model = unwrap(runner.model)
+        if bank is None and not self._warned_empty:
+            runner.logger.warning(
+                f'no slide has >= {self.min_regions} regions (min_regions): no prototypes, '
+                'training continues as plain DINO')
+            self._warned_empty = True
+        device = next(model.parameters()).device
+        model.bank = None if bank is None else bank.to(device)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        bank = unwrap(runner.model).bank
+        if bank is not None:
+            state = {k: v.cpu() for k, v in bank.state_dict().items()}
+            checkpoint[CKPT_KEY] = dict(state, epoch=torch.tensor(self.bank_epoch))
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        state = dict(checkpoint.get(CKPT_KEY, {}))
+        if not state:
+            return
+        epoch = int(state.pop('epoch'))
+        self.install(runner, PrototypeBank.from_state_dict(state))
+        # A checkpoint written mid-epoch resumes inside the epoch its bank was built for.
+        meta = checkpoint.get('meta', {})
+        resumes_mid_epoch = meta.get('iter', 0) % max(len(runner.train_dataloader), 1) != 0
+        self.bank_epoch = epoch if resumes_mid_epoch else None

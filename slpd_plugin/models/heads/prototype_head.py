@@ -1,0 +1,113 @@
+"""SLPD's intra- and inter-slide prototype distillation (spec sections 4.2-4.3).
+
+Letters: ``B`` regions, ``V`` student views, ``K`` prototypes per slide, ``r`` neighbour
+slides, ``Z`` bottleneck dim, ``P`` head output dim.
+"""
+from __future__ import annotations
+
+import torch
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+
+from slpd_plugin.registry import MODELS
+
+from ..losses import prototype_cross_entropy, update_center
+
+LOSS_TYPES = ('intra', 'inter', 'intra_inter')
+
+
+@MODELS.register_module()
+class PrototypeDistillHead(BaseModule):
+    """Turn the student's logits and the prototype bank into SLPD's prototype losses.
+
+    For a region of slide ``s`` assigned to prototype ``k``:
+
+    - intra: target ``last_layer_teacher(c[s, k])``;
+    - inter: target ``last_layer_teacher(c[n, m])`` for each neighbour slide ``n`` of
+      ``s`` and the prototype ``m`` of ``n`` nearest to ``c[s, k]``, averaged over the
+      ``r`` neighbours.
+
+    Each target is centred by its own EMA centre (``center_intra``, ``center_inter``,
+    averaged over all ranks) and sharpened by the teacher temperature; the loss is the
+    cross-entropy to each student view's softmax, averaged over views and over regions
+    of slides with prototypes. Regions of slides without prototypes contribute nothing.
+    Collectives run on every rank every step, whatever the rank's batch holds.
+
+    Args:
+        out_channels: ``P`` (set by :class:`SLPD` from its DINO head).
+        loss_type: ``'intra'``, ``'inter'`` or ``'intra_inter'``. Defaults to
+            'intra_inter'.
+        intra_weight: Weight of the intra-slide loss. Defaults to 1.0.
+        inter_weight: Weight of the inter-slide loss. Defaults to 1.0.
+        student_temp: Student temperature. Defaults to 0.1.
+        teacher_temp: Target temperature when the model has none set. Defaults to 0.04.
+        center_momentum: EMA momentum of the centres. Defaults to 0.9.
+        skip_first_student_view: Reproduce the original code's loop, which leaves out
+            student view 0. Defaults to False.
+    """
+
+    def __init__(self, out_channels: int, loss_type: str = 'intra_inter',
+                 intra_weight: float = 1.0, inter_weight: float = 1.0,
+                 student_temp: float = 0.1, teacher_temp: float = 0.04,
+                 center_momentum: float = 0.9, skip_first_student_view: bool = False,
+                 init_cfg: dict | None = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if loss_type not in LOSS_TYPES:
+            raise ValueError(f'loss_type must be one of {LOSS_TYPES}, got {loss_type!r}')
+        self.terms = {'intra': intra_weight, 'inter': inter_weight}
+        self.terms = {t: w for t, w in self.terms.items() if t in loss_type.split('_')}
+        self.student_temp = student_temp
+        self.teacher_temp = teacher_temp
+        self.center_momentum = center_momentum
+        self.skip_first_student_view = skip_first_student_view
+        for term in self.terms:
+            self.register_buffer(f'center_{term}', torch.zeros(1, out_channels))
+
+    def targets(self, bank, data_samples: dict) -> dict[str, tuple[list[Tensor], list[Tensor]]]:
+        """Prototype vectors and validity per term: ``term -> ([(B, Z)], [(B,)])``."""
+        slide = data_samples['slide_index']
+        assign = bank.assignments[data_samples['index']]
+        has_proto = bank.valid[slide] & (assign >= 0)
+        k = assign.clamp_min(0)
+        out = {}
+        if 'intra' in self.terms:
+            out['intra'] = ([bank.centroids[slide, k]], [has_proto])
+        if 'inter' in self.terms:
+            protos, valids = [], []
+            for j in range(bank.neighbors.shape[1]):
+                nb = bank.neighbors[slide, j]
+                match = bank.matched[slide, k, j]
+                ok = has_proto & (nb >= 0) & (match >= 0)
+                protos.append(bank.centroids[nb.clamp_min(0), match.clamp_min(0)])
+                valids.append(ok)
+            out['inter'] = (protos, valids)
+        return out
+
+    def loss(self, student_logits: list[Tensor], teacher: nn.Module, bank,
+             data_samples: dict, teacher_temp: float | None = None) -> dict[str, Tensor]:
+        """Losses ``loss_intra`` / ``loss_inter`` (weighted) for one step.
+
+        Args:
+            student_logits: V tensors (B, P), global views first.
+            teacher: The teacher encoder (``teacher.head.last_layer`` maps prototypes).
+            bank: The current prototype bank, or None before the first refresh.
+            data_samples: Batch metadata with ``index`` and ``slide_index`` (B,).
+            teacher_temp: Target temperature; None uses this head's default.
+        """
+        if bank is None:
+            return {}
+        temp = self.teacher_temp if teacher_temp is None else teacher_temp
+        losses = {}
+        for term, (protos, valids) in self.targets(bank, data_samples).items():
+            center = getattr(self, f'center_{term}')
+            terms, new_centers = [], []
+            for proto, valid in zip(protos, valids):
+                with torch.no_grad():
+                    target = teacher.head.last_layer(proto)
+                terms.append(prototype_cross_entropy(
+                    target, valid, student_logits, center, temp, self.student_temp,
+                    self.skip_first_student_view))
+                new_centers.append(update_center(center, target, valid, self.center_momentum))
+            center.copy_(torch.stack(new_centers).mean(0))
+            losses[f'loss_{term}'] = self.terms[term] * torch.stack(terms).mean()
+        return losses
