@@ -75,3 +75,29 @@ def test_two_process_gloo_ddp_keeps_ranks_identical(tmp_path):
     # the teacher moved away from its initial copy of the student: training happened
     assert any(prints0[k] != prints0['teacher.' + k[len('student.'):]]
                for k in prints0 if k.startswith('student.backbone'))
+
+
+def load_own_checkpoint(path):
+    import torch
+    return torch.load(path, map_location='cpu', weights_only=False)  # written by this test
+
+
+def test_cfg_options_change_the_backbone_preset(tmp_path):
+    work = tmp_path / 'work'
+    run_train(work, f'train_dataloader.dataset.store={tmp_path / "store"}',
+              'model.backbone.arch=s', 'train_cfg.max_epochs=1')
+    state = load_own_checkpoint(work / 'epoch_1.pth')['state_dict']
+    assert state['student.backbone.pos_embed'].shape[-1] == 384  # preset 's'
+    assert state['student.head.projection.layers.0.weight'].shape[1] == 384
+
+
+def test_swapped_backbone_trains_slpd_by_config_alone(tmp_path):
+    from tests.utils import ROOT
+    work = tmp_path / 'work'
+    run_train(work, f'train_dataloader.dataset.store={tmp_path / "store"}',
+              config=ROOT / 'tests' / 'configs' / 'tiny_slpd_pooled_mlp.py')
+    state = load_own_checkpoint(work / 'epoch_2.pth')
+    assert state['state_dict']['student.backbone.mlp.2.weight'].shape == (24, 48)
+    assert 'prototype_bank' in state
+    rows = [r for r in logged_scalars(work) if 'loss_intra' in r]
+    assert rows and all(r['loss_intra'] > 0 for r in rows)
