@@ -1,65 +1,71 @@
-"""A Runner whose resume works on torch >= 2.6 without disabling weights-only loading.
+"""A Runner whose checkpoints load weights-only and are written atomically.
 
-Compat shim (2026-11, mmengine 0.10.7): mmengine loads checkpoints with a bare
-``torch.load``; since torch 2.6 that means ``weights_only=True``, which refuses the
-runner's own checkpoints (their message-hub state holds ``HistoryBuffer`` and numpy
-objects). Only the resume of a checkpoint inside this run's ``work_dir`` -- a file this
-runner wrote -- is loaded with ``weights_only=False``. Every other checkpoint
-(``load_from``, HIPT weights, ``init_cfg``) still loads weights-only.
+Compat shim (2026-11, mmengine 0.10.7): mmengine saves ``HistoryBuffer`` objects and
+numpy scalars in every checkpoint and loads with a bare ``torch.load``. Since torch 2.6
+that means ``weights_only=True``, which refuses mmengine's own checkpoints on resume;
+the usual workaround (``weights_only=False``) unpickles arbitrary objects. Instead,
+:class:`WeightsOnlyCheckpointHook` stores those parts as tensors and plain values, and
+this runner loads every local checkpoint -- resume, ``load_from``, HIPT weights -- with
+``weights_only=True`` explicitly, whatever the torch version's default.
 """
 from __future__ import annotations
 
 import os
+import os.path as osp
 from typing import Callable
 
 import torch
+from mmengine.dist import master_only
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
 from slpd_plugin.registry import RUNNERS
 
-
-def _inside(path: str, folder: str) -> bool:
-    path, folder = os.path.realpath(path), os.path.realpath(folder)
-    return os.path.commonpath([path, folder]) == folder
+from .hooks.weights_only_checkpoint_hook import WeightsOnlyCheckpointHook
 
 
 @RUNNERS.register_module()
 class SLPDRunner(Runner):
-    """:class:`mmengine.runner.Runner` with a safe, working ``resume``."""
+    """:class:`mmengine.runner.Runner` with weights-only loading and atomic saving."""
 
-    _own_checkpoint: str | None = None
+    resuming = False
 
-    @property
-    def resuming(self) -> bool:
-        """True while :meth:`resume` loads this run's own checkpoint."""
-        return self._own_checkpoint is not None
+    def register_hooks(self, default_hooks=None, custom_hooks=None) -> None:
+        super().register_hooks(default_hooks, custom_hooks)
+        self.register_hook(WeightsOnlyCheckpointHook())
 
     def resume(self, filename: str, *args, **kwargs) -> None:
-        if not os.path.isfile(filename):
+        if not osp.isfile(filename):
             raise FileNotFoundError(f'resume: checkpoint not found: {filename}')
-        if not _inside(filename, self.work_dir):
-            raise ValueError(
-                f'resume: {filename} is not in this run\'s work_dir {self.work_dir}. Only '
-                'a run\'s own checkpoints are resumed (they are unpickled); pass '
-                '--work-dir of the run that wrote it, or start from other weights '
-                'with load_from (weights-only).')
-        self._own_checkpoint = os.path.realpath(filename)
+        self.resuming = True
         try:
             super().resume(filename, *args, **kwargs)
         finally:
-            self._own_checkpoint = None
+            self.resuming = False
 
     def load_checkpoint(self, filename: str, map_location: str | Callable = 'cpu',
                         strict: bool = False,
                         revise_keys: list = [(r'^module.', '')]) -> dict:  # noqa: B006
-        if self._own_checkpoint != os.path.realpath(filename):
+        if not osp.isfile(filename):  # URLs and other schemes: mmengine's loaders
             return super().load_checkpoint(filename, map_location, strict, revise_keys)
-        checkpoint = torch.load(filename, map_location=map_location, weights_only=False)
+        try:
+            checkpoint = torch.load(filename, map_location=map_location, weights_only=True)
+        except Exception as e:
+            raise RuntimeError(
+                f'{filename}: not loadable weights-only ({type(e).__name__}: '
+                f'{str(e).splitlines()[0]}). Checkpoints are never unpickled; a checkpoint '
+                f'of another tool must hold only tensors and plain values.') from e
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if hasattr(self.model, 'module') else self.model
         checkpoint = _load_checkpoint_to_model(model, checkpoint, strict,
                                                revise_keys=revise_keys)
         self._has_loaded = True
-        self.logger.info(f'Resumed from own checkpoint {filename}')
+        self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint
+
+    @master_only
+    def save_checkpoint(self, out_dir: str, filename: str, *args, **kwargs) -> None:
+        """Write to a hidden temporary file, then rename: never a half-written file."""
+        tmp = f'.{filename}.tmp'
+        super().save_checkpoint(out_dir, tmp, *args, **kwargs)
+        os.replace(osp.join(out_dir, tmp), osp.join(out_dir, filename))

@@ -53,12 +53,32 @@ def test_resume_continues_at_the_right_iteration_with_same_schedules(baseline_ru
     assert (resumed / 'epoch_2.pth').is_file()
 
 
-def test_resume_refuses_a_checkpoint_from_elsewhere(baseline_run, tmp_path):
+def test_checkpoints_load_weights_only_and_pickled_objects_are_refused(baseline_run, tmp_path):
+    import torch
     root, work = baseline_run
-    proc = run_train(tmp_path / 'other', f'train_dataloader.dataset.store={root / "store"}',
-                     extra_args=('--resume', str(work / 'epoch_1.pth')), check=False)
+    ckpt = torch.load(work / 'epoch_2.pth', weights_only=True)  # no unpickling needed
+    assert {'state_dict', 'optimizer', 'message_hub', 'meta'} <= set(ckpt)
+    assert not list(work.glob('.*.tmp'))  # atomic writes leave no temporary file
+    other = tmp_path / 'other'
+    other.mkdir()
+    ckpt['meta']['payload'] = Exploit(str(tmp_path / 'exploited'))  # a tampered file
+    torch.save(ckpt, other / 'epoch_1.pth')
+    proc = run_train(other, f'train_dataloader.dataset.store={root / "store"}',
+                     extra_args=('--resume', str(other / 'epoch_1.pth')), check=False)
     assert proc.returncode != 0
-    assert 'is not in this run\'s work_dir' in proc.stderr
+    assert 'not loadable weights-only' in proc.stderr
+    assert not (tmp_path / 'exploited').exists()
+
+
+class Exploit:
+    """Unpickling this would run code; weights-only loading must refuse it."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        import os
+        return (os.mkdir, (self.target,))
 
 
 def test_two_process_gloo_ddp_keeps_ranks_identical(tmp_path):
@@ -79,7 +99,7 @@ def test_two_process_gloo_ddp_keeps_ranks_identical(tmp_path):
 
 def load_own_checkpoint(path):
     import torch
-    return torch.load(path, map_location='cpu', weights_only=False)  # written by this test
+    return torch.load(path, map_location='cpu', weights_only=True)
 
 
 def test_cfg_options_change_the_backbone_preset(tmp_path):
