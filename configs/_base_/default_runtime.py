@@ -17,6 +17,7 @@ default_hooks = dict(
     weight_decay_log=dict(type='WeightDecayLogHook'),
     state_consistency=dict(type='StateConsistencyHook', interval=1),  # no-op without DDP
     random_state=dict(type='RandomStateHook'),  # resumed runs repeat the same draws
+    non_finite_loss=dict(type='NonFiniteLossHook'),  # stop at NaN/Inf, name the slides
 )
 
 env_cfg = dict(

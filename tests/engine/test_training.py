@@ -121,3 +121,16 @@ def test_swapped_backbone_trains_slpd_by_config_alone(tmp_path):
     assert 'prototype_bank' in state
     rows = [r for r in logged_scalars(work) if 'loss_intra' in r]
     assert rows and all(r['loss_intra'] > 0 for r in rows)
+
+
+def test_non_finite_loss_stops_with_step_terms_and_slides(baseline_run, tmp_path):
+    root, _ = baseline_run
+    work = tmp_path / 'work'
+    proc = run_train(work, f'train_dataloader.dataset.store={root / "store"}',
+                     'optim_wrapper.optimizer.lr=1e30', 'optim_wrapper.clip_per_tensor=None',
+                     check=False)
+    assert proc.returncode != 0
+    err = proc.stderr
+    assert 'NonFiniteLossError: non-finite loss at epoch 1, iteration' in err
+    assert "'loss_dino':" in err and 'synthetic-0' in err  # terms and slide ids
+    assert not list(work.glob('*.pth'))  # nothing saved after the bad step
