@@ -13,6 +13,25 @@ from .stores import FeatureStore, StoreError, open_store
 from .synthetic import ensure_synthetic_store
 
 
+# IEEE-754 bit layouts: a value is NaN/Inf iff all its exponent bits are set.
+_EXPONENT_BITS = {np.dtype('float16'): (np.uint16, 0x7FFF, 0x7C00),
+                  np.dtype('float32'): (np.uint32, 0x7FFFFFFF, 0x7F800000)}
+
+
+def finite_rows(grids: np.ndarray) -> np.ndarray:
+    """Whether each region ``(b, ...)`` holds only finite values, ``(b,)`` bool.
+
+    Compares exponent bits instead of ``np.isfinite``, which is ~20x slower on float16
+    (it would otherwise dominate the loader's time).
+    """
+    flat = grids.reshape(len(grids), -1)
+    layout = _EXPONENT_BITS.get(np.dtype(grids.dtype).newbyteorder('='))
+    if layout is None:
+        return np.isfinite(flat).all(axis=1)
+    uint, magnitude, exponent = layout
+    return (flat.view(uint) & magnitude).max(axis=1, initial=0) < exponent
+
+
 @DATASETS.register_module()
 class RegionFeatureDataset(Dataset):
     """Every region of every slide of a store, one sample per region.
@@ -83,7 +102,7 @@ class RegionFeatureDataset(Dataset):
     def __getitems__(self, indices: Sequence[int]) -> list[dict]:
         indices = np.asarray(indices, dtype=np.int64)
         grids = self.store.read(indices)  # (b, C, G, G)
-        finite = np.isfinite(grids).reshape(len(grids), -1).all(axis=1)
+        finite = finite_rows(grids)
         if not finite.all():
             i = int(indices[np.argmin(finite)])
             slide = self.slide_ids[self.slide_index[i]]

@@ -9,6 +9,7 @@ import torch.distributed as dist
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from slpd_plugin.datasets.samplers import check_slide_batch_size
 from slpd_plugin.registry import RUNNERS
 
 
@@ -47,6 +48,7 @@ def prepare_config(config: str, work_dir: str | None = None, resume: str | None 
         cfg.load_from = None if resume == 'auto' else resume
     if amp:
         cfg.optim_wrapper.autocast_dtype = 'bfloat16'
+    check_slide_batch_size(cfg.train_dataloader)
     cfg.launcher = launcher
     if launcher != 'none' and not torch.cuda.is_available():
         init_cpu_distributed()

@@ -144,7 +144,12 @@ class StoreWriter(ABC):
     Writers are resumable: slides already written and verified are listed by
     :meth:`written_slides` and skipped by ingest tools. Until :meth:`finalize` writes the
     manifest, readers refuse the store as incomplete.
+
+    Attributes:
+        channels: ``C`` of the slides written so far, or None before the first one.
     """
+
+    channels: int | None
 
     @abstractmethod
     def add_slide(self, slide_id: str, grids: np.ndarray,

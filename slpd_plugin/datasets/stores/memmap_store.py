@@ -12,7 +12,6 @@ first read so the store is fork-safe in DataLoader workers.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -21,17 +20,10 @@ from typing import Sequence
 import numpy as np
 
 from .base import (GRID_SIZE, MANIFEST_VERSION, FeatureStore, SlideRecord, StoreError,
-                   StoreWriter, check_grids)
+                   StoreWriter, check_grids, slide_checksum, store_dtype)
 
 FORMAT = 'slpd-memmap'
 GRIDS, COORDS, JOURNAL, MANIFEST = 'grids.bin', 'coords.bin', 'journal.jsonl', 'manifest.json'
-DTYPES = ('float16', 'float32')
-
-
-def _store_dtype(name: str) -> np.dtype:
-    if name not in DTYPES:
-        raise StoreError(f'store dtype must be one of {DTYPES}, got {name!r}')
-    return np.dtype(name).newbyteorder('<')
 
 
 def _write_json_atomic(path: Path, obj: dict) -> None:
@@ -86,7 +78,7 @@ class MemmapStore(FeatureStore):
         meta = read_manifest(self.root)
         self.channels = int(meta['channels'])
         self.grid_size = int(meta.get('grid_size', GRID_SIZE))
-        self.dtype = _store_dtype(meta['dtype'])
+        self.dtype = store_dtype(meta['dtype'])
         self.slides = [SlideRecord(**s) for s in meta['slides']]
         self.has_coords = bool(meta.get('has_coords', False))
         self._shape = (self.num_regions, self.channels, self.grid_size, self.grid_size)
@@ -117,11 +109,6 @@ class MemmapStore(FeatureStore):
             return None
         return np.fromfile(self.root / COORDS, dtype='<i8').reshape(-1, 2)
 
-    def verify(self) -> list[str]:
-        """Re-hash every slide; returns the ids whose bytes do not match the manifest."""
-        return [rec.slide_id for i, rec in enumerate(self.slides)
-                if hashlib.sha256(self.read_slide(i).tobytes()).hexdigest() != rec.sha256]
-
     def close(self) -> None:
         self._grids = None
 
@@ -148,7 +135,7 @@ class MemmapStoreWriter(StoreWriter):
                  dtype: str = 'float16') -> None:
         self.root = Path(path)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.dtype = _store_dtype(dtype)
+        self.dtype = store_dtype(dtype)
         self.channels = channels
         self.records: list[SlideRecord] = []
         self.has_coords = False
@@ -174,6 +161,10 @@ class MemmapStoreWriter(StoreWriter):
         region_bytes = (self.channels or 0) * GRID_SIZE * GRID_SIZE * self.dtype.itemsize
         for name, size in ((GRIDS, n * region_bytes), (COORDS, n * 16)):
             with open(self.root / name, 'ab') as f:
+                if f.tell() < size:
+                    raise StoreError(f'{self.root / name}: {f.tell()} bytes, but the journal '
+                                     f'lists {n} regions ({size} bytes): the file lost data; '
+                                     f'move the store away and ingest again')
                 f.truncate(size)  # drop a half-written slide's bytes
 
     def written_slides(self) -> list[str]:
@@ -197,7 +188,7 @@ class MemmapStoreWriter(StoreWriter):
             coords = np.full((len(data), 2), -1)
         (self.root / MANIFEST).unlink(missing_ok=True)
         offset = sum(r.count for r in self.records)
-        record = SlideRecord(slide_id, offset, len(data), hashlib.sha256(data.tobytes()).hexdigest())
+        record = SlideRecord(slide_id, offset, len(data), slide_checksum(data))
         for name, arr in ((GRIDS, data), (COORDS, np.ascontiguousarray(coords, dtype='<i8'))):
             with open(self.root / name, 'ab') as f:
                 f.write(arr.tobytes())

@@ -73,7 +73,8 @@ class RedisConnection:
                 self._drop_connections()
             except NoPermissionError as e:
                 raise StoreError(f'{loc}: {what}: permission denied ({self._message(e)}); '
-                                 f'a read-only user can read a store but not write one'
+                                 f'check the user\'s ACL (keys ~{loc.prefix}*, commands): a '
+                                 f'read-only user can read a store but not write one'
                                  ) from None
             except RedisError as e:
                 raise StoreError(f'{loc}: {what}: {type(e).__name__}: '

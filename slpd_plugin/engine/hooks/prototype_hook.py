@@ -122,6 +122,12 @@ class PrototypeHook(Hook):
             slides=my_slides, **self.kmeans)
         centroids, inertia = gather_rows(centroids), gather_rows(inertia)
         valid = gather_rows(valid.to(torch.uint8)).bool()
+        clustered = gather_rows(my_slides)  # slide ids in the order of `centroids`
+        if not torch.equal(clustered, torch.arange(num_slides, device=clustered.device)):
+            raise RuntimeError(f'prototype refresh: gathered slide shards do not cover the '
+                               f'{num_slides} slides once each, in order')
+        runner.logger.info(f'prototype refresh: {num_slides} slides clustered once each '
+                           f'over {world} rank(s)')
         bank = finish_bank(embeddings, slide_index, centroids, valid, inertia,
                            num_neighbors=self.num_neighbors)
         self.install(runner, bank if bool(bank.valid.any()) else None)

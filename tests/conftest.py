@@ -1,0 +1,130 @@
+"""Shared pytest fixtures.
+
+Redis: ``redis_server`` starts a real ``redis-server`` (password, no persistence, a free
+loopback port, data dir under pytest's tmp) once per session and stops it afterwards;
+``redis_store_uri`` gives each test its own key prefix; ``redis_tls_server`` is a second
+server that only speaks TLS (self-signed certificate made with ``openssl``). Tests that
+use them are skipped when ``redis-server`` (Debian: ``apt-get install redis-server``) or,
+for TLS, ``openssl`` is not installed.
+"""
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+
+import pytest
+
+REDIS_PASSWORD_ENV = 'SLPD_TEST_REDIS_PASSWORD'
+
+
+@dataclass(frozen=True)
+class RedisServer:
+    """A running test server: loopback host, port, password and its process."""
+
+    host: str
+    port: int
+    password: str
+    process: subprocess.Popen
+    ca_file: str | None = None
+
+    def client(self, **kwargs):
+        import redis
+        tls = dict(ssl=True, ssl_ca_certs=self.ca_file) if self.ca_file else {}
+        return redis.Redis(host=self.host, port=self.port, password=self.password,
+                           **tls, **kwargs)
+
+    def uri(self, prefix: str, **query: object) -> str:
+        """Store URI with the password passed through ``REDIS_PASSWORD_ENV``."""
+        params = '&'.join(f'{k}={v}' for k, v in dict(
+            prefix=prefix, password_env=REDIS_PASSWORD_ENV, **query).items())
+        scheme = 'rediss' if self.ca_file else 'redis'
+        return f'{scheme}://{self.host}:{self.port}/0?{params}'
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _start_redis(tmp_dir, password: str, tls_files: tuple[str, str] | None = None
+                 ) -> RedisServer:
+    import redis
+    exe = shutil.which('redis-server')
+    for _ in range(3):  # another process may grab the free port before redis binds it
+        port = _free_port()
+        listen = ['--port', str(port)]
+        if tls_files:
+            cert, key = tls_files
+            listen = ['--port', '0', '--tls-port', str(port), '--tls-cert-file', cert,
+                      '--tls-key-file', key, '--tls-ca-cert-file', cert,
+                      '--tls-auth-clients', 'no']
+        proc = subprocess.Popen(
+            [exe, *listen, '--bind', '127.0.0.1', '--requirepass', password,
+             '--save', '', '--appendonly', 'no', '--dir', str(tmp_dir),
+             '--protected-mode', 'yes', '--loglevel', 'warning'],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        server = RedisServer('127.0.0.1', port, password, proc,
+                             tls_files[0] if tls_files else None)
+        deadline = time.monotonic() + 10
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                server.client(socket_connect_timeout=0.2).ping()
+                return server
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        proc.kill()
+        proc.wait()
+    raise RuntimeError('could not start redis-server on a free loopback port')
+
+
+def _stop(server: RedisServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+def _need_redis_server() -> None:
+    if shutil.which('redis-server') is None:
+        pytest.skip('redis-server is not installed (Debian/Ubuntu: apt-get install '
+                    'redis-server); Redis store tests need a real server')
+
+
+@pytest.fixture(scope='session')
+def redis_server(tmp_path_factory):
+    """A password-protected ``redis-server`` on a free loopback port for the session."""
+    _need_redis_server()
+    server = _start_redis(tmp_path_factory.mktemp('redis'), f'pw-{uuid.uuid4().hex}')
+    yield server
+    _stop(server)
+
+
+@pytest.fixture(scope='session')
+def redis_tls_server(tmp_path_factory):
+    """A ``redis-server`` that only accepts TLS, with a self-signed loopback certificate."""
+    _need_redis_server()
+    if shutil.which('openssl') is None:
+        pytest.skip('openssl is not installed; needed to make a test TLS certificate')
+    tmp = tmp_path_factory.mktemp('redis_tls')
+    cert, key = str(tmp / 'cert.pem'), str(tmp / 'key.pem')
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
+                    '-keyout', key, '-out', cert, '-subj', '/CN=localhost',
+                    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'],
+                   check=True, capture_output=True)
+    server = _start_redis(tmp, f'pw-{uuid.uuid4().hex}', (cert, key))
+    yield server
+    _stop(server)
+
+
+@pytest.fixture
+def redis_store_uri(redis_server, monkeypatch) -> str:
+    """URI of an empty store with a fresh prefix; the password travels in an env var."""
+    monkeypatch.setenv(REDIS_PASSWORD_ENV, redis_server.password)
+    return redis_server.uri(f'test-{uuid.uuid4().hex[:12]}')

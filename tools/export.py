@@ -1,0 +1,79 @@
+"""Export a feature store to per-slide files: {slide_id}.pt or {slide_id}.h5.
+
+``.pt``: a tensor (N, C, 16, 16) (loads with ``torch.load(..., weights_only=True)``).
+``.h5``: dataset ``features`` (N, C, 16, 16) and ``coords`` (N, 2) when the store has
+them. See docs/data.md.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+try:
+    import slpd_plugin  # noqa: F401
+except ImportError:  # not installed: run from a checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from slpd_plugin.datasets.ingest import export_store  # noqa: E402
+from slpd_plugin.datasets.ingest.export import EXPORT_DTYPES, FORMATS  # noqa: E402
+from slpd_plugin.datasets.stores import StoreError, is_redis_uri, parse_redis_uri  # noqa: E402
+
+PROG = 'export.py'
+EXAMPLES = """\
+examples:
+  # SLPD-layout .pt files (float32) from the embedded store
+  python tools/export.py --store data/brca_store --out features/brca_slpd
+
+  # CLAM-style .h5 files (features + coords) from Redis, kept in float16
+  SLPD_REDIS_PASSWORD=... python tools/export.py \\
+      --store 'redis://redis.lab:6379/0?prefix=tcga_brca' --out features/brca_h5 \\
+      --format h5 --dtype float16
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--store', required=True, metavar='URI',
+                        help='a store folder or redis[s]://host:port/db?prefix=NAME')
+    parser.add_argument('--out', required=True, type=Path, metavar='DIR',
+                        help='output folder (created; files of the same name are replaced)')
+    parser.add_argument('--format', choices=FORMATS, default='pt',
+                        help='file format (default: pt)')
+    parser.add_argument('--dtype', choices=EXPORT_DTYPES, default='float32',
+                        help='dtype of the written grids (default: float32)')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    return parser
+
+
+def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Check the arguments before any work; parser.error() on the first problem."""
+    if is_redis_uri(args.store):
+        try:
+            parse_redis_uri(args.store)
+        except StoreError as err:
+            parser.error(f'--store: {err}')
+    elif not Path(args.store).is_dir():
+        parser.error(f'--store: not a store folder: {args.store}')
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f'--out: exists and is not a folder: {args.out}')
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    validate(args, parser)
+    try:
+        files = export_store(args.store, args.out, fmt=args.format, dtype=args.dtype,
+                             progress=not args.no_progress)
+    except (StoreError, ValueError) as err:
+        print(f'{PROG}: error: {err}', file=sys.stderr)
+        return 1
+    print(f'{PROG}: wrote {len(files)} {args.format} file(s) to {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

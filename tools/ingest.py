@@ -1,0 +1,123 @@
+"""Import per-slide region features into a feature store (memmap folder or Redis).
+
+Reads HIPT ``(N, 256, C)`` and SLPD ``(N, C, 16, 16)`` tensors from ``.pt`` files,
+CLAM-style ``.h5`` files (``features`` + optional ``coords``), folders of per-region
+``.pt`` files, or another store; checks every region (shape, dtype, finite values, one
+C for all slides) and writes the store. Resumable: re-running the same command skips
+the slides already committed and completes the store. See docs/data.md.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+try:
+    import slpd_plugin  # noqa: F401
+except ImportError:  # not installed: run from a checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from slpd_plugin.datasets.ingest import find_sources, ingest, verify_store  # noqa: E402
+from slpd_plugin.datasets.stores import (StoreError, is_redis_uri,  # noqa: E402
+                                         parse_redis_uri)
+
+PROG = 'ingest.py'
+EXAMPLES = """\
+examples:
+  # a folder of HIPT .pt files [N,256,384] into the embedded store (float16)
+  python tools/ingest.py features/tcga_brca/ --store data/brca_store
+
+  # CLAM-style .h5 files listed in a CSV (column "path", optional "slide_id"), float32
+  python tools/ingest.py slides.csv --store data/brca_store_fp32 --dtype float32
+
+  # into a shared Redis server; the password comes from an environment variable
+  export SLPD_REDIS_PASSWORD=...   # or ?password_env=MY_VAR
+  python tools/ingest.py features/tcga_brca/ \\
+      --store 'redis://slpd_writer@redis.lab:6379/0?prefix=tcga_brca'
+
+  # copy an existing store to Redis, then re-read everything and check the checksums
+  python tools/ingest.py data/brca_store --store 'redis://redis.lab:6379/0?prefix=brca' --verify
+
+  # only verify a store
+  python tools/ingest.py --verify --store data/brca_store
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('src', nargs='?', metavar='SRC',
+                        help='folder of .pt/.h5 files or per-region folders, a .txt/.csv '
+                             'list of such paths, or a store to copy')
+    parser.add_argument('--store', required=True, metavar='URI',
+                        help='destination: a folder (embedded memmap store) or '
+                             'redis[s]://[user@]host:port/db?prefix=NAME')
+    parser.add_argument('--dtype', choices=('float16', 'float32'), default='float16',
+                        help='storage dtype (default: float16; float32 keeps values exact)')
+    parser.add_argument('--channels', type=int, default=None, metavar='C',
+                        help='expected feature dim C (default: taken from the first slide)')
+    parser.add_argument('--verify', action='store_true',
+                        help='afterwards (or, without SRC, only) re-read every slide and '
+                             'check its checksum')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bars')
+    return parser
+
+
+def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Check the arguments before any work; parser.error() on the first problem."""
+    if args.src is None and not args.verify:
+        parser.error('give SRC to ingest, or --verify to check an existing store')
+    if args.src is not None and not is_redis_uri(args.src) and not Path(args.src).exists():
+        parser.error(f'SRC: no such file or folder: {args.src}')
+    if args.channels is not None and args.channels <= 0:
+        parser.error(f'--channels must be > 0, got {args.channels}')
+    if is_redis_uri(args.store):
+        try:
+            parse_redis_uri(args.store)
+        except StoreError as err:
+            parser.error(f'--store: {err}')
+    elif Path(args.store).exists() and not Path(args.store).is_dir():
+        parser.error(f'--store: exists and is not a folder: {args.store}')
+    if args.src is not None and args.src == args.store:
+        parser.error('SRC and --store are the same store')
+
+
+def run(args: argparse.Namespace) -> int:
+    progress = not args.no_progress
+    if args.src is not None:
+        sources = find_sources(args.src)
+        report = ingest(sources, args.store, dtype=args.dtype, channels=args.channels,
+                        progress=progress)
+        print(f'{PROG}: {report.summary()}')
+    if args.verify:
+        regions = verify_store(args.store, progress=progress)
+        print(f'{PROG}: verified {regions} regions: every slide matches its checksum')
+    return 0
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f'{PROG}: warning: {message}', file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.simplefilter('always', UserWarning)
+        warnings.showwarning = _show_warning
+        validate(args, parser)
+        try:
+            return run(args)
+        except (StoreError, ValueError) as err:
+            print(f'{PROG}: error: {err}', file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print(f'{PROG}: interrupted; the store is incomplete until the same command is '
+                  f're-run', file=sys.stderr)
+            return 130
+
+
+if __name__ == '__main__':
+    sys.exit(main())
