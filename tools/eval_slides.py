@@ -1,4 +1,4 @@
-"""Slide-level evaluation of region embeddings over HIPT's splits (KNN or linear probe).
+"""Slide-level evaluation of region embeddings over HIPT's splits (KNN, linear probe, MIL).
 
 Writes, under --out: summary.csv (HIPT's layout), results.json (per-split metrics,
 mean ± std, counts of missing slides), predictions.csv (test probabilities) and ROC
@@ -16,11 +16,13 @@ try:
 except ImportError:  # not installed: run from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from slpd_plugin.evaluation import (TASK_PRESETS, evaluate_splits, format_table,  # noqa: E402
-                                    load_labels, load_slide_embeddings, load_splits,
-                                    parse_fraction, parse_label_map, report_missing,
-                                    write_json, write_predictions, write_roc_plots,
-                                    write_summary_csv)
+import torch  # noqa: E402
+
+from slpd_plugin.evaluation import (TASK_PRESETS, MILConfig, evaluate_mil,  # noqa: E402
+                                    evaluate_splits, format_table, load_bags, load_labels,
+                                    load_slide_embeddings, load_splits, parse_fraction,
+                                    parse_label_map, report_missing, write_json,
+                                    write_predictions, write_roc_plots, write_summary_csv)
 from slpd_plugin.evaluation.embeddings import index_embedding_dir  # noqa: E402
 
 PROG = 'eval_slides.py'
@@ -37,6 +39,9 @@ examples:
 
   # linear probe with a fixed C instead of choosing C on the val part
   python tools/eval_slides.py linear --task tcga_kidney --C 0.1 ...
+
+  # gated-attention MIL, 20 epochs per split (minutes on CPU; --device cuda if available)
+  python tools/eval_slides.py mil --task tcga_lung ...
 
   # any CSV with a label column (classes numbered in sorted order, or given explicitly)
   python tools/eval_slides.py knn --label-col label --label-map "neg:0,pos:1" \\
@@ -87,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description=__doc__, epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest='protocol', required=True, metavar='{knn,linear}')
+    sub = parser.add_subparsers(dest='protocol', required=True,
+                                metavar='{knn,linear,mil}')
     sub.add_parser('knn', parents=[common], epilog=EXAMPLES,
                    formatter_class=argparse.RawDescriptionHelpFormatter,
                    help="HIPT's protocol: sklearn KNeighborsClassifier() defaults (k=5)",
@@ -103,6 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
     lin.add_argument('--C', type=float, default=None,
                      help='fixed inverse regularisation strength (default: choose from '
                           '1e-4..1e2 by val AUC per split)')
+    mil = sub.add_parser('mil', parents=[common], epilog=EXAMPLES,
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
+                         help='gated-attention MIL trained per split (slow on CPU)',
+                         description='Gated-attention MIL over the region embeddings of '
+                                     'each slide, trained per split on train (class-'
+                                     'balanced sampling, Adam), the epoch with the best '
+                                     'val AUC kept, scored on test.')
+    mil.add_argument('--epochs', type=int, default=20, help='epochs (default: 20)')
+    mil.add_argument('--lr', type=float, default=2e-4, help='Adam lr (default: 2e-4)')
+    mil.add_argument('--weight-decay', type=float, default=1e-5,
+                     help='Adam weight decay (default: 1e-5)')
+    mil.add_argument('--device', default='cpu', help="torch device (default: cpu)")
     return parser
 
 
@@ -136,6 +154,14 @@ def validate(args: argparse.Namespace) -> None:
         args.label_map = parse_label_map(args.label_map) if args.label_map else None
     except ValueError as err:
         _bad(str(err))
+    if args.protocol == 'mil':
+        if args.epochs < 1:
+            _bad(f'--epochs must be >= 1, got {args.epochs}')
+        if not args.lr > 0 or args.weight_decay < 0:
+            _bad(f'--lr must be > 0 and --weight-decay >= 0, got {args.lr}, '
+                 f'{args.weight_decay}')
+        if args.device.startswith('cuda') and not torch.cuda.is_available():
+            _bad(f'--device {args.device}: CUDA is not available')
     if getattr(args, 'C', None) is not None and not args.C > 0:
         _bad(f'--C must be > 0, got {args.C}')
 
@@ -169,11 +195,20 @@ def run(args: argparse.Namespace) -> int:
                        f'splits (e.g. embedding {sorted(available)[0]!r}, split slide '
                        f'{sorted(wanted)[0]!r})')
     missing = report_missing(wanted, available, what='embeddings')
-    embeddings = load_slide_embeddings(args.embeddings, wanted)
-
-    result = evaluate_splits(args.protocol, embeddings, table.labels, splits,
-                             table.num_classes, table.class_names, args.fraction,
-                             seed=args.seed, C=getattr(args, 'C', None))
+    if args.protocol == 'mil':
+        bags = load_bags(args.embeddings, wanted)
+        num_evaluated, dim = len(bags), next(iter(bags.values())).shape[1]
+        config = MILConfig(epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
+                           device=args.device)
+        result = evaluate_mil(bags, table.labels, splits, table.num_classes,
+                              table.class_names, args.fraction, seed=args.seed,
+                              config=config)
+    else:
+        embeddings = load_slide_embeddings(args.embeddings, wanted)
+        num_evaluated, dim = len(embeddings), embeddings.dim
+        result = evaluate_splits(args.protocol, embeddings, table.labels, splits,
+                                 table.num_classes, table.class_names, args.fraction,
+                                 seed=args.seed, C=getattr(args, 'C', None))
 
     out.mkdir(parents=True, exist_ok=True)
     extra = {
@@ -184,8 +219,8 @@ def run(args: argparse.Namespace) -> int:
         'class_counts': table.class_counts(),
         'num_labelled_slides': len(table.labels),
         'num_labelled_in_splits': len(wanted),
-        'num_slides_evaluated': len(embeddings),
-        'embedding_dim': embeddings.dim,
+        'num_slides_evaluated': num_evaluated,
+        'embedding_dim': dim,
         'missing_embeddings': missing.as_dict(),
         'unlabelled_split_ids': {'count': len(unlabelled), 'first': sorted(unlabelled)[:5]},
     }
@@ -197,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
     title = (f'{args.protocol} | task {args.task or label_col} | classes '
              f'{table.class_names} | train fraction {args.fraction.spec} '
              f'({args.fraction.description}) | {len(splits)} splits | '
-             f'{len(embeddings)}/{len(wanted)} labelled split slides with embeddings, '
+             f'{num_evaluated}/{len(wanted)} labelled split slides with embeddings, '
              f'{missing.count} missing')
     print(format_table(result, title))
     print(f'wrote {out}/summary.csv, results.json, predictions.csv and {len(pngs)} ROC PNG(s)')

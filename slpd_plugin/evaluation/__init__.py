@@ -1,12 +1,13 @@
-"""Slide-level evaluation the way HIPT reports it (KNN and linear probe on mean-pooled
-region embeddings, over HIPT's train/val/test splits). See ``docs/evaluation.md`` and
-``tools/eval_slides.py``."""
+"""Slide-level evaluation the way HIPT reports it: KNN, linear probe and gated-attention
+MIL on region embeddings, over HIPT's train/val/test splits. See ``docs/evaluation.md``
+and ``tools/eval_slides.py``."""
 from .embeddings import (MissingReport, SlideEmbeddings, index_embedding_dir,
                          load_region_embeddings, load_slide_embeddings, report_missing)
+from .fractions import TrainFraction, parse_fraction, subsample
 from .labels import (TASK_PRESETS, LabelTable, TaskPreset, load_labels, load_task_labels,
                      normalize_slide_id, parse_label_map)
 from .metrics import accuracy, auc_score, mean_std
-from .fractions import TrainFraction, parse_fraction, subsample
+from .mil import GatedAttentionMIL, MILConfig, evaluate_mil, load_bags
 from .protocols import (DEFAULT_C_GRID, PROTOCOLS, FoldResult, ProtocolResult,
                         evaluate_splits, make_knn, make_linear)
 from .report import (format_table, write_json, write_predictions, write_roc_plots,
@@ -14,12 +15,12 @@ from .report import (format_table, write_json, write_predictions, write_roc_plot
 from .splits import Split, load_splits, read_split_csv
 
 __all__ = [
-    'DEFAULT_C_GRID', 'PROTOCOLS', 'TASK_PRESETS', 'FoldResult', 'LabelTable',
-    'MissingReport', 'ProtocolResult', 'SlideEmbeddings', 'Split', 'TaskPreset',
-    'TrainFraction', 'accuracy', 'auc_score', 'evaluate_splits', 'format_table',
-    'index_embedding_dir', 'load_labels', 'load_region_embeddings',
-    'load_slide_embeddings', 'load_splits', 'load_task_labels', 'make_knn', 'make_linear',
-    'mean_std', 'normalize_slide_id', 'parse_fraction', 'parse_label_map',
-    'read_split_csv', 'report_missing', 'subsample', 'write_json', 'write_predictions',
-    'write_roc_plots', 'write_summary_csv',
+    'DEFAULT_C_GRID', 'PROTOCOLS', 'TASK_PRESETS', 'FoldResult', 'GatedAttentionMIL',
+    'LabelTable', 'MILConfig', 'MissingReport', 'ProtocolResult', 'SlideEmbeddings',
+    'Split', 'TaskPreset', 'TrainFraction', 'accuracy', 'auc_score', 'evaluate_mil',
+    'evaluate_splits', 'format_table', 'index_embedding_dir', 'load_bags', 'load_labels',
+    'load_region_embeddings', 'load_slide_embeddings', 'load_splits', 'load_task_labels',
+    'make_knn', 'make_linear', 'mean_std', 'normalize_slide_id', 'parse_fraction',
+    'parse_label_map', 'read_split_csv', 'report_missing', 'subsample', 'write_json',
+    'write_predictions', 'write_roc_plots', 'write_summary_csv',
 ]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Container, Mapping, Sequence
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -40,8 +40,10 @@ __all__ = [
     'PROTOCOLS',
     'ProtocolResult',
     'evaluate_splits',
+    'fold_result',
     'make_knn',
     'make_linear',
+    'select_parts',
 ]
 
 PROTOCOLS = ('knn', 'linear')
@@ -80,7 +82,8 @@ class FoldResult:
         test_acc: Test accuracy.
         val_auc: Validation AUC.
         val_acc: Validation accuracy.
-        C: The linear probe's C (None for KNN).
+        C: The linear probe's C (None otherwise).
+        best_epoch: The MIL epoch kept by model selection (None otherwise).
         test_ids: Test slide ids, aligned with ``y_test`` and ``test_proba``.
         y_test: Test labels, shape (M,).
         test_proba: Test class probabilities, shape (M, K).
@@ -95,6 +98,7 @@ class FoldResult:
     val_auc: float
     val_acc: float
     C: float | None = None
+    best_epoch: int | None = None
     test_ids: list[str] = field(default_factory=list, repr=False)
     y_test: np.ndarray = field(default_factory=lambda: np.zeros(0, int), repr=False)
     test_proba: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
@@ -108,6 +112,8 @@ class FoldResult:
             out[name] = None if math.isnan(value) else value
         if self.C is not None:
             out['C'] = self.C
+        if self.best_epoch is not None:
+            out['best_epoch'] = self.best_epoch
         return out
 
 
@@ -210,19 +216,10 @@ def evaluate_splits(protocol: str,
     if not isinstance(fraction, TrainFraction):
         fraction = parse_fraction(fraction)
     names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
-    usable = [s for s in labels if s in embeddings]
 
     results = []
     for split in splits:
-        def ids_of(part: list[str]) -> list[str]:
-            return [s for s in part if s in labels and s in embeddings]
-
-        rng = np.random.default_rng([seed, split.fold])
-        train = subsample(ids_of(split.train), fraction.value, rng)
-        val, test = ids_of(split.val), ids_of(split.test)
-        if not test:
-            raise ValueError(f'split {split.fold}: no test slide has both a label and an '
-                             f'embedding ({len(usable)} usable slides in all)')
+        train, val, test = select_parts(split, labels, embeddings, fraction, seed)
         x_tr, y_tr = embeddings.take(train), np.array([labels[s] for s in train])
         x_val, y_val = embeddings.take(val), np.array([labels[s] for s in val], dtype=int)
         x_te, y_te = embeddings.take(test), np.array([labels[s] for s in test])
@@ -239,24 +236,55 @@ def evaluate_splits(protocol: str,
                 raise ValueError(f'split {split.fold}: the training part has one class '
                                  'only; the linear probe needs two')
             model, chosen_C = _fit_linear(x_tr, y_tr, x_val, y_val, num_classes, C, C_grid)
-
-        absent_train = missing_classes(y_tr, num_classes)
-        if absent_train:
-            warnings.warn(f'split {split.fold}: class(es) '
-                          f'{[names[c] for c in absent_train]} absent from the training '
-                          'part; they get probability 0', UserWarning, stacklevel=2)
         pred_val, proba_val = _predict(model, x_val, num_classes)
         pred_te, proba_te = _predict(model, x_te, num_classes)
-        test_auc = auc_score(y_te, proba_te)
-        if math.isnan(test_auc):
-            absent = [names[c] for c in missing_classes(y_te, num_classes)]
-            warnings.warn(f'split {split.fold}: class(es) {absent} absent from the test '
-                          'part; test AUC undefined (NaN), left out of the mean',
-                          UserWarning, stacklevel=2)
-        results.append(FoldResult(
-            fold=split.fold, n_train=len(train), n_val=len(val), n_test=len(test),
-            test_auc=test_auc, test_acc=accuracy(y_te, pred_te),
-            val_auc=auc_score(y_val, proba_val), val_acc=accuracy(y_val, pred_val),
-            C=chosen_C, test_ids=test, y_test=y_te, test_proba=proba_te))
+        results.append(fold_result(split.fold, names, y_tr, (y_val, pred_val, proba_val),
+                                   test, (y_te, pred_te, proba_te), C=chosen_C))
     return ProtocolResult(protocol, fraction, seed, names, results)
 
+
+def select_parts(split: Split, labels: Mapping[str, int], available: Container[str],
+                 fraction: TrainFraction, seed: int) -> tuple[list[str], list[str], list[str]]:
+    """The train (subsampled), val and test ids of a split that have a label and an
+    embedding.
+
+    The subsample of split ``k`` is drawn with ``np.random.default_rng([seed, k])``.
+
+    Raises:
+        ValueError: If no test slide is left.
+    """
+    def usable(part: list[str]) -> list[str]:
+        return [s for s in part if s in labels and s in available]
+
+    rng = np.random.default_rng([seed, split.fold])
+    train = subsample(usable(split.train), fraction.value, rng)
+    val, test = usable(split.val), usable(split.test)
+    if not test:
+        raise ValueError(f'split {split.fold}: no test slide has both a label and an '
+                         'embedding')
+    return train, val, test
+
+
+Scored = tuple[np.ndarray, np.ndarray, np.ndarray]  # labels (M,), preds (M,), proba (M, K)
+
+
+def fold_result(fold: int, class_names: Sequence[str], y_train: np.ndarray, val: Scored,
+                test_ids: list[str], test: Scored, C: float | None = None) -> FoldResult:
+    """Score one split; warn about classes absent from its train or test part."""
+    num_classes = len(class_names)
+    absent_train = missing_classes(y_train, num_classes)
+    if absent_train:
+        warnings.warn(f'split {fold}: class(es) {[class_names[c] for c in absent_train]} '
+                      'absent from the training part; they get probability 0',
+                      UserWarning, stacklevel=3)
+    y_val, pred_val, proba_val = val
+    y_te, pred_te, proba_te = test
+    test_auc = auc_score(y_te, proba_te)
+    if math.isnan(test_auc):
+        absent = [class_names[c] for c in missing_classes(y_te, num_classes)]
+        warnings.warn(f'split {fold}: class(es) {absent} absent from the test part; test '
+                      'AUC undefined (NaN), left out of the mean', UserWarning, stacklevel=3)
+    return FoldResult(fold=fold, n_train=len(y_train), n_val=len(y_val), n_test=len(y_te),
+                      test_auc=test_auc, test_acc=accuracy(y_te, pred_te),
+                      val_auc=auc_score(y_val, proba_val), val_acc=accuracy(y_val, pred_val),
+                      C=C, test_ids=list(test_ids), y_test=y_te, test_proba=proba_te)

@@ -121,3 +121,17 @@ def test_cli_no_overlap(make_dataset, splitter, tmp_path: Path,
         p.rename(p.with_name('other-' + p.name))
     assert cli.main(['knn', *_args(paths, tmp_path / 'o')]) == 1
     assert 'no overlap between the 60 embeddings' in capsys.readouterr().err
+
+
+def test_cli_mil_in_process(make_dataset, splitter, tmp_path: Path,
+                            capsys: pytest.CaptureFixture) -> None:
+    cli = _load_cli()
+    paths = _dataset(make_dataset, splitter)
+    out = tmp_path / 'mil'
+    assert cli.main(['mil', *_args(paths, out), '--epochs', '2', '--roc', 'none']) == 0
+    results = json.loads((out / 'results.json').read_text())
+    assert results['protocol'] == 'mil'
+    assert all(f['best_epoch'] in (1, 2) for f in results['folds'])
+    assert not list(out.glob('*.png'))
+    assert cli.main(['mil', *_args(paths, out), '--epochs', '0']) == 2
+    assert '--epochs must be >= 1' in capsys.readouterr().err
