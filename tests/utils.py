@@ -3,12 +3,20 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_CONFIG = ROOT / 'tests' / 'configs' / 'tiny_dino4k.py'
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 
 def run_train(work_dir: Path, *options: str, config: Path = TINY_CONFIG, nproc: int = 1,
@@ -19,9 +27,8 @@ def run_train(work_dir: Path, *options: str, config: Path = TINY_CONFIG, nproc: 
     if nproc == 1:
         cmd = [sys.executable, str(ROOT / 'tools' / 'train.py')]
     else:
-        port = str(29500 + (os.getpid() % 2000))
         cmd = [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={nproc}',
-               f'--master_port={port}', str(ROOT / 'tools' / 'train.py')]
+               f'--master_port={free_port()}', str(ROOT / 'tools' / 'train.py')]
         extra_args = ('--launcher', 'pytorch', *extra_args)
     cmd += [str(config), '--work-dir', str(work_dir), *extra_args]
     if options:
