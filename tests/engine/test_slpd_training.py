@@ -71,3 +71,14 @@ def test_no_slide_with_enough_regions_warns_once_and_trains_as_dino(tmp_path):
     assert log.count('no slide has >= 1000 regions') == 1
     rows = [r for r in logged_scalars(work) if 'loss' in r]
     assert len(rows) > 6 and not any('loss_intra' in r for r in rows)
+
+
+def test_memory_bank_source_reuses_step_embeddings_under_ddp(tmp_path):
+    work = tmp_path / 'ddp'
+    train(work, tmp_path / 'store', 'default_hooks.prototype.source=memory', nproc=2)
+    r0, r1 = fingerprints(work, 0), fingerprints(work, 1)
+    assert r0 == r1 and 'bank.centroids' in r0['fingerprints']
+    log = next(work.glob('*/*.log')).read_text()
+    assert log.count('prototype refresh: reused') == 2
+    rows = [r for r in logged_scalars(work) if 'loss_intra' in r]
+    assert rows and all(r['loss_inter'] > 0 for r in rows)

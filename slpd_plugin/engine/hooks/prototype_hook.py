@@ -3,7 +3,9 @@
 Per refresh, on ``W`` ranks (world size, all nodes):
 
 1. every rank embeds its contiguous shard of the ``N`` regions with the teacher (eval
-   mode, centre 14x14 view) and the shards are all-gathered: every rank holds (N, D);
+   mode, centre 14x14 view) and the shards are all-gathered: every rank holds (N, D)
+   (or, with ``source='memory'``, the teacher embeddings the training steps of the
+   previous epoch computed anyway are reused, and only regions no step saw are embedded);
 2. the ``S`` slides are split into ``W`` shards; each rank clusters its shard
    (``cluster_slides``), and the prototypes are all-gathered: (S, K, D) everywhere;
 3. every rank runs the same deterministic ``finish_bank`` (assignments, neighbours,
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from mmengine.dist import all_gather, get_dist_info
+from mmengine.dist import all_gather, all_reduce, get_dist_info
 from mmengine.hooks import Hook
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
@@ -59,6 +61,12 @@ class PrototypeHook(Hook):
         crop: Side of the centre crop the teacher embeds. Defaults to 14.
         batch_size: Regions per forward pass of the embedding pass. Defaults to 256.
         num_workers: DataLoader workers of the embedding pass. Defaults to 2.
+        source: ``'pass'`` embeds every region at the refresh (spec, default).
+            ``'memory'`` reuses the teacher's embedding of global view 0 from each region's
+            last training step in the previous epoch and embeds only unseen regions: the
+            refresh costs almost nothing, but the embeddings are stale (made by the teacher
+            of up to one epoch ago, on a random 14x14 crop with flips and with the
+            teacher's input dropout active, not the centre crop). Defaults to 'pass'.
     """
 
     priority = 'NORMAL'
@@ -66,7 +74,9 @@ class PrototypeHook(Hook):
     def __init__(self, num_clusters: int = 4, min_regions: int = 32, num_neighbors: int = 1,
                  warm_epochs: int = 20, embedding: str = 'z', backend: str = 'torch',
                  iters: int = 10, restarts: int = 5, seed: int = 0, crop: int = 14,
-                 batch_size: int = 256, num_workers: int = 2) -> None:
+                 batch_size: int = 256, num_workers: int = 2, source: str = 'pass') -> None:
+        if source not in ('pass', 'memory'):
+            raise ValueError(f"source must be 'pass' or 'memory', got {source!r}")
         if embedding not in ('z', 'cls'):
             raise ValueError(f"embedding must be 'z' or 'cls', got {embedding!r}")
         if num_clusters < 1 or min_regions < 1 or num_neighbors < 1 or warm_epochs < 0:
@@ -78,6 +88,8 @@ class PrototypeHook(Hook):
         self.embedding, self.crop = embedding, crop
         self.kmeans = dict(backend=backend, iters=iters, restarts=restarts, seed=seed)
         self.batch_size, self.num_workers = batch_size, num_workers
+        self.source = source
+        self._memory: tuple[torch.Tensor, torch.Tensor] | None = None  # (N, D), (N,)
         self.bank_epoch: int | None = None
         self._warned_empty = False
 
@@ -87,13 +99,28 @@ class PrototypeHook(Hook):
         elif self.bank_epoch != runner.epoch:  # not resumed mid-epoch with its bank
             self.refresh(runner)
 
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if self.source != 'memory' or runner.epoch + 1 < self.warm_epochs:
+            return
+        emb = unwrap(runner.model).last_teacher_embeddings.get(self.embedding)
+        if emb is None:
+            return
+        if self._memory is None:
+            n = len(runner.train_dataloader.dataset)
+            self._memory = (emb.new_zeros(n, emb.shape[1], dtype=torch.float32),
+                            emb.new_zeros(n, dtype=torch.float32))
+        index = data_batch['data_samples']['index'].to(emb.device)
+        self._memory[0][index] = emb.float()
+        self._memory[1][index] = 1.0
+
     @torch.no_grad()
-    def embed_all(self, runner) -> torch.Tensor:
-        """Teacher embeddings of every region, (N, D), identical on every rank."""
+    def embed_regions(self, runner, indices: np.ndarray) -> torch.Tensor:
+        """Teacher embeddings of ``indices`` (shared out over ranks), identical on every
+        rank, ``(len(indices), D)``."""
         model = unwrap(runner.model)
         dataset = runner.train_dataloader.dataset
         rank, world = get_dist_info()
-        shard = np.array_split(np.arange(len(dataset)), world)[rank]
+        shard = np.array_split(indices, world)[rank]
         loader = DataLoader(Subset(dataset, shard.tolist()), batch_size=self.batch_size,
                             num_workers=self.num_workers, shuffle=False)
         device = next(model.parameters()).device
@@ -105,8 +132,28 @@ class PrototypeHook(Hook):
             grids = center_crop(batch['inputs'].to(device).float(), self.crop)
             chunks.append(model.embed(grids, encoder='teacher', output=self.embedding))
         model.teacher.train(was_training)
-        local = torch.cat(chunks) if chunks else torch.zeros(0, 1, device=device)
+        dim = (model.student.head.bottleneck_dims if self.embedding == 'z'
+               else model.student.backbone.embed_dims)
+        local = torch.cat(chunks) if chunks else torch.zeros(0, dim, device=device)
         return gather_rows(local.float())
+
+    def embed_all(self, runner) -> torch.Tensor:
+        """Teacher embeddings of every region, (N, D), identical on every rank."""
+        n = len(runner.train_dataloader.dataset)
+        if self.source == 'pass' or self._memory is None:
+            return self.embed_regions(runner, np.arange(n))
+        total, seen = self._memory
+        self._memory = None
+        all_reduce(total, op='sum')  # each rank filled the regions its steps saw
+        all_reduce(seen, op='sum')
+        embeddings = total / seen.clamp_min(1.0)[:, None]
+        unseen = torch.nonzero(seen == 0).flatten().cpu().numpy()
+        if len(unseen):
+            embeddings[torch.as_tensor(unseen, device=embeddings.device)] = \
+                self.embed_regions(runner, unseen).to(embeddings.device)
+        runner.logger.info(f'prototype refresh: reused {n - len(unseen)} training-step '
+                           f'embeddings, embedded {len(unseen)} unseen regions')
+        return embeddings
 
     def refresh(self, runner) -> None:
         model = unwrap(runner.model)

@@ -69,6 +69,8 @@ class SLPD(BaseModel):
     Attributes:
         teacher_temp: Teacher softmax temperature used by the losses (None: the loss's own).
         bank: The current :class:`~slpd_plugin.prototypes.PrototypeBank` or None.
+        last_teacher_embeddings: The last step's teacher embeddings of global view 0,
+            ``{'cls': (B, E), 'z': (B, Z)}`` (no gradient).
     """
 
     def __init__(self, backbone: dict, head: dict, loss: dict | None = None,
@@ -88,6 +90,7 @@ class SLPD(BaseModel):
             dict(prototype_head, out_channels=self.student.head.out_channels))
         self.teacher_temp: float | None = None
         self.bank = None
+        self.last_teacher_embeddings: dict[str, Tensor] = {}
 
     @staticmethod
     def _build_encoder(backbone: dict, head: dict) -> nn.ModuleDict:
@@ -131,9 +134,13 @@ class SLPD(BaseModel):
     def loss(self, inputs: list[Tensor], data_samples: dict | None) -> dict[str, Tensor]:
         groups = _split_by_size(inputs)
         num_global = len(groups[0])
+        batch = groups[0][0].shape[0]
         with torch.no_grad():
-            t_z = self.teacher.head.bottleneck(self.teacher.backbone(torch.cat(groups[0])))
+            t_cls = self.teacher.backbone(torch.cat(groups[0]))  # (Vg*B, E)
+            t_z = self.teacher.head.bottleneck(t_cls)  # (Vg*B, Z)
             t_logits = self.teacher.head.last_layer(t_z).chunk(num_global)  # Vg x (B, P)
+        # Global view 0's teacher embeddings, for PrototypeHook's memory-bank option.
+        self.last_teacher_embeddings = dict(cls=t_cls[:batch], z=t_z[:batch])
         s_logits: list[Tensor] = []
         for views in groups:
             feats = self.student.backbone(torch.cat(views))
