@@ -5,7 +5,9 @@ Same model size, same data, same run. Paths:
 - ``naive``: per-sample crops in the dataset (Python, CPU), explicit softmax attention,
   a host sync (``loss.item()``) every step -- the original code's way;
 - ``ours``: batched crops in the data preprocessor on the training device, SDPA;
-- ``ours+bf16``: the same under bf16 autocast.
+- ``ours+bf16``: the same under bf16 autocast;
+- ``ours+compile``: fp32 with the backbones ``torch.compile``d (compile time excluded:
+  it happens in the warm-up step).
 
 Model FLOP utilisation (MFU) = model FLOPs per second / the matmul peak measured in this
 run (fp32 peak for fp32 rows, bf16 peak for bf16 rows). Model FLOPs of a step (forward +
@@ -50,10 +52,10 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 1.5) -> floa
     return 2 * n ** 3 * done / (time.perf_counter() - start) / 1e9
 
 
-def build(args, attn_impl: str, autocast: str | None):
+def build(args, attn_impl: str, autocast: str | None, compile: bool = False):
     torch.manual_seed(0)
     model = MODELS.build(dict(
-        type='SLPD',
+        type='SLPD', compile=compile,
         backbone=dict(type='ViT4K', arch='xs', in_channels=args.channels,
                       attn_impl=attn_impl),
         head=dict(type='DINOHead', out_channels=args.out_dim),
@@ -75,7 +77,8 @@ def step(model, optim, views, data_samples, host_sync: bool):
 def run_path(name: str, args, dataset) -> dict:
     naive = name == 'naive'
     model, optim = build(args, 'math' if naive else 'sdpa',
-                         'bfloat16' if name.endswith('bf16') else None)
+                         'bfloat16' if name.endswith('bf16') else None,
+                         compile=name.endswith('compile'))
     data = NaiveMultiCropDataset(dataset) if naive else dataset
     loader = DataLoader(data, batch_size=args.batch_size, shuffle=True, drop_last=True,
                         num_workers=args.workers, collate_fn=default_collate,
@@ -122,7 +125,8 @@ def main() -> None:
     parser.add_argument('--workers', type=int, default=0)
     parser.add_argument('--channels', type=int, default=384)
     parser.add_argument('--out-dim', type=int, default=65536)
-    parser.add_argument('--paths', nargs='+', default=['naive', 'ours', 'ours+bf16'])
+    parser.add_argument('--paths', nargs='+',
+                        default=['naive', 'ours', 'ours+bf16', 'ours+compile'])
     parser.add_argument('--out', default=str(ROOT / 'benchmarks/results/train_step.json'))
     args = parser.parse_args()
     if args.quick:

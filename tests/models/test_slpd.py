@@ -77,3 +77,12 @@ def test_head_dims_must_match_backbone():
     cfg['head']['in_channels'] = 100
     with pytest.raises(ValueError, match='in_channels=100.*embed_dims=192'):
         MODELS.build(cfg)
+
+
+def test_compile_flag_keeps_state_dict_keys_and_outputs():
+    plain = MODELS.build(tiny_cfg()).eval()
+    compiled = MODELS.build(dict(tiny_cfg(), compile=dict(backend='eager'))).eval()
+    assert list(compiled.state_dict()) == list(plain.state_dict())
+    compiled.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 16, 14, 14)
+    torch.testing.assert_close(compiled.embed(x), plain.embed(x))

@@ -8,7 +8,7 @@ warmup_epochs = 10
 optim_wrapper = dict(
     type='DINOOptimWrapper',
     constructor='SLPDOptimWrapperConstructor',
-    optimizer=dict(type='AdamW', lr=5e-4, weight_decay=0.04, betas=(0.9, 0.999)),
+    optimizer=dict(type='AdamW', lr=5e-4, weight_decay=0.04, betas=(0.9, 0.999), fused=True),
     clip_per_tensor=3.0,
     freeze_last_layer_epochs=1,
 )

@@ -64,6 +64,9 @@ class SLPD(BaseModel):
             terms); its ``out_channels`` comes from the DINO head. Defaults to None
             (plain DINO).
         data_preprocessor: Defaults to a :class:`GridMultiCropPreprocessor`.
+        compile: ``torch.compile`` the student's and teacher's backbones in place
+            (``True`` or a dict of ``torch.compile`` options); state-dict keys are
+            unchanged. Defaults to False.
         init_cfg: mmengine init config.
 
     Attributes:
@@ -76,6 +79,7 @@ class SLPD(BaseModel):
     def __init__(self, backbone: dict, head: dict, loss: dict | None = None,
                  prototype_head: dict | None = None,
                  data_preprocessor: dict | None = None,
+                 compile: bool | dict = False,
                  init_cfg: dict | None = None) -> None:
         # Built here from our registry (BaseModel would use mmengine's root registry when
         # no default scope is set, e.g. outside a Runner).
@@ -91,6 +95,9 @@ class SLPD(BaseModel):
         self.teacher_temp: float | None = None
         self.bank = None
         self.last_teacher_embeddings: dict[str, Tensor] = {}
+        if compile:
+            for encoder in (self.student, self.teacher):
+                encoder.backbone.compile(**(compile if isinstance(compile, dict) else {}))
 
     @staticmethod
     def _build_encoder(backbone: dict, head: dict) -> nn.ModuleDict:
