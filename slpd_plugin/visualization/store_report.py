@@ -1,0 +1,149 @@
+"""What a feature store holds: slides, region counts, C, dtype, size and completeness.
+
+A store whose ingest was interrupted has a journal of committed slides but no manifest;
+readers refuse it, and this report says how far the ingest got instead of failing.
+
+Letters: ``N`` regions, ``S`` slides, ``C`` channels, ``G`` grid side.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from slpd_plugin.datasets.stores import (FeatureStore, SlideRecord, StoreError,
+                                         is_redis_uri, open_store, parse_redis_uri,
+                                         store_dtype)
+from slpd_plugin.datasets.stores.base import GRID_SIZE
+from slpd_plugin.datasets.stores.memmap_store import JOURNAL, MANIFEST
+from slpd_plugin.datasets.stores.redis_conn import RedisConnection
+from slpd_plugin.datasets.stores.redis_store import store_key
+
+
+def _memmap_journal(root: Path) -> list[dict]:
+    path = root / JOURNAL
+    if not root.is_dir() or (root / MANIFEST).exists() or not path.is_file():
+        return []
+    return _parse_journal(path.read_text().splitlines())
+
+
+def _redis_journal(uri: str) -> list[dict]:
+    loc = parse_redis_uri(uri)
+    lines = RedisConnection(loc).call(
+        'read the journal', lambda c: c.lrange(store_key(loc.prefix, 'journal'), 0, -1))
+    return _parse_journal(lines)
+
+
+def _parse_journal(lines: list) -> list[dict]:
+    """Journal entries, skipping a torn last line of an interrupted write."""
+    entries = []
+    for line in lines:
+        try:
+            entries.append(json.loads(line))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+    return entries
+
+
+def _disk_bytes(root: Path) -> int:
+    return sum(f.stat().st_size for f in root.rglob('*') if f.is_file())
+
+
+def _report(location: str, backend: str, complete: bool, records: list[SlideRecord],
+            channels: int, dtype: str, has_coords: bool, disk_bytes: int | None) -> dict:
+    counts = np.array([r.count for r in records], dtype=np.int64)
+    regions = int(counts.sum())
+    region_bytes = channels * GRID_SIZE * GRID_SIZE * store_dtype(dtype).itemsize
+    return dict(
+        location=location, backend=backend, complete=complete, num_slides=len(records),
+        num_regions=regions, channels=channels, dtype=dtype, grid_size=GRID_SIZE,
+        has_coords=has_coords, data_bytes=regions * region_bytes, disk_bytes=disk_bytes,
+        count_min=int(counts.min()), count_median=float(np.median(counts)),
+        count_mean=float(counts.mean()), count_max=int(counts.max()),
+        slides=[dict(slide_id=r.slide_id, offset=r.offset, count=r.count) for r in records])
+
+
+def store_report(uri: str | os.PathLike) -> dict:
+    """Describe a store, complete or interrupted.
+
+    Args:
+        uri: A store folder or a ``redis://`` / ``rediss://`` URI.
+
+    Returns:
+        dict: ``location``, ``backend`` (``memmap``/``redis``), ``complete``,
+        ``num_slides``, ``num_regions``, ``channels``, ``dtype``, ``grid_size``,
+        ``has_coords``, ``data_bytes`` (the grids), ``disk_bytes`` (every file of a
+        memmap folder; None for Redis), ``count_min``/``_median``/``_mean``/``_max``
+        (regions per slide) and ``slides`` (``slide_id``, ``offset``, ``count``). For an
+        interrupted ingest, ``complete`` is False and the rest describes the slides
+        committed so far.
+
+    Raises:
+        StoreError: If there is no store at ``uri`` (not even a journal), or the server
+            cannot be reached.
+    """
+    redis = is_redis_uri(uri)
+    backend = 'redis' if redis else 'memmap'
+    try:
+        store: FeatureStore = open_store(uri)
+    except StoreError:
+        entries = _redis_journal(str(uri)) if redis else _memmap_journal(Path(uri))
+        if not entries:
+            raise
+        last = entries[-1]
+        records = [SlideRecord(**e['record']) for e in entries]
+        disk = None if redis else _disk_bytes(Path(uri))
+        location = str(parse_redis_uri(str(uri))) if redis else str(uri)
+        return _report(location, backend, False, records, int(last['channels']),
+                       last['dtype'], any(e['has_coords'] for e in entries), disk)
+    disk = None if redis else _disk_bytes(Path(uri))
+    report = _report(store.location, backend, True, list(store.slides), store.channels,
+                     store.dtype.name, bool(getattr(store, 'has_coords', False)), disk)
+    store.close()
+    return report
+
+
+def human_bytes(count: int) -> str:
+    """``1536`` -> ``'1.50 KiB'``."""
+    value = float(count)
+    for unit in ('B', 'KiB', 'MiB', 'GiB', 'TiB'):
+        if value < 1024 or unit == 'TiB':
+            return f'{value:.0f} {unit}' if unit == 'B' else f'{value:.2f} {unit}'
+        value /= 1024
+    raise AssertionError('unreachable')
+
+
+def format_store_report(report: dict, max_slides: int | None = 20) -> list[str]:
+    """The lines that present :func:`store_report`.
+
+    Args:
+        report: Output of :func:`store_report`.
+        max_slides: Slides listed one per line; None lists all. Defaults to 20.
+    """
+    status = ('complete' if report['complete'] else
+              f'INCOMPLETE: an ingest was interrupted after {report["num_slides"]} '
+              f'committed slide(s); re-run the same ingest command to complete it')
+    disk = (f', {human_bytes(report["disk_bytes"])} on disk (all files)'
+            if report['disk_bytes'] is not None else ' in Redis values')
+    lines = [
+        f'store: {report["location"]} ({report["backend"]})',
+        f'status: {status}',
+        f'slides: {report["num_slides"]}',
+        f'regions: {report["num_regions"]}',
+        f'regions per slide: min {report["count_min"]}, median {report["count_median"]:g}, '
+        f'mean {report["count_mean"]:.1f}, max {report["count_max"]}',
+        f'channels (C): {report["channels"]}',
+        f'dtype: {report["dtype"]}',
+        f'grid: {report["grid_size"]}x{report["grid_size"]}',
+        f'coords: {"yes" if report["has_coords"] else "no"}',
+        f'size: {human_bytes(report["data_bytes"])} of grids{disk}',
+    ]
+    shown = report['slides'] if max_slides is None else report['slides'][:max_slides]
+    width = max(len('slide_id'), *(len(s['slide_id']) for s in shown))
+    lines.append(f'  {"slide_id":<{width}}  {"regions":>7}  {"offset":>8}')
+    lines += [f'  {s["slide_id"]:<{width}}  {s["count"]:>7}  {s["offset"]:>8}' for s in shown]
+    if len(shown) < len(report['slides']):
+        lines.append(f'  ... and {len(report["slides"]) - len(shown)} more slides')
+    return lines

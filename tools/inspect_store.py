@@ -1,0 +1,83 @@
+"""Print what a feature store holds: slides, regions per slide, C, dtype, size, and
+whether it is complete.
+
+A store whose ingest was interrupted (a journal of committed slides but no manifest) is
+reported with the slides committed so far and exit status 1; re-running the same
+ingest command completes it. Exit status: 0 complete, 1 incomplete or not a store,
+2 bad arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+try:
+    import slpd_plugin  # noqa: F401
+except ImportError:  # not installed: run from a checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from slpd_plugin.datasets.stores import StoreError, is_redis_uri, parse_redis_uri  # noqa: E402
+from slpd_plugin.visualization import format_store_report, store_report  # noqa: E402
+from slpd_plugin.visualization.cli import ToolParser, run_tool  # noqa: E402
+
+PROG = 'inspect_store.py'
+EXAMPLES = """\
+examples:
+  python tools/inspect_store.py data/demo_store
+  python tools/inspect_store.py data/brca_store --all          # every slide, one per line
+  SLPD_REDIS_PASSWORD=... python tools/inspect_store.py 'redis://redis.lab:6379/0?prefix=brca'
+  python tools/inspect_store.py data/brca_store --json | python -m json.tool
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('store', metavar='URI',
+                        help='a store folder or redis[s]://[user@]host:port/db?prefix=NAME')
+    parser.add_argument('--all', action='store_true',
+                        help='list every slide (default: the first 20)')
+    parser.add_argument('--json', action='store_true', help='print one JSON object')
+    return parser
+
+
+def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Check the arguments before any work; parser.error() on the first problem."""
+    if is_redis_uri(args.store):
+        try:
+            parse_redis_uri(args.store)
+        except StoreError as err:
+            parser.error(f'URI: {err}')
+    elif not Path(args.store).is_dir():
+        parser.error(f'no store folder at {args.store} (expected a folder made by '
+                     f'tools/ingest.py, or a redis:// URI)')
+
+
+def run(args: argparse.Namespace) -> int:
+    report = store_report(args.store)
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        lines = format_store_report(report, max_slides=None if args.all else 20)
+        if not args.all and report['num_slides'] > 20:
+            lines[-1] += ' (--all lists every slide)'
+        print('\n'.join(lines))
+    if report['complete']:
+        return 0
+    print(f'{PROG}: error: store {report["location"]} is incomplete: an ingest was '
+          f'interrupted after {report["num_slides"]} committed slide(s); re-run the same '
+          f'ingest command to complete it', file=sys.stderr)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    validate(args, parser)
+    return run_tool(PROG, lambda: run(args))
+
+
+if __name__ == '__main__':
+    sys.exit(main())
