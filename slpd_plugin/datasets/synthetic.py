@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from tqdm import tqdm
+from slpd_plugin.utils.progress import progress_bar
 
 from .stores import StoreError
 from .stores.base import GRID_SIZE
@@ -144,7 +144,7 @@ def make_synthetic_store(path: str | os.PathLike, num_slides: int = 300,
     region_pheno = []
     root = Path(path)
     writer = MemmapStoreWriter(root, channels=channels, dtype=dtype)
-    for s in tqdm(range(num_slides), desc='synthetic slides', disable=not progress):
+    for s in progress_bar(range(num_slides), desc='synthetic slides', disable=not progress):
         k = int(rng.integers(lo_k, hi_k + 1))
         phenos = rng.choice(num_phenotypes, size=k, replace=False)
         slide_pheno[s, :k] = phenos

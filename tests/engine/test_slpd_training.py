@@ -34,6 +34,12 @@ def test_prototype_losses_start_after_warm_up(slpd_run):
         assert r['loss_intra'] > 0 and r['loss_inter'] > 0
     log = next((slpd_run / 'work').glob('*/*.log')).read_text()
     assert log.count('prototype bank:') == 2  # refreshed at epochs 1 and 2 (0-based)
+    health = [r for r in logged_scalars(slpd_run / 'work') if 'prototypes/valid_fraction' in r]
+    assert len(health) == 2
+    for key in ('cluster_size_p50', 'neighbor_similarity_mean', 'inertia_mean'):
+        assert all(f'prototypes/{key}' in r for r in health), key
+    assert 'prototypes/churn' in health[1] and 0 <= health[1]['prototypes/churn'] <= 1
+    assert list((slpd_run / 'work').glob('*/vis_data/events.out.tfevents.*'))  # TensorBoard
 
 
 def test_resume_after_a_refresh_gives_same_bank_and_same_losses(slpd_run, tmp_path):

@@ -16,7 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
-from tqdm import tqdm
+from slpd_plugin.utils.progress import progress_bar
 
 from ..stores import open_store
 from .sources import check_slide_id
@@ -66,7 +66,7 @@ def export_store(store: str, out: str | os.PathLike, fmt: str = 'pt',
     written = []
     try:
         coords = opened.coords()
-        for i, rec in enumerate(tqdm(opened.slides, desc='export', unit='slide',
+        for i, rec in enumerate(progress_bar(opened.slides, desc='export', unit='slide',
                                      disable=not progress)):
             path = out / f'{check_slide_id(rec.slide_id, opened.location)}.{fmt}'
             slide_coords = None

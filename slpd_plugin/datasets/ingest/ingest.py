@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm import tqdm
+from slpd_plugin.utils.progress import progress_bar
 
 from ..stores import StoreError, open_store, open_writer, slide_checksum
 from .readers import StoreReader, read_slide
@@ -89,7 +89,7 @@ def ingest(sources: list[SlideSource], store: str, dtype: str = 'float16',
                           store_only=[i for i in stored if i not in source_ids])
     todo = [s for s in sources if s.slide_id not in set(stored)]
     readers: dict[str, StoreReader] = {}
-    bar = tqdm(total=None, unit='region', unit_scale=True, disable=not progress,
+    bar = progress_bar(total=None, unit='region', unit_scale=True, disable=not progress,
                desc='ingest', dynamic_ncols=True)
     try:
         for i, source in enumerate(todo):
@@ -128,7 +128,7 @@ def verify_store(store: str, progress: bool = True) -> int:
     opened = open_store(store)
     bad = []
     try:
-        for i, rec in enumerate(tqdm(opened.slides, desc='verify', unit='slide',
+        for i, rec in enumerate(progress_bar(opened.slides, desc='verify', unit='slide',
                                      disable=not progress)):
             if slide_checksum(opened.read_slide(i)) != rec.sha256:
                 bad.append(rec.slide_id)

@@ -20,9 +20,10 @@ import torch
 from mmengine.dist import all_gather, all_reduce, get_dist_info
 from mmengine.hooks import Hook
 from torch.utils.data import DataLoader, Subset
-from tqdm import tqdm
+from slpd_plugin.utils.progress import progress_bar
 
 from slpd_plugin.prototypes import PrototypeBank, cluster_slides, finish_bank
+from slpd_plugin.prototypes.churn import assignment_churn
 from slpd_plugin.registry import HOOKS
 
 from ...models.data_preprocessors import center_crop
@@ -127,7 +128,7 @@ class PrototypeHook(Hook):
         was_training = model.teacher.training
         model.teacher.eval()
         chunks = []
-        for batch in tqdm(loader, desc='prototype refresh: embedding', disable=rank != 0,
+        for batch in progress_bar(loader, desc='prototype refresh: embedding', disable=rank != 0,
                           unit='batch', mininterval=5):
             grids = center_crop(batch['inputs'].to(device).float(), self.crop)
             chunks.append(model.embed(grids, encoder='teacher', output=self.embedding))
@@ -177,11 +178,19 @@ class PrototypeHook(Hook):
                            f'over {world} rank(s)')
         bank = finish_bank(embeddings, slide_index, centroids, valid, inertia,
                            num_neighbors=self.num_neighbors)
+        previous = model.bank
         self.install(runner, bank if bool(bank.valid.any()) else None)
         self.bank_epoch = runner.epoch
         if model.bank is None:
             return
         stats = bank.summary()
+        sizes = bank.cluster_sizes[bank.valid].float().flatten()
+        stats.update({f'cluster_size_p{q}': sizes.quantile(q / 100).item()
+                      for q in (10, 50, 90)})
+        if previous is not None and len(previous.assignments) == len(bank.assignments):
+            stats['churn'] = assignment_churn(previous.assignments.to(slide_index.device),
+                                              bank.assignments.to(slide_index.device),
+                                              slide_index, self.num_clusters)
         runner.logger.info('prototype bank: ' + ', '.join(f'{k}={v:.4g}'
                                                           for k, v in stats.items()))
         runner.visualizer.add_scalars({f'prototypes/{k}': v for k, v in stats.items()},
