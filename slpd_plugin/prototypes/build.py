@@ -24,6 +24,7 @@ from .packing import pack_slides, slide_layout
 
 BACKENDS = ('torch', 'faiss')
 _CHUNK_BYTES = 256 * 2**20
+_ASSIGN_GROUP = 256
 
 
 def _check_regions(embeddings: Tensor, slide_index: Tensor, num_slides: int) -> None:
@@ -43,10 +44,10 @@ def cluster_slides(embeddings: Tensor, slide_index: Tensor, num_slides: int,
     """k-means prototypes of the given slides (one rank's share of the work).
 
     Embeddings are L2-normalised, every slide with at least ``min_regions`` regions is
-    clustered into ``num_clusters`` clusters, and its centroids are L2-normalised. All
-    slides are padded to the same length (the largest eligible slide of the whole
-    dataset), so that the result for a slide does not depend on the other slides in
-    ``slides``.
+    clustered into ``num_clusters`` clusters, and its centroids are L2-normalised.
+    Slides are clustered in buckets of equal padded length, the length depending only
+    on the slide's own region count, so that the result for a slide does not depend on
+    the other slides in ``slides``.
 
     Args:
         embeddings: Region embeddings with shape (N, D).
@@ -73,29 +74,42 @@ def cluster_slides(embeddings: Tensor, slide_index: Tensor, num_slides: int,
                          f'{num_clusters} and {min_regions}')
     _check_regions(embeddings, slide_index, num_slides)
     device = embeddings.device
-    z = F.normalize(embeddings.float(), dim=-1)
+    embeddings = embeddings.float()
     slides = slides.to(device=device, dtype=torch.long)
     layout = slide_layout(slide_index.to(device), num_slides)
     eligible = layout.counts >= min_regions
     valid = eligible[slides]
-    centroids = z.new_zeros(len(slides), num_clusters, z.shape[1])
-    inertia = z.new_full((len(slides),), float('nan'))
+    centroids = embeddings.new_zeros(len(slides), num_clusters, embeddings.shape[1])
+    inertia = embeddings.new_full((len(slides),), float('nan'))
     if not bool(valid.any()):
         return centroids, valid, inertia
-    length = int(layout.counts[eligible].max())
-    todo = valid.nonzero().squeeze(1)
-    chunk = max(1, _CHUNK_BYTES // (4 * length * z.shape[1]))
-    for i in range(0, len(todo), chunk):
-        rows = todo[i:i + chunk]
-        points, mask, _ = pack_slides(z, layout, slides[rows], length)
-        if backend == 'torch':
-            result = batched_kmeans(points, mask, num_clusters, iters, restarts, seed,
-                                    slide_ids=slides[rows])
-        else:
-            result = faiss_kmeans(points, mask, num_clusters, iters, restarts, seed)
-        centroids[rows] = F.normalize(result.centroids, dim=-1)
-        inertia[rows] = result.inertia
+    lengths = _padded_length(layout.counts[slides])
+    for length in torch.unique(lengths[valid]).tolist():
+        todo = (valid & (lengths == length)).nonzero().squeeze(1)
+        chunk = max(1, _CHUNK_BYTES // (4 * length * embeddings.shape[1]))
+        for i in range(0, len(todo), chunk):
+            rows = todo[i:i + chunk]
+            points, mask, _ = pack_slides(embeddings, layout, slides[rows], length)
+            points = F.normalize(points, dim=-1)
+            if backend == 'torch':
+                result = batched_kmeans(points, mask, num_clusters, iters, restarts, seed,
+                                        slide_ids=slides[rows])
+            else:
+                result = faiss_kmeans(points, mask, num_clusters, iters, restarts, seed)
+            centroids[rows] = F.normalize(result.centroids, dim=-1)
+            inertia[rows] = result.inertia
     return centroids, valid, inertia
+
+
+def _padded_length(counts: Tensor) -> Tensor:
+    """Padded length of slides with the given region counts, a function of the count.
+
+    Counts are rounded up to a multiple of ``max(8, 2 ** (bit_length(count) - 3))``:
+    at most 5 lengths per octave, and less than 25% (or 8 regions) of padding.
+    """
+    bit_length = torch.floor(torch.log2(counts.clamp_min(1).double())).long() + 1
+    step = 2 ** (bit_length - 3).clamp_min(3)
+    return (counts + step - 1) // step * step
 
 
 def finish_bank(embeddings: Tensor, slide_index: Tensor, centroids: Tensor, valid: Tensor,
@@ -103,8 +117,12 @@ def finish_bank(embeddings: Tensor, slide_index: Tensor, centroids: Tensor, vali
                 shortlist: int = 64) -> PrototypeBank:
     """Assignments, neighbours and matched prototypes from every slide's prototypes.
 
+    A region's assignment is ``argmax_k <e, c_k>``: for unit-norm prototypes this is
+    the nearest prototype (L2) of the normalised embedding, and the embedding's norm
+    does not change the argmax, so the embeddings are not normalised here.
+
     Args:
-        embeddings: Region embeddings with shape (N, D) (normalised here).
+        embeddings: Region embeddings with shape (N, D).
         slide_index: Slide of each region, shape (N,), long in [0, S).
         centroids: Prototypes of every slide with shape (S, K, D), L2-normalised.
         valid: Whether each slide has prototypes, shape (S,), bool.
@@ -125,13 +143,18 @@ def finish_bank(embeddings: Tensor, slide_index: Tensor, centroids: Tensor, vali
                          f'{tuple(valid.shape)} and {tuple(inertia.shape)}')
     device = centroids.device
     slide_index = slide_index.to(device)
-    z = F.normalize(embeddings.to(device=device, dtype=centroids.dtype), dim=-1)
+    embeddings = embeddings.to(device=device, dtype=centroids.dtype)
     assignments = torch.full_like(slide_index, -1)
-    chunk = max(1, _CHUNK_BYTES // (4 * k * z.shape[1]))
-    for i in range(0, len(z), chunk):
-        slide = slide_index[i:i + chunk]
-        nearest = torch.einsum('nd,nkd->nk', z[i:i + chunk], centroids[slide]).argmax(-1)
-        assignments[i:i + chunk] = torch.where(valid[slide], nearest, -1)
+    layout = slide_layout(slide_index, num_slides)
+    # Slides sorted by region count, packed in groups of similar length.
+    todo = valid.nonzero().squeeze(1)
+    todo = todo[torch.argsort(layout.counts[todo], stable=True)]
+    for i in range(0, len(todo), _ASSIGN_GROUP):
+        rows = todo[i:i + _ASSIGN_GROUP]
+        points, mask, regions = pack_slides(embeddings, layout, rows,
+                                            int(layout.counts[rows[-1]]))
+        nearest = torch.bmm(points, centroids[rows].transpose(1, 2)).argmax(-1)
+        assignments[regions[mask]] = nearest[mask]
     assigned = assignments >= 0
     cluster_sizes = torch.bincount(slide_index[assigned] * k + assignments[assigned],
                                    minlength=num_slides * k).view(num_slides, k)

@@ -6,8 +6,18 @@ R = restarts.
 Why hand-written: the original calls faiss once per slide, which pays Python and
 faiss set-up costs S times for problems of ~60 points. Here one padded ``(S, L, D)``
 tensor is clustered in a single batched pass (all slides and all restarts share each
-matrix multiply), on whatever device the tensor is on. ``benchmarks/prototypes.py``
-measures the difference against the per-slide faiss loop.
+matrix multiply), on whatever device the tensor is on, with seeding that makes a
+slide's result independent of the shard it is clustered in. ``benchmarks/prototypes.py``
+measures it against the per-slide faiss loop; on the CPU the gain is modest (TCGA
+scale: 2.0x on two threads, 1.2x on one; 10x scale: 2.9x and 1.9x; docs/prototypes.md).
+
+A slide has fewer points than dimensions (L ~ 60 regions, D = 256), so the iterations
+run on its Gram matrix ``G = x x^T`` (L, L) instead of on x: a centroid is kept as
+weights W over the slide's points (``c = W x``; one-hot rows for k-means++ picks,
+``1 / |cluster|`` rows after an update), and ``||x_i - c||^2 = G_ii - 2 (W G)_i +
+W G W^T``. Each iteration then costs R*K*L*L instead of R*K*L*D, and x is touched only
+twice (to form G and the final centroids). Slides with many more regions than D would
+be better served by the direct form; TCGA slides have at most ~150 regions.
 
 Randomness is keyed by slide id, not drawn from one shared stream: slide ``i`` in
 restart ``r`` always gets the same numbers whatever other slides are in the batch, so
@@ -50,7 +60,8 @@ def batched_kmeans(x: Tensor, mask: Tensor, k: int, iters: int = 10, restarts: i
     """Lloyd's k-means on every slide of a padded batch at once.
 
     Each restart is initialised by k-means++ (D² sampling) or by ``k`` distinct random
-    points, runs ``iters`` Lloyd iterations, and the restart with the lowest inertia is
+    points, runs up to ``iters`` Lloyd iterations (stopping early once every slide and
+    restart has reached a fixed point), and the restart with the lowest inertia is
     kept for each slide separately. A cluster that becomes empty is re-seeded with the
     point farthest from its current centroid. The returned assignments and inertia are
     those of the returned centroids.
@@ -60,7 +71,8 @@ def batched_kmeans(x: Tensor, mask: Tensor, k: int, iters: int = 10, restarts: i
     centroids, inertia 0 and all assignments -1.
 
     Args:
-        x: Points with shape (S, L, D). Values at masked positions are ignored.
+        x: Points with shape (S, L, D). Values at masked positions are ignored (they
+            must be finite: they are multiplied by 0).
         mask: Validity of each point with shape (S, L), bool.
         k: Number of clusters K.
         iters: Lloyd iterations per restart. Defaults to 10.
@@ -89,8 +101,8 @@ def batched_kmeans(x: Tensor, mask: Tensor, k: int, iters: int = 10, restarts: i
     if slide_ids is None:
         slide_ids = torch.arange(num_slides)
     uniforms = slide_uniforms(seed, slide_ids, restarts, k).to(x.device)
-    # Per slide: x, distances/one-hots (L * R * K each) and restart centroids.
-    per_slide = 4 * (length * dim + 3 * length * restarts * k + 2 * restarts * k * dim)
+    # Per slide: x, its Gram matrix, and a few (R * K, L) weights and distances.
+    per_slide = 4 * (length * dim + length * length + 5 * restarts * k * length)
     chunk = max(1, _CHUNK_BYTES // per_slide)
     parts = [
         _kmeans_chunk(x[i:i + chunk], mask[i:i + chunk], uniforms[i:i + chunk], k, iters,
@@ -106,40 +118,47 @@ def batched_kmeans(x: Tensor, mask: Tensor, k: int, iters: int = 10, restarts: i
 def _kmeans_chunk(x: Tensor, mask: Tensor, uniforms: Tensor, k: int, iters: int, init: str,
                   spherical: bool) -> tuple[Tensor, Tensor, Tensor]:
     """k-means of one chunk of slides; ``uniforms`` has shape (S, R, K)."""
-    x = torch.where(mask[..., None], x, 0)
+    x = x * mask[..., None]
     if spherical:
         x = F.normalize(x, dim=-1)
-    sqnorm = (x * x).sum(-1)
+    gram = torch.bmm(x, x.transpose(1, 2))
     if init == 'kmeans++':
-        centroids = _kmeanspp_init(x, sqnorm, mask, uniforms, spherical)
+        weights = _kmeanspp_init(gram, mask, uniforms, spherical)
     else:
-        centroids = _random_init(x, mask, uniforms)
+        weights = _random_init(gram, mask, uniforms)
     for _ in range(iters):
-        dist = _distances(x, sqnorm, centroids, spherical)
-        centroids = _update(x, mask, dist, centroids, spherical)
-    min_dist, assign = _distances(x, sqnorm, centroids, spherical).min(-1)
+        updated = _update(gram, mask, _distances(gram, weights, spherical), spherical)
+        if torch.equal(updated, weights):
+            break  # A fixed point of every slide and restart: later iterations are no-ops.
+        weights = updated
+    min_dist, assign = _distances(gram, weights, spherical).min(2)
     inertia = (min_dist.clamp_min(0) * mask[:, None]).sum(-1)
     best = inertia.argmin(1)
     rows = torch.arange(x.shape[0], device=x.device)
-    assignments = torch.where(mask, assign[rows, best], -1)
-    return centroids[rows, best], assignments, inertia[rows, best]
-
-
-def _distances(x: Tensor, sqnorm: Tensor, centroids: Tensor, spherical: bool) -> Tensor:
-    """Point-to-centroid distances (S, R, L, K) for centroids (S, R, K, D)."""
-    num_slides, restarts, k, dim = centroids.shape
-    flat = centroids.reshape(num_slides, restarts * k, dim)
+    centroids = torch.bmm(weights[rows, best], x)
     if spherical:
-        dist = 1 - torch.bmm(x, flat.transpose(1, 2))
+        centroids = F.normalize(centroids, dim=-1)
+    assignments = torch.where(mask, assign[rows, best], -1)
+    return centroids, assignments, inertia[rows, best]
+
+
+def _distances(gram: Tensor, weights: Tensor, spherical: bool) -> Tensor:
+    """Distances (S, R, K, L) from centroids ``weights @ x`` (weights (S, R, K, L))."""
+    num_slides, restarts, k, length = weights.shape
+    flat = weights.reshape(num_slides, restarts * k, length)
+    cross = torch.bmm(flat, gram)
+    if spherical:
+        dist = 1 - cross
     else:
-        base = sqnorm[:, :, None] + (flat * flat).sum(-1)[:, None, :]
-        dist = torch.baddbmm(base, x, flat.transpose(1, 2), alpha=-2)
-    return dist.view(num_slides, -1, restarts, k).transpose(1, 2)
+        sqnorm = torch.diagonal(gram, dim1=1, dim2=2)
+        dist = sqnorm[:, None, :] - 2 * cross + (cross * flat).sum(-1, keepdim=True)
+    return dist.view(num_slides, restarts, k, length)
 
 
-def _gather_points(x: Tensor, pos: Tensor) -> Tensor:
-    """Points x (S, L, D) at positions pos (S, R) -> (S, R, D)."""
-    return torch.gather(x, 1, pos[..., None].expand(-1, -1, x.shape[-1]))
+def _one_hot(pos: Tensor, like: Tensor) -> Tensor:
+    """Weights (S, R, 1, L) selecting point ``pos`` (S, R) of gram ``like`` (S, L, L)."""
+    out = like.new_zeros(*pos.shape, 1, like.shape[-1])
+    return out.scatter_(-1, pos[..., None, None], 1)
 
 
 def _rank_to_position(available: Tensor, rank: Tensor) -> Tensor:
@@ -149,87 +168,81 @@ def _rank_to_position(available: Tensor, rank: Tensor) -> Tensor:
     return pos.clamp_max(available.shape[-1] - 1)
 
 
-def _uniform_position(mask: Tensor, u: Tensor) -> Tensor:
-    """A uniformly drawn valid position per (slide, restart); u (S, R) in [0, 1)."""
-    available = mask[:, None, :].expand(-1, u.shape[1], -1)
+def _uniform_position(available: Tensor, u: Tensor) -> Tensor:
+    """A uniformly drawn True position of available (S, R, L); u (S, R) in [0, 1)."""
     count = available.sum(-1)
     rank = (u * count).long().clamp_max((count - 1).clamp_min(0))
     return _rank_to_position(available, rank)
 
 
-def _kmeanspp_init(x: Tensor, sqnorm: Tensor, mask: Tensor, uniforms: Tensor,
+def _kmeanspp_init(gram: Tensor, mask: Tensor, uniforms: Tensor,
                    spherical: bool) -> Tensor:
-    """k-means++ (D² sampling) centroids (S, R, K, D), one draw per centre.
+    """k-means++ (D² sampling) centroid weights (S, R, K, L), one draw per centre.
 
     When every valid point already coincides with a chosen centre (fewer distinct
     points than K), the next centre is a uniformly drawn point: a duplicate.
     """
-    num_slides, restarts, k = uniforms.shape
-    centroids = x.new_zeros(num_slides, restarts, k, x.shape[-1])
-    centroids[:, :, 0] = _gather_points(x, _uniform_position(mask, uniforms[:, :, 0]))
-    min_dist = _distances(x, sqnorm, centroids[:, :, :1], spherical)[..., 0]
-    for j in range(1, k):
+    length = gram.shape[-1]
+    valid = mask[:, None, :].expand(-1, uniforms.shape[1], -1)
+    picks = [_one_hot(_uniform_position(valid, uniforms[:, :, 0]), gram)]
+    min_dist = _distances(gram, picks[0], spherical)[:, :, 0]
+    for j in range(1, uniforms.shape[2]):
         weight = (min_dist.clamp_min(0) * mask[:, None]).double()
         cumulative = weight.cumsum(-1)
         total = cumulative[..., -1]
         target = uniforms[:, :, j] * total
         pos = torch.searchsorted(cumulative, target[..., None], right=True).squeeze(-1)
-        pos = pos.clamp_max(x.shape[1] - 1)
+        pos = pos.clamp_max(length - 1)
         picked_zero = torch.gather(weight, -1, pos[..., None]).squeeze(-1) <= 0
         pos = torch.where(picked_zero, weight.argmax(-1), pos)
-        pos = torch.where(total > 0, pos, _uniform_position(mask, uniforms[:, :, j]))
-        centroids[:, :, j] = _gather_points(x, pos)
-        new_dist = _distances(x, sqnorm, centroids[:, :, j:j + 1], spherical)[..., 0]
-        min_dist = torch.minimum(min_dist, new_dist)
-    return centroids
+        pos = torch.where(total > 0, pos, _uniform_position(valid, uniforms[:, :, j]))
+        picks.append(_one_hot(pos, gram))
+        min_dist = torch.minimum(min_dist, _distances(gram, picks[-1], spherical)[:, :, 0])
+    return torch.cat(picks, 2)
 
 
-def _random_init(x: Tensor, mask: Tensor, uniforms: Tensor) -> Tensor:
-    """K distinct uniformly drawn points per (slide, restart) -> (S, R, K, D).
+def _random_init(gram: Tensor, mask: Tensor, uniforms: Tensor) -> Tensor:
+    """K distinct uniformly drawn points per (slide, restart) -> weights (S, R, K, L).
 
     Once a slide's valid points are used up, draws repeat them (duplicates).
     """
-    num_slides, restarts, k = uniforms.shape
-    valid = mask[:, None, :].expand(-1, restarts, -1)
+    valid = mask[:, None, :].expand(-1, uniforms.shape[1], -1)
     chosen = torch.zeros_like(valid)
-    centroids = x.new_zeros(num_slides, restarts, k, x.shape[-1])
-    for j in range(k):
+    picks = []
+    for j in range(uniforms.shape[2]):
         available = valid & ~chosen
-        exhausted = ~available.any(-1, keepdim=True)
-        available = torch.where(exhausted, valid, available)
-        count = available.sum(-1)
-        rank = (uniforms[:, :, j] * count).long().clamp_max((count - 1).clamp_min(0))
-        pos = _rank_to_position(available, rank)
-        chosen.scatter_(-1, pos[..., None], True)
-        centroids[:, :, j] = _gather_points(x, pos)
-    return centroids
+        available = torch.where(available.any(-1, keepdim=True), available, valid)
+        pos = _uniform_position(available, uniforms[:, :, j])
+        chosen = chosen.scatter(-1, pos[..., None], True)
+        picks.append(_one_hot(pos, gram))
+    return torch.cat(picks, 2)
 
 
-def _update(x: Tensor, mask: Tensor, dist: Tensor, centroids: Tensor,
-            spherical: bool) -> Tensor:
-    """One Lloyd update from distances (S, R, L, K); empty clusters are re-seeded.
+def _update(gram: Tensor, mask: Tensor, dist: Tensor, spherical: bool) -> Tensor:
+    """One Lloyd update from distances (S, R, K, L) -> new weights (S, R, K, L).
 
+    A cluster's new centroid is the mean of its points (weights ``1 / |cluster|``).
     The j-th empty cluster of a (slide, restart) takes the j-th farthest point from its
     assigned centroid (cycling over the valid points when there are fewer of them).
     """
-    num_slides, restarts, k, dim = centroids.shape
-    min_dist, assign = dist.min(-1)
-    weight = mask[:, None, :].expand(-1, restarts, -1).to(x.dtype)
-    onehot = x.new_zeros(num_slides, restarts, k, x.shape[1])
-    onehot.scatter_(2, assign[:, :, None, :], weight[:, :, None, :])
-    onehot = onehot.view(num_slides, restarts * k, -1)
-    sums = torch.bmm(onehot, x).view(num_slides, restarts, k, dim)
-    counts = onehot.sum(-1).view(num_slides, restarts, k)
-    means = sums / counts.clamp_min(1)[..., None]
+    num_slides, restarts, k, length = dist.shape
+    min_dist, assign = dist.min(2)
+    onehot = torch.zeros_like(dist).scatter_(
+        2, assign[:, :, None, :], mask[:, None, None, :].expand(-1, restarts, -1, -1).to(
+            dist.dtype))
+    counts = onehot.sum(-1, keepdim=True)
+    weights = onehot / counts.clamp_min(1)
+    empty = counts[..., 0] == 0
+    if bool(empty.any()):
+        far_dist = torch.where(mask[:, None, :], min_dist.clamp_min(0), -1)
+        farthest = far_dist.topk(min(k, length), dim=-1).indices
+        num_valid = mask.sum(-1).clamp_min(1)[:, None, None]
+        rank = (empty.long().cumsum(-1) - 1).clamp_min(0) % num_valid
+        pos = torch.gather(farthest, -1, rank.clamp_max(farthest.shape[-1] - 1))
+        reseeded = torch.zeros_like(weights).scatter_(-1, pos[..., None], 1)
+        weights = torch.where(empty[..., None], reseeded, weights)
     if spherical:
-        means = F.normalize(means, dim=-1)
-    empty = counts == 0
-    if not bool(empty.any()):
-        return means
-    far_dist = torch.where(mask[:, None, :], min_dist.clamp_min(0), -1)
-    farthest = far_dist.topk(min(k, x.shape[1]), dim=-1).indices
-    num_valid = mask.sum(-1).clamp_min(1)[:, None, None]
-    rank = (empty.long().cumsum(-1) - 1).clamp_min(0) % num_valid
-    pos = torch.gather(farthest, -1, rank.clamp_max(farthest.shape[-1] - 1))
-    reseeded = _gather_points(x, pos.view(num_slides, -1)).view_as(means)
-    return torch.where(empty[..., None], reseeded, means)
+        flat = weights.view(num_slides, restarts * k, length)
+        sqnorm = (torch.bmm(flat, gram) * flat).sum(-1).clamp_min(1e-24)
+        weights = weights / sqnorm.sqrt().view(num_slides, restarts, k, 1)
+    return weights

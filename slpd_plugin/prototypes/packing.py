@@ -43,6 +43,9 @@ def pack_slides(embeddings: Tensor, layout: SlideLayout, slides: Tensor,
                 length: int) -> tuple[Tensor, Tensor, Tensor]:
     """Regions of the given slides, padded (or truncated) to ``length`` per slide.
 
+    Padding positions hold arbitrary regions (no zeroing pass): read them only through
+    the mask.
+
     Args:
         embeddings: Region embeddings with shape (N, D).
         layout: Layout from :func:`slide_layout`.
@@ -50,12 +53,12 @@ def pack_slides(embeddings: Tensor, layout: SlideLayout, slides: Tensor,
         length: Padded length L.
 
     Returns:
-        tuple[Tensor, Tensor, Tensor]: Points (C, L, D) with zeros at padding; mask
-        (C, L), bool; region index of each point (C, L), long, -1 at padding.
+        tuple[Tensor, Tensor, Tensor]: Points (C, L, D); mask (C, L), bool; region
+        index of each point (C, L), long, -1 at padding.
     """
     steps = torch.arange(length, device=embeddings.device)
     mask = steps[None, :] < layout.counts[slides][:, None]
     pos = (layout.offsets[slides][:, None] + steps[None, :]).clamp_max(len(layout.order) - 1)
     regions = torch.where(mask, layout.order[pos], -1)
-    points = embeddings[regions.clamp_min(0)] * mask[..., None]
-    return points, mask, regions
+    points = embeddings.index_select(0, layout.order[pos].flatten())
+    return points.view(*pos.shape, embeddings.shape[1]), mask, regions

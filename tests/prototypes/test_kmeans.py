@@ -63,6 +63,16 @@ def test_restarts_never_increase_inertia(clustered):
     assert (inertias[-1] < inertias[0]).any()
 
 
+def test_stopping_at_a_fixed_point_changes_nothing(clustered, monkeypatch):
+    x, mask = clustered(8, 40, 8, 3, seed=9, spread=1.0)
+    stopped = batched_kmeans(x, mask, 3, iters=25)
+    equal = torch.equal
+    monkeypatch.setattr(torch, 'equal', lambda a, b: False)
+    every_iteration = batched_kmeans(x, mask, 3, iters=25)
+    monkeypatch.undo()
+    assert all(equal(a, b) for a, b in zip(stopped, every_iteration))
+
+
 def test_recovers_well_separated_clusters(clustered):
     x, mask = clustered(5, 50, 16, 4, seed=4, spread=0.01)
     result = batched_kmeans(x, mask, 4)
@@ -111,15 +121,20 @@ def test_duplicated_points_give_no_nan():
 def test_empty_cluster_takes_the_farthest_point():
     x = torch.tensor([[[0., 0.], [0.1, 0.], [0., 0.2], [1., 1.], [1.2, 1.], [3., 3.]]])
     mask = torch.ones(1, 6, dtype=torch.bool)
-    centroids = torch.tensor([[[[0., 0.], [1., 1.], [50., 50.]]]])
-    dist = _distances(x, (x * x).sum(-1), centroids, spherical=False)
-    updated = _update(x, mask, dist, centroids, spherical=False)[0, 0]
-    ref = _reference_distances(x[0], centroids[0, 0], spherical=False)
+    gram = x @ x.transpose(1, 2)
+    # Centroids as weights over the points: mean of points 0-2, point 3, 10 * point 5.
+    weights = torch.tensor([[[[1 / 3, 1 / 3, 1 / 3, 0, 0, 0], [0, 0, 0, 1, 0, 0],
+                              [0, 0, 0, 0, 0, 10]]]])
+    updated = _update(gram, mask, _distances(gram, weights, spherical=False),
+                      spherical=False)
+    new_centroids = (updated @ x)[0, 0]
+    ref = _reference_distances(x[0], (weights @ x)[0, 0], spherical=False)
     nearest = ref.argmin(1)
+    assert (nearest != 2).all()
     for j in (0, 1):
-        torch.testing.assert_close(updated[j], x[0][nearest == j].mean(0))
+        torch.testing.assert_close(new_centroids[j], x[0][nearest == j].mean(0))
     farthest = ref.min(1).values.argmax()
-    assert torch.equal(updated[2], x[0, farthest])
+    assert torch.equal(new_centroids[2], x[0, farthest])
 
 
 def test_all_clusters_used_when_enough_distinct_points():

@@ -46,7 +46,7 @@ def test_equals_linear_sum_assignment(k):
 
 
 @pytest.mark.parametrize('k', [6, 7])
-def test_hungarian_path_equals_permutation_search(k):
+def test_max_matching_score_equals_permutation_search(k):
     g = torch.Generator().manual_seed(k)
     inner = torch.randn(3, k, k, generator=g)
     ref = [max(sum(float(m[i, p[i]]) for i in range(k))

@@ -6,6 +6,7 @@ import itertools
 import pytest
 import torch
 import torch.nn.functional as F
+from scipy.optimize import linear_sum_assignment
 
 from slpd_plugin.prototypes import find_neighbors
 
@@ -15,10 +16,19 @@ def _prototypes(n: int, k: int, seed: int, dim: int = 6) -> torch.Tensor:
     return F.normalize(torch.randn(n, k, dim, generator=g), dim=-1)
 
 
+def _best_matching(inner: torch.Tensor) -> float:
+    """Permutation search for K <= 5, the Hungarian algorithm above."""
+    k = len(inner)
+    if k <= 5:
+        return max(sum(float(inner[i, p[i]]) for i in range(k))
+                   for p in itertools.permutations(range(k)))
+    rows, cols = linear_sum_assignment(inner.numpy(), maximize=True)
+    return float(inner[rows, cols].sum())
+
+
 def _brute_force(centroids: torch.Tensor, valid: torch.Tensor,
                  r: int) -> list[list[tuple[int, float]]]:
-    """For each slide, its r best other valid slides by permutation search."""
-    k = centroids.shape[1]
+    """For each slide, its r best other valid slides, scoring every pair."""
     out = []
     for s in range(len(centroids)):
         if not valid[s]:
@@ -29,9 +39,7 @@ def _brute_force(centroids: torch.Tensor, valid: torch.Tensor,
             if t == s or not valid[t]:
                 continue
             inner = centroids[s].double() @ centroids[t].double().T
-            best = max(sum(float(inner[i, p[i]]) for i in range(k))
-                       for p in itertools.permutations(range(k)))
-            scores.append((t, best))
+            scores.append((t, _best_matching(inner)))
         out.append(sorted(scores, key=lambda item: -item[1])[:r])
     return out
 
@@ -46,7 +54,7 @@ def _check(neighbors, similarity, expected, r):
         assert similarity[s, len(best):].isnan().all()
 
 
-@pytest.mark.parametrize('k, r', [(1, 1), (3, 2), (4, 3)])
+@pytest.mark.parametrize('k, r', [(1, 1), (3, 2), (4, 3), (7, 2), (16, 1)])
 def test_exact_equals_brute_force(k, r):
     centroids = _prototypes(30, k, seed=k)
     valid = torch.rand(30, generator=torch.Generator().manual_seed(r)) > 0.3
@@ -56,6 +64,20 @@ def test_exact_equals_brute_force(k, r):
     assert not (neighbors == rows).any()
     assert valid[neighbors[neighbors >= 0]].all()
     assert (neighbors[~valid] == -1).all()
+
+
+def test_exact_when_the_bound_is_loose():
+    """Decoys (v, -v, -v), v close to all of slide 0's prototypes, have the highest
+    upper bound sum_k max_l <a_k, b_l> for slide 0 but a poor one-to-one matching."""
+    centroids = _prototypes(24, 3, seed=11)
+    v = F.normalize(centroids[0].sum(0), dim=0)
+    g = torch.Generator().manual_seed(12)
+    decoys = torch.stack([v, -v, -v]) + 0.01 * torch.randn(12, 3, 6, generator=g)
+    centroids[1:13] = F.normalize(decoys, dim=-1)
+    valid = torch.ones(24, dtype=torch.bool)
+    neighbors, similarity = find_neighbors(centroids, valid, num_neighbors=2)
+    _check(neighbors, similarity, _brute_force(centroids, valid, 2), 2)
+    assert neighbors[0, 0] > 12
 
 
 def test_shortlist_with_every_candidate_equals_exact():
