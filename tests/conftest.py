@@ -51,12 +51,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_redis(tmp_dir, password: str, tls_files: tuple[str, str] | None = None
-                 ) -> RedisServer:
+def _start_redis(tmp_dir, password: str, tls_files: tuple[str, str] | None = None,
+                 port: int | None = None, extra_args: tuple[str, ...] = ()) -> RedisServer:
+    """Start ``redis-server`` on ``port`` (default: a free one); ``extra_args`` override
+    the defaults (e.g. ``('--appendonly', 'yes')`` to persist data across a restart)."""
     import redis
     exe = shutil.which('redis-server')
+    fixed_port = port
     for _ in range(3):  # another process may grab the free port before redis binds it
-        port = _free_port()
+        port = fixed_port or _free_port()
         listen = ['--port', str(port)]
         if tls_files:
             cert, key = tls_files
@@ -66,7 +69,7 @@ def _start_redis(tmp_dir, password: str, tls_files: tuple[str, str] | None = Non
         proc = subprocess.Popen(
             [exe, *listen, '--bind', '127.0.0.1', '--requirepass', password,
              '--save', '', '--appendonly', 'no', '--dir', str(tmp_dir),
-             '--protected-mode', 'yes', '--loglevel', 'warning'],
+             '--protected-mode', 'yes', '--loglevel', 'warning', *extra_args],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         server = RedisServer('127.0.0.1', port, password, proc,
                              tls_files[0] if tls_files else None)

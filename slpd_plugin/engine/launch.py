@@ -10,7 +10,10 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from slpd_plugin.datasets.samplers import check_slide_batch_size
+from slpd_plugin.datasets.stores.redis_uri import move_password_to_env
 from slpd_plugin.registry import RUNNERS
+
+from .config_check import check_config
 
 
 def init_cpu_distributed() -> None:
@@ -41,6 +44,9 @@ def prepare_config(config: str, work_dir: str | None = None, resume: str | None 
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    check_config(cfg)  # typos and wrong types, named by their dotted key, before any work
+    dataset = cfg.train_dataloader.dataset
+    dataset.store = move_password_to_env(dataset.store)  # never dumped, logged or saved
     cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(config))[0])
     if resume is not None:

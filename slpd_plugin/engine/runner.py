@@ -5,8 +5,10 @@ numpy scalars in every checkpoint and loads with a bare ``torch.load``. Since to
 that means ``weights_only=True``, which refuses mmengine's own checkpoints on resume;
 the usual workaround (``weights_only=False``) unpickles arbitrary objects. Instead,
 :class:`WeightsOnlyCheckpointHook` stores those parts as tensors and plain values, and
-this runner loads every local checkpoint -- resume, ``load_from``, HIPT weights -- with
-``weights_only=True`` explicitly, whatever the torch version's default.
+this runner loads every checkpoint -- resume, ``load_from``, HIPT weights -- with
+``weights_only=True`` explicitly, whatever the torch version's default, and only from
+local files (mmengine's URL loader would unpickle). A checkpoint whose tensors do not
+fit the model's shapes stops the run with a clear error.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
 from slpd_plugin.registry import RUNNERS
 
+from .checkpoint_check import check_checkpoint_shapes
 from .hooks.weights_only_checkpoint_hook import WeightsOnlyCheckpointHook
 
 
@@ -46,8 +49,10 @@ class SLPDRunner(Runner):
     def load_checkpoint(self, filename: str, map_location: str | Callable = 'cpu',
                         strict: bool = False,
                         revise_keys: list = [(r'^module.', '')]) -> dict:  # noqa: B006
-        if not osp.isfile(filename):  # URLs and other schemes: mmengine's loaders
-            return super().load_checkpoint(filename, map_location, strict, revise_keys)
+        if not osp.isfile(filename):  # mmengine would fetch URLs and unpickle them
+            raise FileNotFoundError(f'{filename}: not a local checkpoint file (URLs are not '
+                                    f'fetched: download it first, it is then loaded '
+                                    f'weights-only)')
         try:
             checkpoint = torch.load(filename, map_location=map_location, weights_only=True)
         except Exception as e:
@@ -57,6 +62,7 @@ class SLPDRunner(Runner):
                 f'of another tool must hold only tensors and plain values.') from e
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if hasattr(self.model, 'module') else self.model
+        check_checkpoint_shapes(model, checkpoint, filename, revise_keys)
         checkpoint = _load_checkpoint_to_model(model, checkpoint, strict,
                                                revise_keys=revise_keys)
         self._has_loaded = True

@@ -3,10 +3,14 @@
 The client (and its connection pool) is created lazily, on the first request of each
 process: a DataLoader worker forked from the main process never reuses the parent's
 sockets, and pickling drops the client. A request that loses its connection is retried
-with exponential backoff; authentication and permission errors are not retried.
+with exponential backoff; authentication and permission errors are not retried. Every
+retry, and the recovery after one, is logged as a warning (logger
+``slpd_plugin.datasets.stores.redis_conn``; stderr unless the application configures
+logging), naming ``host:port`` and never the password.
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Callable, TypeVar
@@ -22,6 +26,12 @@ from .redis_uri import RedisLocation
 
 T = TypeVar('T')
 MAX_BACKOFF_S = 2.0
+logger = logging.getLogger(__name__)
+
+
+def retry_delays(retries: int, backoff: float) -> list[float]:
+    """Seconds slept before each retry: ``backoff * 2**k``, capped at ``MAX_BACKOFF_S``."""
+    return [min(backoff * 2 ** k, MAX_BACKOFF_S) for k in range(retries)]
 
 
 class RedisConnection:
@@ -58,11 +68,15 @@ class RedisConnection:
         """
         loc = self.location
         error: Exception | None = None
+        delays = retry_delays(loc.retries, loc.backoff)
         for attempt in range(loc.retries + 1):
             if attempt:
-                time.sleep(min(loc.backoff * 2 ** (attempt - 1), MAX_BACKOFF_S))
+                logger.warning(f'Redis at {loc.address}: {what} failed ({type(error).__name__}: '
+                               f'{self._message(error)}); retry {attempt}/{loc.retries} in '
+                               f'{delays[attempt - 1]:.2g} s')
+                time.sleep(delays[attempt - 1])
             try:
-                return request(self.client())
+                reply = request(self.client())
             except AuthenticationError as e:
                 raise StoreError(
                     f'Redis at {loc.address}: authentication failed for user '
@@ -71,6 +85,7 @@ class RedisConnection:
             except (ConnectionError, TimeoutError) as e:
                 error = e
                 self._drop_connections()
+                continue
             except NoPermissionError as e:
                 raise StoreError(f'{loc}: {what}: permission denied ({self._message(e)}); '
                                  f'check the user\'s ACL (keys ~{loc.prefix}*, commands): a '
@@ -79,9 +94,14 @@ class RedisConnection:
             except RedisError as e:
                 raise StoreError(f'{loc}: {what}: {type(e).__name__}: '
                                  f'{self._message(e)}') from None
+            if attempt:
+                logger.warning(f'Redis at {loc.address}: {what}: succeeded on retry '
+                               f'{attempt}/{loc.retries}')
+            return reply
         raise StoreError(f'cannot reach Redis at {loc.address} to {what} after '
-                         f'{loc.retries + 1} attempt(s): {type(error).__name__}: '
-                         f'{self._message(error)}') from None
+                         f'{loc.retries + 1} attempt(s) over {sum(delays):.2g} s: '
+                         f'{type(error).__name__}: {self._message(error)} (to wait longer, '
+                         f'raise ?retries=N&backoff=S in the store URI)') from None
 
     def _message(self, error: Exception | None) -> str:
         return self.location.redact(str(error))

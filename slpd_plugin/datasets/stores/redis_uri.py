@@ -17,15 +17,17 @@ Query parameters:
   (client certificate), ``check_hostname`` (``true``/``false``, default true).
 
 A password written into the URI works but lands in configs that mmengine dumps to the
-work dir; prefer ``password_env`` (a warning says so).
+work dir; prefer ``password_env`` (a warning says so). :func:`move_password_to_env`
+takes it out of a URI; call it before the config is logged or dumped.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import warnings
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from .base import StoreError
 
@@ -99,6 +101,12 @@ class RedisLocation:
         return kwargs
 
 
+def redact_uri(uri: str) -> str:
+    """``uri`` with an inline password replaced by ``***``."""
+    password = urlsplit(uri).password
+    return uri if password is None else uri.replace(f':{password}@', ':***@')
+
+
 def _one(query: dict[str, list[str]], key: str, uri: str) -> str | None:
     values = query.get(key)
     if values is None:
@@ -128,7 +136,7 @@ def parse_redis_uri(uri: str) -> RedisLocation:
             password environment variable. Messages never contain the password.
     """
     parts = urlsplit(uri)
-    safe = uri if parts.password is None else uri.replace(f':{parts.password}@', ':***@')
+    safe = redact_uri(uri)
     if parts.scheme.lower() not in SCHEMES:
         raise StoreError(f'{safe}: expected a redis:// or rediss:// URI')
     try:
@@ -182,3 +190,43 @@ def parse_redis_uri(uri: str) -> RedisLocation:
         backoff=_number(_one(query, 'backoff', safe), float, 0.05, 'backoff', safe),
         timeout=timeout,
         tls_options=tuple(tls_options))
+
+
+def move_password_to_env(uri: str) -> str:
+    """Take an inline password out of a store URI and pass it through the environment.
+
+    The password of ``redis://user:PASSWORD@host:port/db?...`` is put into an environment
+    variable of this process (named from user, host and port, so every DDP rank picks the
+    same name; forked DataLoader workers inherit it), and the URI comes back as
+    ``redis://user@host:port/db?...&password_env=VAR``: nothing secret is left in the
+    config that mmengine logs, dumps to the work dir and stores in checkpoints. A URI
+    without an inline password, or any other string, is returned unchanged.
+
+    Args:
+        uri: A store location (folder path or ``redis://``/``rediss://`` URI).
+
+    Returns:
+        The URI without its password.
+
+    Raises:
+        StoreError: if the URI also names ``password_env`` and that variable holds a
+            different password (the message shows neither).
+    """
+    if not is_redis_uri(uri) or urlsplit(uri).password is None:
+        return uri
+    parts = urlsplit(uri)
+    userinfo, host = parts.netloc.rsplit('@', 1)
+    user = userinfo.split(':', 1)[0]
+    env = _one(parse_qs(parts.query, keep_blank_values=True), 'password_env', redact_uri(uri))
+    query = parts.query
+    if env is None:
+        digest = hashlib.sha256(f'{unquote(user)}@{host.lower()}'.encode()).hexdigest()[:8]
+        env = f'{PASSWORD_ENV}_{digest.upper()}'
+        query = '&'.join(filter(None, [query, f'password_env={env}']))
+    password = unquote(parts.password)
+    if os.environ.get(env, password) != password:
+        raise StoreError(f'{redact_uri(uri)}: the URI holds a password and also names '
+                         f'password_env={env}, whose value differs; give only one')
+    os.environ[env] = password
+    netloc = f'{user}@{host}' if user else host
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
