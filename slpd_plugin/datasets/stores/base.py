@@ -146,10 +146,18 @@ class StoreWriter(ABC):
     manifest, readers refuse the store as incomplete.
 
     Attributes:
+        location: Where the store is written (no secrets).
         channels: ``C`` of the slides written so far, or None before the first one.
+        dtype: The dtype grids are stored in.
+        records: The slides committed so far, in order.
+        has_coords: Whether any committed slide came with coordinates.
     """
 
+    location: str
     channels: int | None
+    dtype: np.dtype
+    records: list[SlideRecord]
+    has_coords: bool
 
     @abstractmethod
     def add_slide(self, slide_id: str, grids: np.ndarray,
@@ -162,9 +170,36 @@ class StoreWriter(ABC):
             coords: Optional ``(n, 2)`` integer region coordinates.
         """
 
-    @abstractmethod
     def written_slides(self) -> list[str]:
         """Ids of slides committed so far (in order)."""
+        return [r.slide_id for r in self.records]
+
+    def prepare_slide(self, slide_id: str, grids: np.ndarray,
+                      coords: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Check one slide before it is written (shared by every backend).
+
+        Returns:
+            The grids in the store's dtype, C-contiguous ``(n, C, G, G)``, and the
+            coordinates as little-endian int64 ``(n, 2)`` (-1 where unknown).
+
+        Raises:
+            StoreError: duplicate slide id, bad grids (see :func:`check_grids`) or coords
+                of the wrong shape, naming the slide.
+        """
+        source = f'slide {slide_id!r}'
+        if slide_id in set(self.written_slides()):
+            raise StoreError(f'{source}: duplicate slide id, already in {self.location}')
+        check_grids(np.asarray(grids), self.channels, source)
+        data = np.ascontiguousarray(grids, dtype=self.dtype)
+        self.channels = int(data.shape[1])
+        if coords is None:
+            return data, np.full((len(data), 2), -1, dtype='<i8')
+        coords = np.asarray(coords)
+        if coords.shape != (len(data), 2):
+            raise StoreError(f'{source}: expected coords of shape ({len(data)}, 2), '
+                             f'got {coords.shape}')
+        self.has_coords = True
+        return data, np.ascontiguousarray(coords, dtype='<i8')
 
     @abstractmethod
     def finalize(self) -> None:

@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from .base import (GRID_SIZE, MANIFEST_VERSION, FeatureStore, SlideRecord, StoreError,
-                   StoreWriter, check_grids, slide_checksum, store_dtype)
+                   StoreWriter, slide_checksum, store_dtype)
 
 FORMAT = 'slpd-memmap'
 GRIDS, COORDS, JOURNAL, MANIFEST = 'grids.bin', 'coords.bin', 'journal.jsonl', 'manifest.json'
@@ -134,6 +134,7 @@ class MemmapStoreWriter(StoreWriter):
     def __init__(self, path: str | os.PathLike, channels: int | None = None,
                  dtype: str = 'float16') -> None:
         self.root = Path(path)
+        self.location = str(self.root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.dtype = store_dtype(dtype)
         self.channels = channels
@@ -167,29 +168,13 @@ class MemmapStoreWriter(StoreWriter):
                                      f'move the store away and ingest again')
                 f.truncate(size)  # drop a half-written slide's bytes
 
-    def written_slides(self) -> list[str]:
-        return [r.slide_id for r in self.records]
-
     def add_slide(self, slide_id: str, grids: np.ndarray,
                   coords: np.ndarray | None = None) -> SlideRecord:
-        source = f'slide {slide_id!r}'
-        if slide_id in set(self.written_slides()):
-            raise StoreError(f'{source}: duplicate slide id, already in {self.root}')
-        check_grids(np.asarray(grids), self.channels, source)
-        self.channels = int(grids.shape[1])
-        data = np.ascontiguousarray(grids, dtype=self.dtype)
-        if coords is not None:
-            coords = np.asarray(coords)
-            if coords.shape != (len(data), 2):
-                raise StoreError(f'{source}: expected coords of shape ({len(data)}, 2), '
-                                 f'got {coords.shape}')
-            self.has_coords = True
-        else:
-            coords = np.full((len(data), 2), -1)
+        data, coords = self.prepare_slide(slide_id, grids, coords)
         (self.root / MANIFEST).unlink(missing_ok=True)
         offset = sum(r.count for r in self.records)
         record = SlideRecord(slide_id, offset, len(data), slide_checksum(data))
-        for name, arr in ((GRIDS, data), (COORDS, np.ascontiguousarray(coords, dtype='<i8'))):
+        for name, arr in ((GRIDS, data), (COORDS, coords)):
             with open(self.root / name, 'ab') as f:
                 f.write(arr.tobytes())
                 f.flush()

@@ -12,7 +12,7 @@ import json
 import numpy as np
 
 from .base import (GRID_SIZE, MANIFEST_VERSION, SlideRecord, StoreError, StoreWriter,
-                   check_grids, slide_checksum, store_dtype)
+                   slide_checksum, store_dtype)
 from .redis_conn import RedisConnection
 from .redis_store import BLOB_BYTES, FORMAT, blob_regions_for, part_sizes, store_key
 from .redis_uri import RedisLocation, parse_redis_uri
@@ -65,27 +65,11 @@ class RedisStoreWriter(StoreWriter):
             self.has_coords |= entry['has_coords']
             self.records.append(SlideRecord(**entry['record']))
 
-    def written_slides(self) -> list[str]:
-        return [r.slide_id for r in self.records]
-
     def add_slide(self, slide_id: str, grids: np.ndarray,
                   coords: np.ndarray | None = None) -> SlideRecord:
-        source = f'slide {slide_id!r}'
-        if slide_id in set(self.written_slides()):
-            raise StoreError(f'{source}: duplicate slide id, already in {self.location}')
-        check_grids(np.asarray(grids), self.channels, source)
-        data = np.ascontiguousarray(grids, dtype=self.dtype)
-        self.channels = int(data.shape[1])
+        data, coords = self.prepare_slide(slide_id, grids, coords)
         if self.blob_regions is None:
             self.blob_regions = blob_regions_for(data[0].nbytes, self.blob_bytes)
-        if coords is not None:
-            coords = np.asarray(coords)
-            if coords.shape != (len(data), 2):
-                raise StoreError(f'{source}: expected coords of shape ({len(data)}, 2), '
-                                 f'got {coords.shape}')
-            self.has_coords = True
-        else:
-            coords = np.full((len(data), 2), -1)
         position = len(self.records)
         record = SlideRecord(slide_id, sum(r.count for r in self.records), len(data),
                              slide_checksum(data))
@@ -106,8 +90,7 @@ class RedisStoreWriter(StoreWriter):
             pipe.delete(self._key('manifest'))
             for k in range(len(starts) - 1):
                 pipe.set(self._key('grids', position, k), data[starts[k]:starts[k + 1]].data)
-            pipe.set(self._key('coords', position),
-                     np.ascontiguousarray(coords, dtype='<i8').data)
+            pipe.set(self._key('coords', position), coords.data)
             pipe.rpush(self._key('journal'), entry)
             pipe.execute()
         self._conn.call(f'write slide {slide_id!r}', commit)
