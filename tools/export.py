@@ -17,7 +17,8 @@ except ImportError:  # not installed: run from a checkout
 
 from slpd_plugin.datasets.ingest import export_store  # noqa: E402
 from slpd_plugin.datasets.ingest.export import EXPORT_DTYPES, FORMATS  # noqa: E402
-from slpd_plugin.datasets.stores import StoreError, is_redis_uri, parse_redis_uri  # noqa: E402
+from slpd_plugin.datasets.stores import StoreError  # noqa: E402
+from slpd_plugin.datasets.stores.uri import store_location_problem  # noqa: E402
 
 PROG = 'export.py'
 EXAMPLES = """\
@@ -50,13 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Check the arguments before any work; parser.error() on the first problem."""
-    if is_redis_uri(args.store):
-        try:
-            parse_redis_uri(args.store)
-        except StoreError as err:
-            parser.error(f'--store: {err}')
-    elif not Path(args.store).is_dir():
-        parser.error(f'--store: not a store folder: {args.store}')
+    problem = store_location_problem(args.store)
+    if problem:
+        parser.error(f'--store: {problem}')
     if args.out.exists() and not args.out.is_dir():
         parser.error(f'--out: exists and is not a folder: {args.out}')
 

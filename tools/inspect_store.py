@@ -18,7 +18,7 @@ try:
 except ImportError:  # not installed: run from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from slpd_plugin.datasets.stores import StoreError, is_redis_uri, parse_redis_uri  # noqa: E402
+from slpd_plugin.datasets.stores.uri import store_location_problem  # noqa: E402
 from slpd_plugin.visualization import format_store_report, store_report  # noqa: E402
 from slpd_plugin.visualization.cli import ToolParser, run_tool  # noqa: E402
 
@@ -45,14 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Check the arguments before any work; parser.error() on the first problem."""
-    if is_redis_uri(args.store):
-        try:
-            parse_redis_uri(args.store)
-        except StoreError as err:
-            parser.error(f'URI: {err}')
-    elif not Path(args.store).is_dir():
-        parser.error(f'no store folder at {args.store} (expected a folder made by '
-                     f'tools/ingest.py, or a redis:// URI)')
+    problem = store_location_problem(args.store)
+    if problem:
+        parser.error(problem)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,11 +8,12 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from .base import FeatureStore, StoreWriter
+from .base import FeatureStore, StoreError, StoreWriter
 from .memmap_store import MemmapStore, MemmapStoreWriter
 from .redis_store import RedisStore
-from .redis_uri import is_redis_uri
+from .redis_uri import is_redis_uri, parse_redis_uri
 from .redis_writer import RedisStoreWriter
 
 
@@ -37,3 +38,20 @@ def open_writer(uri: str | os.PathLike, channels: int | None = None,
     if is_redis_uri(uri):
         return RedisStoreWriter(str(uri), channels=channels, dtype=dtype)
     return MemmapStoreWriter(uri, channels=channels, dtype=dtype)
+
+
+def store_location_problem(location: str) -> str | None:
+    """Why ``location`` cannot name a store, or None; for tools to check before work.
+
+    A ``redis://`` URI must parse; anything else must be an existing folder.
+    """
+    if is_redis_uri(location):
+        try:
+            parse_redis_uri(location)
+        except StoreError as err:
+            return str(err)
+        return None
+    if not Path(location).is_dir():
+        return (f'no store folder at {location} (expected a folder made by tools/ingest.py, '
+                f'or a redis:// URI)')
+    return None
