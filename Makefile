@@ -1,4 +1,5 @@
-# make demo : venv + install + synthetic store + CPU training of DINO-4K (a few minutes)
+# make demo : venv + install + synthetic WSI benchmark + DINO-4K and SLPD trained on CPU,
+#             embeddings, knn/linear evaluation and a report (a few minutes)
 # make test : venv + install + redis-server (when missing and root) + pytest
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -22,7 +23,7 @@ redis:
 	  else echo "redis-server missing: install it (apt-get install redis-server); Redis tests will skip"; fi; }
 
 demo: install
-	$(PY) tools/train.py configs/demo_dino4k.py --work-dir work_dirs/demo_dino4k
+	$(PY) tools/run_demo.py --out work_dirs/demo
 
 test: install redis
 	$(PY) -m pytest -q tests

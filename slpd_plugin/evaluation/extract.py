@@ -1,0 +1,198 @@
+"""Embed every region of a store with a trained, frozen region encoder.
+
+Output folder (read by :mod:`slpd_plugin.evaluation` and HIPT's slide-level code)::
+
+    {slide_id}.pt            float32 tensor (N, D): the slide's region embeddings in
+                             store order (HIPT's naming and content)
+    coords/{slide_id}.pt     int64 tensor (N, 2): region top-left (x, y) in level-0
+                             pixels, when the store knows them (a subfolder, so that
+                             ``*.pt`` in the main folder are embeddings only)
+    slide_embeddings.npz     slide_id (S,) str, features (S, D) float32 = mean of each
+                             slide's region embeddings, num_regions (S,) int64
+    extraction.json          config, checkpoint, encoder, crop, store, counts, D, time
+
+Letters: S slides, N regions of one slide, B batch, C channels, G grid side, D
+embedding size.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from slpd_plugin.datasets.stores import FeatureStore
+from slpd_plugin.registry import MODELS
+from slpd_plugin.utils.checkpoint import CheckpointError, encoder_state
+from slpd_plugin.utils.progress import progress_bar
+from slpd_plugin.visualization.checkpoint import load_checkpoint
+
+__all__ = ['CROPS', 'TABLE_FILE', 'crop_grids', 'embed_store', 'extract_embeddings',
+           'load_encoder']
+
+CROPS = ('full', 'center')
+CENTER = 14
+TABLE_FILE, META_FILE, COORDS_DIR = 'slide_embeddings.npz', 'extraction.json', 'coords'
+
+
+def load_encoder(config: str | os.PathLike, checkpoint: str | os.PathLike,
+                 encoder: str = 'teacher', cfg_options: dict | None = None) -> nn.Module:
+    """Build the model of a config and load one encoder's backbone from a checkpoint.
+
+    Args:
+        config: The training config (or the copy the run saved in its work dir).
+        checkpoint: A checkpoint of this plugin's runner (loaded weights-only).
+        encoder: ``'teacher'`` or ``'student'``. Defaults to 'teacher'.
+        cfg_options: Overrides merged into the config, as ``--cfg-options`` of training.
+            Defaults to None.
+
+    Returns:
+        The :class:`~slpd_plugin.models.SLPD` model in eval mode; only
+        ``{encoder}.backbone`` carries trained weights.
+
+    Raises:
+        FileNotFoundError: if there is no such checkpoint.
+        ValueError: if it cannot be loaded weights-only, lacks the encoder or does not
+            fit the config (:class:`CheckpointError`).
+    """
+    cfg = Config.fromfile(str(config))
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    model = MODELS.build(cfg.model)
+    state = encoder_state(load_checkpoint(checkpoint), encoder, 'backbone',
+                          source=str(checkpoint))
+    try:
+        getattr(model, encoder).backbone.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        detail = ' '.join(str(err).split())[:400]
+        raise CheckpointError(f'{checkpoint} does not fit the model of {config} (pass the '
+                              f'config the run was trained with): {detail}') from None
+    return model.eval()
+
+
+def crop_grids(grids: torch.Tensor, crop: str) -> torch.Tensor:
+    """``'full'``: grids unchanged; ``'center'``: the centre 14x14 cells, (B, C, 14, 14)."""
+    if crop not in CROPS:
+        raise ValueError(f'crop must be one of {CROPS}, got {crop!r}')
+    if crop == 'full':
+        return grids
+    lo = (grids.shape[-1] - CENTER) // 2
+    return grids[..., lo:lo + CENTER, lo:lo + CENTER]
+
+
+class _Chunks(Dataset):
+    """Consecutive blocks of regions ``[lo, hi)``, read in one store request each."""
+
+    def __init__(self, store: FeatureStore, batch_size: int) -> None:
+        self.store = store
+        self.bounds = list(range(0, store.num_regions, batch_size)) + [store.num_regions]
+
+    def __len__(self) -> int:
+        return len(self.bounds) - 1
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        lo, hi = self.bounds[i], self.bounds[i + 1]
+        return torch.from_numpy(np.ascontiguousarray(self.store.read(np.arange(lo, hi))))
+
+
+@torch.no_grad()
+def embed_store(model: nn.Module, store: FeatureStore, encoder: str = 'teacher',
+                crop: str = 'full', batch_size: int = 64, device: str = 'cpu',
+                num_workers: int = 0, progress: bool = True
+                ) -> Iterator[tuple[int, torch.Tensor]]:
+    """Embed every region, yielding one slide at a time.
+
+    Args:
+        model: An :class:`~slpd_plugin.models.SLPD` (its ``embed`` is used).
+        store: The feature store.
+        encoder: ``'teacher'`` or ``'student'``. Defaults to 'teacher'.
+        crop: ``'full'`` grid or ``'center'`` 14x14 crop. Defaults to 'full'.
+        batch_size: Regions per forward pass ``B``. Defaults to 64.
+        device: Torch device. Defaults to 'cpu'.
+        num_workers: DataLoader workers reading the store. Defaults to 0.
+        progress: Show a progress bar over regions. Defaults to True.
+
+    Yields:
+        ``(slide position in store.slides, float32 CPU tensor (N, D))`` in store order.
+    """
+    store.close()  # reopened lazily in whichever process reads
+    loader = DataLoader(_Chunks(store, batch_size), batch_size=None,
+                        num_workers=num_workers, pin_memory=device.startswith('cuda'))
+    counts = [rec.count for rec in store.slides]
+    slide, buffer, buffered = 0, [], 0
+    bar = progress_bar(total=store.num_regions, unit='region', desc='embedding',
+                       disable=not progress)
+    for grids in loader:
+        grids = crop_grids(grids.to(device, non_blocking=True).float(), crop)
+        buffer.append(model.embed(grids, encoder=encoder).float().cpu())
+        buffered += len(grids)
+        bar.update(len(grids))
+        while slide < len(counts) and buffered >= counts[slide]:
+            feats = torch.cat(buffer)
+            yield slide, feats[:counts[slide]].clone()
+            buffer, buffered = [feats[counts[slide]:]], buffered - counts[slide]
+            slide += 1
+    bar.close()
+
+
+def extract_embeddings(model: nn.Module, store: FeatureStore, out_dir: str | os.PathLike,
+                       encoder: str = 'teacher', crop: str = 'full', batch_size: int = 64,
+                       device: str = 'cpu', num_workers: int = 0, progress: bool = True,
+                       provenance: dict | None = None) -> dict:
+    """Write per-slide embeddings, coords and the slide table (module docstring).
+
+    Args:
+        model: The model returned by :func:`load_encoder`.
+        store: The feature store to embed.
+        out_dir: Output folder (created).
+        encoder: ``'teacher'`` or ``'student'``. Defaults to 'teacher'.
+        crop: ``'full'`` or ``'center'``. Defaults to 'full'.
+        batch_size: Regions per forward pass. Defaults to 64.
+        device: Torch device. Defaults to 'cpu'.
+        num_workers: Store-reading workers. Defaults to 0.
+        progress: Show a progress bar. Defaults to True.
+        provenance: Extra entries for ``extraction.json`` (config, checkpoint).
+            Defaults to None.
+
+    Returns:
+        The content of ``extraction.json``.
+
+    Raises:
+        ValueError: if a slide id cannot be a file name.
+    """
+    bad = [s for s in store.slide_ids if not s or os.sep in s or s.startswith('.')]
+    if bad:
+        raise ValueError(f'{store.location}: slide ids that cannot be file names: {bad[:3]}')
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    coords = store.coords()
+    if coords is not None:
+        (out / COORDS_DIR).mkdir(exist_ok=True)
+    model = model.to(device).eval()
+    start = time.time()
+    means, dim = [], 0
+    for s, feats in embed_store(model, store, encoder, crop, batch_size, device,
+                                num_workers, progress):
+        rec = store.slides[s]
+        torch.save(feats, out / f'{rec.slide_id}.pt')
+        if coords is not None:
+            torch.save(torch.from_numpy(coords[rec.offset:rec.offset + rec.count].copy()),
+                       out / COORDS_DIR / f'{rec.slide_id}.pt')
+        means.append(feats.mean(dim=0).numpy())
+        dim = feats.shape[1]
+    np.savez(out / TABLE_FILE, slide_id=np.array(store.slide_ids),
+             features=np.stack(means).astype(np.float32),
+             num_regions=np.array([r.count for r in store.slides], dtype=np.int64))
+    meta = dict(provenance or {}, store=store.location, encoder=encoder, crop=crop,
+                num_slides=store.num_slides, num_regions=store.num_regions,
+                embedding_dim=int(dim), coords=coords is not None, device=device,
+                batch_size=batch_size, seconds=round(time.time() - start, 2))
+    (out / META_FILE).write_text(json.dumps(meta, indent=1))
+    return meta

@@ -1,0 +1,36 @@
+"""tools/run_demo.py --quick end to end: benchmark, two trainings, extraction, report."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
+
+
+@pytest.mark.slow
+def test_quick_demo_writes_report_and_figures(tmp_path):
+    out = tmp_path / 'demo'
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    done = subprocess.run([sys.executable, str(REPO_ROOT / 'tools' / 'run_demo.py'),
+                           '--quick', '--out', str(out)], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    report = (out / 'report.md').read_text()
+    for text in ('| DINO-4K |', '| SLPD |', '| composition (oracle) |',
+                 'no claim about a difference', '## Wall time'):
+        assert text in report
+    for name in ('loss_curves.png', 'auc_bars.png', 'prototype_map.png', 'phenotype_map.png'):
+        assert (out / name).read_bytes()[:8] == PNG_MAGIC, name
+        assert f']({name})' in report
+    results = json.loads((out / 'demo_results.json').read_text())['test_auc_per_seed_per_fold']
+    for protocol in ('knn', 'linear'):
+        for method in ('DINO-4K', 'SLPD'):
+            (folds,) = results[protocol][method]  # one seed
+            assert len(folds) == 3 and all(a is None or 0 <= a <= 1 for a in folds)
+    assert (out / 'seed0' / 'SLPD' / 'emb' / 'slide_embeddings.npz').is_file()

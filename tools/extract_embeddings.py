@@ -1,0 +1,120 @@
+"""Embed every region of a feature store with a trained (frozen) region encoder.
+
+Writes, under --out: one {slide_id}.pt per slide, a float32 tensor (N, D) of region
+embeddings in store order (HIPT's naming; tools/eval_slides.py reads the folder as is),
+coords/{slide_id}.pt (N, 2) when the store has region coordinates, slide_embeddings.npz
+(slide_id, features = per-slide mean (S, D), num_regions) and extraction.json.
+See docs/evaluation.md.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+try:
+    import slpd_plugin  # noqa: F401
+except ImportError:  # not installed: run from a checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import slpd_plugin  # noqa: F401
+
+import torch  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
+
+from slpd_plugin.datasets import StoreError, open_store  # noqa: E402
+from slpd_plugin.evaluation.extract import (CROPS, extract_embeddings,  # noqa: E402
+                                            load_encoder)
+
+PROG = 'extract_embeddings.py'
+EXAMPLES = """\
+examples:
+  # teacher CLS of the full 16x16 grid (HIPT's evaluation), CPU
+  python tools/extract_embeddings.py work_dirs/slpd_lung/slpd_lung.py \\
+      work_dirs/slpd_lung/epoch_100.pth --store data/tcga_lung_store \\
+      --out work_dirs/slpd_lung/region_emb
+
+  # student, centre 14x14 crop, on a GPU, from a Redis store
+  python tools/extract_embeddings.py configs/slpd_lung.py work_dirs/slpd_lung/epoch_100.pth \\
+      --store 'redis://localhost:6379/0?prefix=lung' --out emb_student \\
+      --encoder student --crop center --device cuda --batch-size 256
+
+  # then: python tools/eval_slides.py knn --embeddings work_dirs/slpd_lung/region_emb ...
+"""
+
+
+class UsageError(Exception):
+    """A bad argument: one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', type=Path,
+                        help='training config (the copy saved in the work dir has any '
+                             '--cfg-options of training applied)')
+    parser.add_argument('checkpoint', type=Path, help="a checkpoint of this plugin's runner")
+    parser.add_argument('--store', required=True, metavar='URI',
+                        help='feature store: a folder or a redis:// URI')
+    parser.add_argument('--out', required=True, type=Path, metavar='DIR',
+                        help='output folder (created)')
+    parser.add_argument('--encoder', choices=('teacher', 'student'), default='teacher',
+                        help='which encoder embeds (default: teacher)')
+    parser.add_argument('--crop', choices=CROPS, default='full',
+                        help='full 16x16 grid (HIPT) or centre 14x14 crop (default: full)')
+    parser.add_argument('--batch-size', type=int, default=64, metavar='B',
+                        help='regions per forward pass (default: 64)')
+    parser.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N (default: cpu)')
+    parser.add_argument('--num-workers', type=int, default=0,
+                        help='processes reading the store (default: 0)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='allow an --out folder that already holds .pt files')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+                        help='config overrides, as given to tools/train.py')
+    return parser
+
+
+def validate(args: argparse.Namespace) -> None:
+    """Check the arguments before any work; raise UsageError on the first problem."""
+    if not args.config.is_file():
+        raise UsageError(f'config not found: {args.config}')
+    if not args.checkpoint.is_file():
+        raise UsageError(f'checkpoint not found: {args.checkpoint}')
+    if args.batch_size < 1 or args.num_workers < 0:
+        raise UsageError(f'--batch-size must be >= 1 and --num-workers >= 0, got '
+                         f'{args.batch_size}, {args.num_workers}')
+    if args.device.startswith('cuda') and not torch.cuda.is_available():
+        raise UsageError(f'--device {args.device}: CUDA is not available')
+    if args.device != 'cpu' and not args.device.startswith('cuda'):
+        raise UsageError(f'--device must be cpu, cuda or cuda:N, got {args.device!r}')
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f'--out exists and is not a folder: {args.out}')
+    if args.out.is_dir() and any(args.out.glob('*.pt')) and not args.overwrite:
+        raise UsageError(f'--out {args.out} already holds .pt files; pass --overwrite or '
+                         f'choose an empty folder')
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        validate(args)
+        store = open_store(args.store)
+        model = load_encoder(args.config, args.checkpoint, args.encoder, args.cfg_options)
+        meta = extract_embeddings(
+            model, store, args.out, args.encoder, args.crop, args.batch_size, args.device,
+            args.num_workers, progress=not args.no_progress,
+            provenance=dict(config=str(args.config), checkpoint=str(args.checkpoint)))
+    except UsageError as err:
+        print(f'{PROG}: error: {err}', file=sys.stderr)
+        return 2
+    except (StoreError, ValueError, KeyError, TypeError,
+            FileNotFoundError) as err:
+        print(f'{PROG}: error: {err}', file=sys.stderr)
+        return 1
+    print(f'wrote {meta["num_slides"]} slide files ({meta["num_regions"]} regions, '
+          f'D={meta["embedding_dim"]}) to {args.out} in {meta["seconds"]} s')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Make synthetic region-feature data with known ground truth.
+
+  store      a feature store of slides mixing latent tissue phenotypes (the demo
+             configs' training data; ground_truth.npz gives every region's phenotype)
+  benchmark  a synthetic WSI benchmark: slide labels depend on the composition of
+             tissue phenotypes, regions carry texture, noise and a per-site shift,
+             slide sizes follow real TCGA-BRCA region counts; writes the store plus a
+             HIPT-format labels.csv and splits/ that tools/eval_slides.py reads unchanged
+
+See docs/evaluation.md for the benchmark's generative model.
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+from pathlib import Path
+from typing import Callable
+
+try:
+    import slpd_plugin  # noqa: F401
+except ImportError:  # not installed: run from a checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from slpd_plugin.datasets.data.tcga_region_counts import BRCA_REGION_COUNTS  # noqa: E402
+from slpd_plugin.datasets.stores.base import STORE_DTYPES  # noqa: E402
+from slpd_plugin.datasets.synthetic import make_synthetic_store  # noqa: E402
+from slpd_plugin.datasets.synthetic_wsi import make_wsi_benchmark  # noqa: E402
+
+PROG = 'make_synthetic.py'
+EXAMPLES = """\
+examples:
+  # the CPU demo's training store (what configs/demo_dino4k.py generates on first use)
+  python tools/make_synthetic.py store data/demo_store --num-slides 40 --max-regions 40 \\
+      --num-phenotypes 6 --phenotypes-per-slide 1 3
+
+  # a benchmark at real TCGA-BRCA slide sizes (200 slides, ~10,800 regions, ~2.1 GB)
+  python tools/make_synthetic.py benchmark data/wsi_bench
+
+  # a small CPU benchmark, then evaluate embeddings on it
+  python tools/make_synthetic.py benchmark data/wsi_small --num-slides 80 \\
+      --region-scale 0.15 --test-frac 0.2
+  python tools/eval_slides.py knn --embeddings EMB --csv data/wsi_small/labels.csv \\
+      --splits data/wsi_small/splits --out results/wsi_small_knn
+"""
+HELP = {
+    'num_slides': 'number of slides', 'channels': 'feature dim C of each grid cell',
+    'min_regions': 'fewest regions per slide', 'max_regions': 'most regions per slide',
+    'num_phenotypes': 'number of tissue phenotypes P',
+    'phenotypes_per_slide': 'inclusive range of phenotypes mixed in one slide',
+    'noise': 'std of i.i.d. cell noise', 'texture': 'amplitude of phenotype textures',
+    'slide_shift': 'std of the per-slide feature shift',
+    'site_shift': 'std of the per-site feature shift (batch effect)',
+    'num_sites': 'tissue source sites', 'dtype': 'store dtype (float16 or float32)',
+    'seed': 'random seed (same arguments, same bytes)',
+    'enriched_per_class': 'phenotypes enriched in each class',
+    'texture_twins': 'phenotype pairs (2j, 2j+1) that share a mean and differ in texture',
+    'concentration': 'Dirichlet concentration of a non-enriched phenotype',
+    'enrichment': "relative boost of a class's enriched phenotypes",
+    'region_scale': 'factor on the real BRCA region counts (mean 54 regions per slide)',
+    'num_folds': 'number of splits_k.csv', 'val_frac': 'share of each class in val',
+    'test_frac': 'share of each class in test',
+}
+
+
+def _add_options(parser: argparse.ArgumentParser, func: Callable) -> None:
+    """One ``--option`` per keyword argument of ``func``, default from its signature."""
+    for name, param in inspect.signature(func).parameters.items():
+        if name in ('path', 'progress'):
+            continue
+        default = param.default
+        flag = '--' + name.replace('_', '-')
+        text = f'{HELP[name]} (default: {default})'
+        if isinstance(default, tuple):
+            parser.add_argument(flag, type=type(default[0]), nargs=len(default),
+                                default=default, metavar='N', help=text)
+        else:
+            parser.add_argument(flag, type=type(default), default=default, help=text,
+                                choices=STORE_DTYPES if name == 'dtype' else None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest='kind', required=True, metavar='{store,benchmark}')
+    for kind, func, text in (('store', make_synthetic_store, 'region store of mixed '
+                              'phenotypes'),
+                             ('benchmark', make_wsi_benchmark, 'WSI benchmark with '
+                              'composition-dependent labels')):
+        p = sub.add_parser(kind, help=text, description=text, epilog=EXAMPLES,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument('path', type=Path, help='folder to create (must not exist)')
+        p.add_argument('--no-progress', action='store_true', help='no progress bar')
+        _add_options(p, func)
+    return parser
+
+
+def _estimate_bytes(args: dict) -> tuple[int, int]:
+    """Expected regions and store bytes."""
+    if 'region_scale' in args:
+        mean = max(args['min_regions'],
+                   sum(BRCA_REGION_COUNTS) / len(BRCA_REGION_COUNTS) * args['region_scale'])
+    else:
+        mean = (args['min_regions'] + args['max_regions']) / 2
+    regions = int(args['num_slides'] * mean)
+    return regions, regions * args['channels'] * 256 * (2 if args['dtype'] == 'float16' else 4)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = vars(build_parser().parse_args(argv))
+    kind, path, progress = args.pop('kind'), args.pop('path'), not args.pop('no_progress')
+    if path.exists():
+        print(f'{PROG}: error: {path} exists; choose a new folder', file=sys.stderr)
+        return 2
+    regions, size = _estimate_bytes(args)
+    print(f'writing a synthetic {kind} to {path}: about {regions:,} regions, '
+          f'{size / 2 ** 30:.2f} GiB')
+    func = make_synthetic_store if kind == 'store' else make_wsi_benchmark
+    try:
+        func(path, progress=progress, **args)
+    except ValueError as err:
+        print(f'{PROG}: error: {err}', file=sys.stderr)
+        return 2
+    print(f'wrote {path}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""CPU demo: SLPD vs DINO-4K on a synthetic WSI benchmark, end to end, in minutes.
+
+Steps (each a real run of the project's tools, logged under --out):
+  1. make the synthetic WSI benchmark (labels depend on tissue composition; HIPT-format
+     labels.csv and splits/), or reuse it if --out already holds one made identically;
+  2. reference rows: knn/linear on the true phenotype composition (oracle) and on the
+     mean raw input features (no encoder);
+  3. per seed: train DINO-4K (configs/demo_dino4k.py) and SLPD (configs/demo_slpd.py)
+     with the same data, budget and seed (tools/train.py), embed every region with the
+     frozen teacher (tools/extract_embeddings.py), run knn and linear
+     (tools/eval_slides.py);
+  4. write report.md, loss_curves.png, auc_bars.png, prototype_map.png (SLPD's
+     prototypes of one slide and its neighbour), phenotype_map.png (that slide's true
+     phenotypes) and demo_results.json (every fold AUC).
+Results are reported as measured; a difference is only discussed with >= 3 seeds.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[1]
+try:
+    import slpd_plugin  # noqa: F401
+except ImportError:  # not installed: run from a checkout
+    sys.path.insert(0, str(ROOT))
+
+from slpd_plugin.datasets import StoreError  # noqa: E402
+from slpd_plugin.datasets.synthetic_wsi import ensure_wsi_benchmark  # noqa: E402
+from slpd_plugin.evaluation.demo_plots import (plot_auc_bars, plot_loss_curves,  # noqa: E402
+                                               plot_prototype_map)
+from slpd_plugin.evaluation.demo_report import (compare_methods, fold_aucs,  # noqa: E402
+                                                write_report)
+from slpd_plugin.evaluation.references import write_reference_embeddings  # noqa: E402
+
+PROG = 'run_demo.py'
+EXAMPLES = """\
+examples:
+  python tools/run_demo.py                           # 1 seed, ~2.5 min on 2 idle cores
+  python tools/run_demo.py --seeds 0 1 2             # 3 seeds before claiming a difference
+  python tools/run_demo.py --quick --out /tmp/demo   # tiny variant (the test suite's)
+"""
+METHODS = {'DINO-4K': 'configs/demo_dino4k.py', 'SLPD': 'configs/demo_slpd.py'}
+PROTOCOLS = ('knn', 'linear')
+REFERENCES = {'composition (oracle)': 'composition', 'raw mean features': 'raw_mean'}
+PRESETS = {
+    'full': dict(
+        benchmark=dict(num_slides=64, channels=384, region_scale=0.12, num_folds=10,
+                       val_frac=0.1, test_frac=0.2),
+        train=[],  # the demo configs' settings (lr and teacher EMA for short runs)
+        slpd=['default_hooks.prototype.num_clusters=2',
+              'default_hooks.prototype.min_regions=6']),
+    'quick': dict(
+        benchmark=dict(num_slides=24, channels=32, region_scale=0.1, num_folds=3,
+                       val_frac=0.2, test_frac=0.25),
+        train=['model.backbone.in_channels=32', 'train_dataloader.dataset.channels=32',
+               'model.backbone.depth=1', 'model.head.hidden_dims=64',
+               'model.head.bottleneck_dims=32', 'model.head.out_channels=128',
+               'model.loss.output_dim=128', 'model.data_preprocessor.num_local=2',
+               'train_cfg.max_epochs=2', 'train_dataloader.batch_size=16',
+               'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False'],
+        slpd=['default_hooks.prototype.num_clusters=2',
+              'default_hooks.prototype.min_regions=4',
+              'default_hooks.prototype.warm_epochs=1']),
+}
+
+
+class DemoError(Exception):
+    """A step failed: one line, exit status 1."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--out', type=Path, default=ROOT / 'work_dirs' / 'demo',
+                        help='demo folder (default: work_dirs/demo); its run folders are '
+                             'replaced, the benchmark is reused if made identically')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0], metavar='S',
+                        help='training seeds (default: 0); use 3 to compare methods')
+    parser.add_argument('--quick', action='store_true',
+                        help='tiny benchmark and model (about a minute; for tests)')
+    return parser
+
+
+def _run(cmd: list[str], log: Path, step: str) -> None:
+    """Run a command in a subprocess (training: mmengine keeps global state)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get('PYTHONPATH')])]))
+    with log.open('w') as fh:
+        code = subprocess.run(cmd, cwd=ROOT, env=env, stdout=fh,
+                              stderr=subprocess.STDOUT).returncode
+    _check(code, log, step)
+
+
+@functools.lru_cache(maxsize=None)
+def _tool(name: str) -> ModuleType:
+    path = ROOT / 'tools' / f'{name}.py'
+    spec = importlib.util.spec_from_file_location(f'_demo_{name}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _call_tool(name: str, argv: list[str], log: Path, step: str) -> None:
+    """Run ``tools/{name}.py``'s ``main(argv)`` in this process (no interpreter start-up)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open('w') as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+        code = _tool(name).main(argv)
+    _check(code, log, step)
+
+
+def _check(code: int, log: Path, step: str) -> None:
+    if code != 0:
+        tail = [line for line in log.read_text().splitlines() if line.strip()][-1:]
+        raise DemoError(f'{step} failed (exit {code}); see {log}: '
+                        f'{tail[0] if tail else "no output"}')
+
+
+def _evaluate(emb: Path, bench: Path, out: Path, step: str) -> dict[str, list[float]]:
+    aucs = {}
+    for protocol in PROTOCOLS:
+        target = out / f'eval_{protocol}'
+        _call_tool('eval_slides', [protocol, '--embeddings', str(emb), '--csv',
+                                   str(bench / 'labels.csv'), '--splits', str(bench / 'splits'),
+                                   '--out', str(target), '--roc', 'mean'],
+                   target / 'eval.log', f'{step} {protocol}')
+        aucs[protocol] = fold_aucs(target)
+    return aucs
+
+
+def _train_extract(method: str, seed: int, bench: Path, run_dir: Path, preset: dict,
+                   timings: dict) -> tuple[Path, dict[str, list[float]]]:
+    shutil.rmtree(run_dir, ignore_errors=True)
+    config = METHODS[method]
+    options = [f'train_dataloader.dataset.store={bench / "store"}',
+               'train_dataloader.dataset.synthetic=None', f'randomness.seed={seed}',
+               *preset['train'], *(preset['slpd'] if method == 'SLPD' else [])]
+    work = run_dir / 'train'
+    start = time.time()
+    _run([sys.executable, 'tools/train.py', config, '--work-dir', str(work),
+          '--cfg-options', *options], run_dir / 'train.log', f'training {method} seed {seed}')
+    timings[f'train {method} (seed {seed})'] = time.time() - start
+    ckpt = Path((work / 'last_checkpoint').read_text().strip())
+    start = time.time()
+    _call_tool('extract_embeddings', [str(work / Path(config).name), str(ckpt), '--store',
+                                      str(bench / 'store'), '--out', str(run_dir / 'emb'),
+                                      '--overwrite', '--no-progress'],
+               run_dir / 'extract.log', f'extraction {method} seed {seed}')
+    aucs = _evaluate(run_dir / 'emb', bench, run_dir, f'evaluation {method} seed {seed}')
+    timings[f'extract + eval {method} (seed {seed})'] = time.time() - start
+    return ckpt, aucs
+
+
+def _setup_lines(bench_params: dict, preset: dict, seeds: list[int], quick: bool) -> list[str]:
+    b = bench_params
+    slpd = ' '.join(preset['slpd'])
+    return [
+        f'- Benchmark (`{"--quick" if quick else "full"}` preset): {b["num_slides"]} slides, '
+        f'{b["num_regions"]} regions of C={b["channels"]} channels, {b["num_phenotypes"]} '
+        f'phenotypes, {b["num_sites"]} sites, region counts = real TCGA-BRCA counts × '
+        f'{b["region_scale"]}; labels {b["class_codes"]} = {b["class_counts"]} slides, '
+        f'drawn from class-specific phenotype compositions; {b["num_folds"]} stratified '
+        f'train/val/test splits (val {b["val_frac"]}, test {b["test_frac"]}).',
+        f'- Training: {", ".join(f"{m} `{c}`" for m, c in METHODS.items())}, same data, '
+        f'epochs, batch and seed(s) {seeds}; SLPD overrides: `{slpd}`; both: '
+        f'`{" ".join(preset["train"]) or "(none)"}`.',
+        '- Evaluation: frozen teacher backbone, CLS of the full 16×16 grid, mean-pooled '
+        'per slide; knn = scikit-learn defaults (k=5), linear = logistic regression with '
+        'C chosen on val; test AUC per split.',
+    ]
+
+
+def run_demo(out: Path, seeds: list[int], quick: bool) -> Path:
+    preset = PRESETS['quick' if quick else 'full']
+    load_start = os.getloadavg()[0]
+    timings: dict[str, float] = {}
+    start = time.time()
+    bench = ensure_wsi_benchmark(out / 'benchmark', progress=False, **preset['benchmark'])
+    timings['benchmark'] = time.time() - start
+    results: dict[str, dict[str, list[list[float]]]] = {p: {} for p in PROTOCOLS}
+    start = time.time()
+    for label, kind in REFERENCES.items():
+        ref = out / 'reference' / kind
+        shutil.rmtree(ref, ignore_errors=True)
+        write_reference_embeddings(bench, kind, ref / 'emb')
+        for protocol, aucs in _evaluate(ref / 'emb', bench, ref, f'reference {kind}').items():
+            results[protocol][label] = [aucs]
+    timings['reference rows'] = time.time() - start
+    ckpts: dict[str, list[Path]] = {m: [] for m in METHODS}
+    for seed in seeds:
+        for method in METHODS:
+            ckpt, aucs = _train_extract(method, seed, bench, out / f'seed{seed}' / method,
+                                        preset, timings)
+            ckpts[method].append(ckpt)
+            for protocol in PROTOCOLS:
+                results[protocol].setdefault(method, []).append(aucs[protocol])
+    start = time.time()
+    runs = {m: ckpts[m][0].parent for m in METHODS}
+    figures = {f'Training losses (seed {seeds[0]})': plot_loss_curves(
+                   runs, out / 'loss_curves.png').name,
+               'Test AUC over splits and seeds': plot_auc_bars(
+                   results, out / 'auc_bars.png').name}
+    proto = plot_prototype_map(ckpts['SLPD'][0], bench, out)
+    if proto is not None:
+        figures[f'Prototypes of one slide and its neighbour (SLPD, seed {seeds[0]}, last '
+                'epoch)'] = 'prototype_map.png'
+        figures['True phenotypes of the same slide'] = 'phenotype_map.png'
+    comparisons = {p: compare_methods(results[p]['DINO-4K'], results[p]['SLPD'])
+                   for p in PROTOCOLS}
+    timings['report'] = time.time() - start
+    params = json.loads((bench / 'benchmark.json').read_text())
+    machine = (f'- Machine: {os.cpu_count()} CPU cores; 1-minute load average '
+               f'{load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end '
+               '(other processes slow the wall times below).')
+    return write_report(out, setup=[*_setup_lines(params, preset, seeds, quick), machine],
+                        results=results, comparisons=comparisons, figures=figures,
+                        prototype_map=proto, timings=timings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
+        print(f'{PROG}: error: --seeds must be distinct and >= 0, got {args.seeds}',
+              file=sys.stderr)
+        return 2
+    if args.out.exists() and not args.out.is_dir():
+        print(f'{PROG}: error: --out exists and is not a folder: {args.out}', file=sys.stderr)
+        return 2
+    try:
+        report = run_demo(args.out.resolve(), args.seeds, args.quick)
+    except (DemoError, StoreError, ValueError, FileNotFoundError) as err:
+        print(f'{PROG}: error: {err}', file=sys.stderr)
+        return 1
+    print(report.read_text())
+    print(f'wrote {report}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
