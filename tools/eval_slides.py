@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     mil.add_argument('--weight-decay', type=float, default=1e-5,
                      help='Adam weight decay (default: 1e-5)')
     mil.add_argument('--device', default='cpu', help="torch device (default: cpu)")
+    mil.add_argument('--model', choices=['abmil', 'transformer'], default='abmil',
+                     help='gated-attention MIL, or the HIPT-style slide transformer '
+                     '(default: abmil)')
     return parser
 
 
@@ -199,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
         bags = load_bags(args.embeddings, wanted)
         num_evaluated, dim = len(bags), next(iter(bags.values())).shape[1]
         config = MILConfig(epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
-                           device=args.device)
+                           device=args.device, model=args.model)
         result = evaluate_mil(bags, table.labels, splits, table.num_classes,
                               table.class_names, args.fraction, seed=args.seed,
                               config=config)

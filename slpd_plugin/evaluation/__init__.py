@@ -7,7 +7,7 @@ from .fractions import TrainFraction, parse_fraction, subsample
 from .labels import (TASK_PRESETS, LabelTable, TaskPreset, load_labels, load_task_labels,
                      normalize_slide_id, parse_label_map)
 from .metrics import accuracy, auc_score, mean_std
-from .mil import GatedAttentionMIL, MILConfig, evaluate_mil, load_bags
+from .mil import GatedAttentionMIL, MILConfig, TransformerMIL, evaluate_mil, load_bags
 from .protocols import (DEFAULT_C_GRID, PROTOCOLS, FoldResult, ProtocolResult,
                         evaluate_splits, make_knn, make_linear)
 from .report import (format_table, write_json, write_predictions, write_roc_plots,
@@ -17,6 +17,7 @@ from .splits import Split, load_splits, read_split_csv
 __all__ = [
     'DEFAULT_C_GRID', 'PROTOCOLS', 'TASK_PRESETS', 'FoldResult', 'GatedAttentionMIL',
     'LabelTable', 'MILConfig', 'MissingReport', 'ProtocolResult', 'SlideEmbeddings',
+    'TransformerMIL',
     'Split', 'TaskPreset', 'TrainFraction', 'accuracy', 'auc_score', 'evaluate_mil',
     'evaluate_splits', 'format_table', 'index_embedding_dir', 'load_bags', 'load_labels',
     'load_region_embeddings', 'load_slide_embeddings', 'load_splits', 'load_task_labels',

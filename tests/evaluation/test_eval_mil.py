@@ -59,3 +59,16 @@ def test_load_bags(tmp_path) -> None:
     assert sorted(bags) == ['a', 'b'] and bags['a'].shape == (3, 4)
     with pytest.raises(ValueError, match='no slide embeddings'):
         evaluate_mil({}, {}, [], 2)
+
+
+def test_slide_transformer_shapes_and_learns_the_toy_task() -> None:
+    from slpd_plugin.evaluation import TransformerMIL
+    model = TransformerMIL(in_dim=6, num_classes=2).eval()
+    logits, attention = model(torch.randn(7, 6))
+    assert logits.shape == (2,) and attention.shape == (7,)
+    assert attention.sum().item() == pytest.approx(1.0, abs=1e-6)
+    bags, labels, splits = _toy()
+    result = evaluate_mil(bags, labels, splits, 2, ['a', 'b'],
+                          config=MILConfig(epochs=8, lr=1e-3, model='transformer'))
+    chance = 0.5
+    assert all(f.test_auc > chance + 0.3 for f in result.folds)
