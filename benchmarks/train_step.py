@@ -1,6 +1,7 @@
 """Training-step throughput: batched on-device multi-crop + SDPA vs the naive path.
 
-Same model size, same data, same run. Paths:
+Same model size, same data, same run; the paths take their steps in turn (round robin)
+so that other load on the machine slows each alike. Paths:
 
 - ``naive``: per-sample crops in the dataset (Python, CPU), explicit softmax attention,
   a host sync (``loss.item()``) every step -- the original code's way;
@@ -74,35 +75,49 @@ def step(model, optim, views, data_samples, host_sync: bool):
     return loss.item() if host_sync else loss
 
 
-def run_path(name: str, args, dataset) -> dict:
-    naive = name == 'naive'
-    model, optim = build(args, 'math' if naive else 'sdpa',
-                         'bfloat16' if name.endswith('bf16') else None,
-                         compile=name.endswith('compile'))
-    data = NaiveMultiCropDataset(dataset) if naive else dataset
-    loader = DataLoader(data, batch_size=args.batch_size, shuffle=True, drop_last=True,
-                        num_workers=args.workers, collate_fn=default_collate,
-                        generator=torch.Generator().manual_seed(0))
-    batches = iter(loader)
-    data_time = compute_time = 0.0
-    for i in range(args.warmup + args.steps):
+class TrainPath:
+    """One path's model, optimizer and batches, stepped one at a time."""
+
+    def __init__(self, name: str, args, dataset) -> None:
+        self.name, self.naive = name, name == 'naive'
+        self.model, self.optim = build(args, 'math' if self.naive else 'sdpa',
+                                       'bfloat16' if name.endswith('bf16') else None,
+                                       compile=name.endswith('compile'))
+        data = NaiveMultiCropDataset(dataset) if self.naive else dataset
+        self.batches = iter(DataLoader(data, batch_size=args.batch_size, shuffle=True,
+                                       drop_last=True, num_workers=args.workers,
+                                       collate_fn=default_collate,
+                                       generator=torch.Generator().manual_seed(0)))
+        self.data_time = self.compute_time = 0.0
+
+    def step(self, timed: bool) -> None:
         t0 = time.perf_counter()
-        batch = next(batches)
-        if naive:
+        batch = next(self.batches)
+        if self.naive:
             views, samples = batch['views'], batch['data_samples']
         else:
-            out = model.data_preprocessor(batch, training=True)
+            out = self.model.data_preprocessor(batch, training=True)
             views, samples = out['inputs'], out['data_samples']
         t1 = time.perf_counter()
-        step(model, optim, views, samples, host_sync=naive)
-        t2 = time.perf_counter()
-        if i >= args.warmup:
-            data_time += t1 - t0
-            compute_time += t2 - t1
-    total = data_time + compute_time
-    regions = args.steps * args.batch_size
-    return dict(path=name, regions_per_s=regions / total, step_s=total / args.steps,
-                data_share=data_time / total)
+        step(self.model, self.optim, views, samples, host_sync=self.naive)
+        if timed:
+            self.data_time += t1 - t0
+            self.compute_time += time.perf_counter() - t1
+
+
+def run_paths(names: list[str], args, dataset) -> list[dict]:
+    """Step the paths in turn (round robin), so that whatever else the machine does
+    slows every path alike; returns one row per path."""
+    paths = [TrainPath(n, args, dataset) for n in names]
+    for i in range(args.warmup + args.steps):
+        for path in paths:
+            path.step(timed=i >= args.warmup)
+    rows = []
+    for path in paths:
+        total = path.data_time + path.compute_time
+        rows.append(dict(path=path.name, regions_per_s=args.steps * args.batch_size / total,
+                         step_s=total / args.steps, data_share=path.data_time / total))
+    return rows
 
 
 def step_flops(args, dataset) -> float:
@@ -139,7 +154,7 @@ def main() -> None:
         dataset = RegionFeatureDataset(str(store))
         peaks = {'fp32': matmul_peak(torch.float32), 'bf16': matmul_peak(torch.bfloat16)}
         flops = step_flops(args, dataset)
-        rows = [run_path(p, args, dataset) for p in args.paths]
+        rows = run_paths(args.paths, args, dataset)
     base = next((r for r in rows if r['path'] == 'naive'), rows[0])
     for r in rows:
         r['speedup_vs_naive'] = r['regions_per_s'] / base['regions_per_s']
