@@ -82,14 +82,14 @@ def rows_from(results: dict) -> list[dict]:
     return rows
 
 
-def plot(results: dict, folder: Path) -> list[Path]:
+def plot(results: dict, folder: Path, suffix: str = '') -> list[Path]:
     paths = []
     ts = results['train_step']['rows']
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.bar([r['path'] for r in ts], [r['regions_per_s'] for r in ts], color='tab:blue')
     ax.set_ylabel('regions / s')
     ax.set_title('training step throughput (CPU)')
-    paths.append(folder / 'train_step.png')
+    paths.append(folder / f'train_step{suffix}.png')
     fig.tight_layout()
     fig.savefig(paths[-1], dpi=120)
     plt.close(fig)
@@ -105,7 +105,7 @@ def plot(results: dict, folder: Path) -> list[Path]:
     ax2.set_xlabel('prototypes per slide K')
     ax2.set_ylabel('neighbour search s')
     fig.suptitle('prototype matching time')
-    paths.append(folder / 'matching.png')
+    paths.append(folder / f'matching{suffix}.png')
     fig.tight_layout()
     fig.savefig(paths[-1], dpi=120)
     plt.close(fig)
@@ -116,7 +116,7 @@ def plot(results: dict, folder: Path) -> list[Path]:
     ax.set_xscale('log')
     ax.set_xlabel('regions / s (batch 128)')
     ax.set_title('store and loader read throughput')
-    paths.append(folder / 'stores.png')
+    paths.append(folder / f'stores{suffix}.png')
     fig.tight_layout()
     fig.savefig(paths[-1], dpi=120)
     plt.close(fig)
@@ -180,7 +180,7 @@ def main() -> None:
     summary.write_text(json.dumps(dict(machine=machine, processor=platform.processor(),
                                        quick=args.quick, rows=rows, results=results),
                                   indent=1))
-    pngs = plot(results, folder)
+    pngs = plot(results, folder, suffix)
     print(f'wrote {summary} and {", ".join(p.name for p in pngs)}')
     if args.docs:
         print(f'wrote {write_docs(rows, results, pngs, args.quick)}')
