@@ -1,0 +1,1 @@
+"""Small data files derived from public TCGA metadata (see each module for its source)."""
