@@ -211,7 +211,7 @@ def evaluate_mil(bags: Mapping[str, torch.Tensor],
                  fraction: TrainFraction | str | float = '1.0',
                  seed: int = 0,
                  config: MILConfig | None = None) -> ProtocolResult:
-    """Train and score the gated-attention MIL model on every split.
+    """Train and score the MIL model (``config.model``) on every split.
 
     Split ``k`` draws its training subsample with ``np.random.default_rng([seed, k])``
     and seeds torch with ``seed * 1000 + k`` inside a forked RNG (the global torch RNG is
