@@ -3,8 +3,9 @@ import json
 import shutil
 
 import pytest
+from mmengine.config import Config
 
-from tests.utils import logged_scalars, run_train
+from tests.utils import TINY_CONFIG, logged_scalars, run_train
 
 pytestmark = pytest.mark.slow
 SCHEDULES = ('lr', 'wd', 'teacher_momentum', 'teacher_temp')
@@ -27,10 +28,12 @@ def test_trains_logs_schedules_and_checkpoints(baseline_run):
         assert all(key in r for r in rows), key
     temps = [r['teacher_temp'] for r in rows]
     assert temps[0] < temps[-1] == pytest.approx(0.04)  # warm-up 0.02 -> 0.04
+    cfg = Config.fromfile(TINY_CONFIG)
     moms = [r['teacher_momentum'] for r in rows]
-    assert moms == sorted(moms) and moms[0] >= 0.996
+    assert moms == sorted(moms) and moms[0] >= cfg.default_hooks.teacher_ema.momentum
+    assert moms[-1] == pytest.approx(cfg.default_hooks.teacher_ema.end_momentum)
     wds = [r['wd'] for r in rows]
-    assert wds == sorted(wds) and wds[0] >= 0.04
+    assert wds == sorted(wds) and wds[0] >= cfg.optim_wrapper.optimizer.weight_decay
     assert (root / 'store' / 'manifest.json').is_file()  # generated on first use
     log = next(work.glob('*/*.log')).read_text()
     assert 'Failed to search registry' not in log
