@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 try:
@@ -18,6 +17,7 @@ except ImportError:  # not installed: run from a checkout
 
 import torch  # noqa: E402
 
+from slpd_plugin.utils.cli import one_line_warnings  # noqa: E402
 from slpd_plugin.evaluation import (TASK_PRESETS, MILConfig, evaluate_mil,  # noqa: E402
                                     evaluate_splits, format_table, load_bags, load_labels,
                                     load_slide_embeddings, load_splits, parse_fraction,
@@ -242,16 +242,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f'{PROG}: warning: {message}', file=sys.stderr)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    with warnings.catch_warnings():  # restores the warning printer on return
-        warnings.simplefilter('always', UserWarning)
-        warnings.showwarning = _show_warning
+    with one_line_warnings(PROG):
         try:
             validate(args)
             return run(args)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 try:
@@ -18,6 +17,7 @@ try:
 except ImportError:  # not installed: run from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from slpd_plugin.utils.cli import one_line_warnings  # noqa: E402
 from slpd_plugin.datasets.ingest import find_sources, ingest, verify_store  # noqa: E402
 from slpd_plugin.datasets.stores import (StoreError, is_redis_uri,  # noqa: E402
                                          parse_redis_uri)
@@ -97,16 +97,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f'{PROG}: warning: {message}', file=sys.stderr)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    with warnings.catch_warnings():
-        warnings.simplefilter('always', UserWarning)
-        warnings.showwarning = _show_warning
+    with one_line_warnings(PROG):
         validate(args, parser)
         try:
             return run(args)
