@@ -4,6 +4,7 @@ Examples:
     python tools/train.py configs/demo_dino4k.py
     python tools/train.py configs/demo_dino4k.py --work-dir work_dirs/demo --resume
     python tools/train.py configs/slpd_lung.py --amp --cfg-options train_dataloader.batch_size=64
+    python tools/train.py configs/slpd_lung.py --amp fp16  # fp16 autocast + loss scaler
     tools/dist_train.sh configs/slpd_lung.py 4          # torchrun, one process per GPU
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 
 from mmengine.config import DictAction  # noqa: E402
 
-from slpd_plugin.engine.launch import build_runner, prepare_config  # noqa: E402
+from slpd_plugin.engine.launch import AMP_DTYPES, build_runner, prepare_config  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -29,8 +30,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--resume', nargs='?', const='auto', default=None,
                         help='resume from the latest checkpoint of --work-dir, or from the '
                         'given checkpoint of that work dir')
-    parser.add_argument('--amp', action='store_true',
-                        help='bf16 autocast (CPU or GPU; no loss scaling needed)')
+    parser.add_argument('--amp', nargs='?', const='bf16', choices=sorted(AMP_DTYPES),
+                        help='autocast, CPU or GPU: bf16 (bare --amp; no loss scaling '
+                        'needed) or fp16 (with a dynamic loss scaler)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
                         help='override config values, e.g. model.backbone.arch=s')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',

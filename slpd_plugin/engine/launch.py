@@ -15,6 +15,8 @@ from slpd_plugin.registry import RUNNERS
 
 from .config_check import check_config
 
+AMP_DTYPES = {'bf16': 'bfloat16', 'fp16': 'float16'}  # --amp NAME -> autocast_dtype
+
 
 def init_cpu_distributed() -> None:
     """Start a gloo process group from torchrun's environment (CPU-only DDP).
@@ -27,7 +29,7 @@ def init_cpu_distributed() -> None:
 
 
 def prepare_config(config: str, work_dir: str | None = None, resume: str | None = None,
-                   amp: bool = False, cfg_options: dict | None = None,
+                   amp: bool | str | None = None, cfg_options: dict | None = None,
                    launcher: str = 'none') -> Config:
     """Load ``config`` and apply ``tools/train.py``'s options.
 
@@ -35,10 +37,14 @@ def prepare_config(config: str, work_dir: str | None = None, resume: str | None 
         config: Path of an mmengine config file.
         work_dir: Output folder; default ``work_dirs/<config name>``.
         resume: None, ``'auto'`` (latest checkpoint of ``work_dir``) or a checkpoint path.
-        amp: Use bf16 autocast in the optimizer wrapper.
+        amp: Autocast in the optimizer wrapper: ``'bf16'`` (True means the same) or
+            ``'fp16'`` (with a loss scaler); None or False: fp32.
         cfg_options: Dotted-key overrides (``--cfg-options``).
         launcher: ``'none'``, ``'pytorch'`` (torchrun) or ``'slurm'``.
     """
+    amp = 'bf16' if amp is True else amp
+    if amp and amp not in AMP_DTYPES:
+        raise ValueError(f'amp must be one of {sorted(AMP_DTYPES)}, got {amp!r}')
     if not osp.isfile(config):
         raise FileNotFoundError(f'config file not found: {config}')
     cfg = Config.fromfile(config)
@@ -53,7 +59,7 @@ def prepare_config(config: str, work_dir: str | None = None, resume: str | None 
         cfg.resume = True
         cfg.load_from = None if resume == 'auto' else resume
     if amp:
-        cfg.optim_wrapper.autocast_dtype = 'bfloat16'
+        cfg.optim_wrapper.autocast_dtype = AMP_DTYPES[amp]
     check_slide_batch_size(cfg.train_dataloader)
     cfg.launcher = launcher
     if launcher != 'none' and not torch.cuda.is_available():
