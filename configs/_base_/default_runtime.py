@@ -4,7 +4,7 @@ custom_imports = dict(imports=['slpd_plugin'], allow_failed_imports=False)
 runner_type = 'SLPDRunner'
 
 default_hooks = dict(
-    runtime_info=dict(type='RuntimeInfoHook'),
+    runtime_info=dict(type='DeferredRuntimeInfoHook'),  # no host sync per step
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
@@ -17,7 +17,7 @@ default_hooks = dict(
     weight_decay_log=dict(type='WeightDecayLogHook'),
     state_consistency=dict(type='StateConsistencyHook', interval=1),  # no-op without DDP
     random_state=dict(type='RandomStateHook'),  # resumed runs repeat the same draws
-    non_finite_loss=dict(type='NonFiniteLossHook'),  # stop at NaN/Inf, name the slides
+    non_finite_loss=dict(type='NonFiniteLossHook'),  # stop after NaN/Inf, name step+slides
 )
 
 env_cfg = dict(

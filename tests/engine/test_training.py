@@ -1,5 +1,6 @@
 """The real training tool, end to end: single process, resume, and 2-process gloo DDP."""
 import json
+import re
 import shutil
 
 import pytest
@@ -131,9 +132,13 @@ def test_non_finite_loss_stops_with_step_terms_and_slides(baseline_run, tmp_path
     work = tmp_path / 'work'
     proc = run_train(work, f'train_dataloader.dataset.store={root / "store"}',
                      'optim_wrapper.optimizer.lr=1e30', 'optim_wrapper.clip_per_tensor=None',
-                     check=False)
+                     'default_hooks.logger.interval=4', check=False)
     assert proc.returncode != 0
     err = proc.stderr
-    assert 'NonFiniteLossError: non-finite loss at epoch 1, iteration' in err
+    found = re.search(r'NonFiniteLossError: non-finite loss at epoch 1, iteration (\d+): '
+                      r'.*Training stopped after iteration (\d+);', err)
+    assert found, err[-3000:]
+    bad, stopped = map(int, found.groups())  # checked at the next logging point
+    assert bad <= stopped and stopped % 4 == 0 and stopped - bad < 4
     assert "'loss_dino':" in err and 'synthetic-0' in err  # terms and slide ids
     assert not list(work.glob('*.pth'))  # nothing saved after the bad step

@@ -1,4 +1,5 @@
 """Hooks: teacher EMA and temperature, logging, consistency checks, prototypes."""
+from .deferred_scalars_hook import DeferredRuntimeInfoHook
 from .non_finite_loss_hook import NonFiniteLossError, NonFiniteLossHook
 from .prototype_hook import PrototypeHook
 from .random_state_hook import RandomStateHook
@@ -7,5 +8,5 @@ from .teacher_ema_hook import TeacherEMAHook
 from .teacher_temp_hook import TeacherTempHook
 from .weight_decay_log_hook import WeightDecayLogHook
 
-__all__ = ['NonFiniteLossError', 'NonFiniteLossHook', 'PrototypeHook', 'RandomStateHook', 'StateConsistencyHook', 'TeacherEMAHook', 'TeacherTempHook',
+__all__ = ['DeferredRuntimeInfoHook', 'NonFiniteLossError', 'NonFiniteLossHook', 'PrototypeHook', 'RandomStateHook', 'StateConsistencyHook', 'TeacherEMAHook', 'TeacherTempHook',
            'WeightDecayLogHook']

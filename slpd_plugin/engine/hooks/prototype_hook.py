@@ -110,7 +110,8 @@ class PrototypeHook(Hook):
             n = len(runner.train_dataloader.dataset)
             self._memory = (emb.new_zeros(n, emb.shape[1], dtype=torch.float32),
                             emb.new_zeros(n, dtype=torch.float32))
-        index = data_batch['data_samples']['index'].to(emb.device)
+        # Asynchronous from the loader's pinned memory (pin_memory=True): no host wait.
+        index = data_batch['data_samples']['index'].to(emb.device, non_blocking=True)
         self._memory[0][index] = emb.float()
         self._memory[1][index] = 1.0
 

@@ -45,7 +45,7 @@ def update_center(center: Tensor, target_logits: Tensor, valid: Tensor,
     """EMA of the mean target logit over the valid regions of ALL ranks.
 
     Every rank must call this every step (it all-reduces), even with no valid region;
-    if no rank has one, the centre is returned unchanged.
+    if no rank has one, the centre is returned unchanged. No host sync.
 
     Args:
         center: (1, P).
@@ -53,7 +53,8 @@ def update_center(center: Tensor, target_logits: Tensor, valid: Tensor,
         valid: (B,) bool.
         momentum: Weight kept by the old centre (0.9).
     """
-    stats = torch.cat([target_logits[valid].float().sum(0),
+    # A masked sum, not target_logits[valid]: boolean indexing waits for the GPU.
+    stats = torch.cat([torch.where(valid[:, None], target_logits.float(), 0.0).sum(0),
                        valid.sum().float().reshape(1)])  # (P + 1,)
     if is_distributed():
         all_reduce(stats, op='sum')
