@@ -1,22 +1,31 @@
-"""Training-step throughput: batched on-device multi-crop + SDPA vs the naive path.
+"""Training-step throughput: the plugin's step vs the original code's step.
 
-Same model size, same data, same run; the paths take their steps in turn (round robin)
-so that other load on the machine slows each alike. Paths:
+Same model size, same data, same run; the paths take their steps in turn (round robin,
+``--block`` steps at a time) so that other load on the machine slows each alike. Paths
+are named ``naive`` or ``ours`` plus options joined by ``+``:
 
 - ``naive``: per-sample crops in the dataset (Python, CPU), explicit softmax attention,
-  a host sync (``loss.item()``) every step -- the original code's way;
-- ``ours``: batched crops in the data preprocessor on the training device, SDPA;
-- ``ours+bf16``: the same under bf16 autocast;
-- ``ours+compile``: fp32 with the backbones ``torch.compile``d (compile time excluded:
-  it happens in the warm-up step).
+  a host sync (``loss.item()``) every step -- the original code's way. On a GPU it also
+  runs under fp16 autocast with a loss scaler, as HIPT's DINO-4K training does;
+- ``ours``: batched crops in the data preprocessor on the training device, SDPA, no host
+  sync; options ``bf16`` / ``fp16`` (autocast; fp16 with a loss scaler) and ``compile``
+  (``torch.compile``d backbones; compile time falls in the warm-up steps).
 
-Model FLOP utilisation (MFU) = model FLOPs per second / the matmul peak measured in this
-run (fp32 peak for fp32 rows, bf16 peak for bf16 rows). Model FLOPs of a step (forward +
-backward) are counted once with ``torch.utils.flop_counter.FlopCounterMode`` on the SDPA
-model and used for every row (same model, same work).
+Reported per path: regions/s, the ratio to ``naive``, the share of the step spent waiting
+for data (time blocked in the DataLoader and in the naive path's host-to-device copy),
+model FLOP utilisation (MFU = model FLOPs per second / the matmul peak of the same dtype
+measured in this run; model FLOPs of a step, forward + backward, are counted once with
+``torch.utils.flop_counter.FlopCounterMode``), and peak memory: every path is also run on
+its own in a fresh process (``--probe``) for the peak RSS of that process and, on a GPU,
+its peak device memory (``torch.cuda.max_memory_allocated``). ``--sweep`` repeats the
+timing at other batch sizes (throughput vs batch).
+
+On a GPU, timings synchronise the device once per block of steps, loaders use pinned
+memory and worker prefetching, and batches are copied with ``non_blocking=True``.
 
     python benchmarks/train_step.py                # full size: ViT-4K-XS, 65536-d head
     python benchmarks/train_step.py --quick        # small head, fewer steps
+    python benchmarks/train_step.py --device cuda --batch-size 128 --workers 8
 """
 from __future__ import annotations
 
@@ -24,9 +33,11 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -41,28 +52,81 @@ from slpd_plugin.datasets import RegionFeatureDataset, make_synthetic_store  # n
 from slpd_plugin.engine.optimizers import DINOOptimWrapper, dino_param_groups  # noqa: E402
 from slpd_plugin.registry import MODELS  # noqa: E402
 
+AUTOCAST = {'bf16': 'bfloat16', 'fp16': 'float16'}
+SWEEP_KEYS = ('path', 'batch_size', 'regions_per_s', 'data_share')
+PEAK_DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
-def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 1.5) -> float:
-    """Measured GFLOP/s of a large square matmul."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+
+@dataclass(frozen=True)
+class PathSpec:
+    """How one path trains: data side, attention, autocast, compile, host sync."""
+
+    naive: bool
+    attn_impl: str
+    autocast: str | None  # None, 'bfloat16' or 'float16'
+    compile: bool
+    host_sync: bool
+
+    @property
+    def peak_dtype(self) -> str:
+        return {None: 'fp32', 'bfloat16': 'bf16', 'float16': 'fp16'}[self.autocast]
+
+    @classmethod
+    def parse(cls, name: str, device: torch.device) -> 'PathSpec':
+        base, *options = name.split('+')
+        unknown = set(options) - {'bf16', 'fp16', 'compile'}
+        if base not in ('naive', 'ours') or unknown or ('bf16' in options and 'fp16' in options):
+            raise SystemExit(f'train_step.py: unknown path {name!r}; use naive or ours with '
+                             f'options +bf16, +fp16, +compile')
+        naive = base == 'naive'
+        dtype = next((AUTOCAST[o] for o in options if o in AUTOCAST), None)
+        if naive and device.type == 'cuda' and dtype is None:
+            dtype = 'float16'  # the original trains in fp16 on GPUs
+        return cls(naive=naive, attn_impl='math' if naive else 'sdpa', autocast=dtype,
+                   compile='compile' in options, host_sync=naive)
+
+
+def default_paths(device: torch.device) -> list[str]:
+    if device.type == 'cuda':
+        return ['naive', 'ours', 'ours+bf16', 'ours+fp16', 'ours+bf16+compile']
+    return ['naive', 'ours', 'ours+bf16', 'ours+compile']
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(dtype: torch.dtype, device: torch.device, n: int = 2048,
+                seconds: float = 1.5) -> float:
+    """Measured GFLOP/s of a large square matmul (``n`` x 4 on a GPU)."""
+    n = n * 4 if device.type == 'cuda' else n
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
     a @ b
+    synchronize(device)
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        a @ b
-        done += 1
+        for _ in range(10 if device.type == 'cuda' else 1):
+            a @ b
+            done += 1
+        synchronize(device)
     return 2 * n ** 3 * done / (time.perf_counter() - start) / 1e9
 
 
-def build(args, attn_impl: str, autocast: str | None, compile: bool = False):
+def build(args, attn_impl: str, autocast: str | None, compile: bool = False,
+          device: torch.device | str = 'cpu'):
+    """ViT-4K-XS student/teacher with a DINO head, and its optimizer wrapper."""
     torch.manual_seed(0)
     model = MODELS.build(dict(
         type='SLPD', compile=compile,
         backbone=dict(type='ViT4K', arch='xs', in_channels=args.channels,
                       attn_impl=attn_impl),
         head=dict(type='DINOHead', out_channels=args.out_dim),
-        loss=dict(type='DINOLoss', output_dim=args.out_dim))).train()
+        loss=dict(type='DINOLoss', output_dim=args.out_dim))).to(device).train()
+    fused = torch.device(device).type == 'cuda'
     optim = DINOOptimWrapper(
-        optimizer=torch.optim.AdamW(dino_param_groups(model.student), lr=1e-4),
+        optimizer=torch.optim.AdamW(dino_param_groups(model.student), lr=1e-4, fused=fused),
         autocast_dtype=autocast)
     return model, optim
 
@@ -76,106 +140,209 @@ def step(model, optim, views, data_samples, host_sync: bool):
 
 
 class TrainPath:
-    """One path's model, optimizer and batches, stepped one at a time."""
+    """One path's model, optimizer and batches, stepped a block at a time."""
 
-    def __init__(self, name: str, args, dataset) -> None:
-        self.name, self.naive = name, name == 'naive'
-        self.model, self.optim = build(args, 'math' if self.naive else 'sdpa',
-                                       'bfloat16' if name.endswith('bf16') else None,
-                                       compile=name.endswith('compile'))
-        data = NaiveMultiCropDataset(dataset) if self.naive else dataset
-        self.batches = iter(DataLoader(data, batch_size=args.batch_size, shuffle=True,
-                                       drop_last=True, num_workers=args.workers,
-                                       collate_fn=default_collate,
-                                       generator=torch.Generator().manual_seed(0)))
-        self.data_time = self.compute_time = 0.0
+    def __init__(self, name: str, args, dataset, batch_size: int) -> None:
+        self.name, self.device = name, torch.device(args.device)
+        self.spec = PathSpec.parse(name, self.device)
+        self.model, self.optim = build(args, self.spec.attn_impl, self.spec.autocast,
+                                       self.spec.compile, self.device)
+        data = NaiveMultiCropDataset(dataset) if self.spec.naive else dataset
+        cuda = self.device.type == 'cuda'
+        self.loader = DataLoader(data, batch_size=batch_size, shuffle=True, drop_last=True,
+                                 num_workers=args.workers, collate_fn=default_collate,
+                                 pin_memory=cuda,
+                                 persistent_workers=args.workers > 0,
+                                 generator=torch.Generator().manual_seed(0))
+        self.batches = iter(self.loader)
+        self.batch_size = batch_size
+        self.steps = 0
+        self.data_time = self.total_time = 0.0
 
-    def step(self, timed: bool) -> None:
+    def next_batch(self):
+        try:
+            return next(self.batches)
+        except StopIteration:
+            self.batches = iter(self.loader)
+            return next(self.batches)
+
+    def inputs(self):
+        """The step's views and data samples on the device, and the seconds spent
+        waiting for them."""
         t0 = time.perf_counter()
-        batch = next(self.batches)
-        if self.naive:
-            views, samples = batch['views'], batch['data_samples']
+        batch = self.next_batch()
+        if self.spec.naive:  # the original copies each view, synchronously
+            views = [v.to(self.device) for v in batch['views']]
+            samples = batch['data_samples']
+            wait = time.perf_counter() - t0
         else:
+            wait = time.perf_counter() - t0
             out = self.model.data_preprocessor(batch, training=True)
             views, samples = out['inputs'], out['data_samples']
-        t1 = time.perf_counter()
-        step(self.model, self.optim, views, samples, host_sync=self.naive)
+        return views, samples, wait
+
+    def block(self, steps: int, timed: bool) -> None:
+        synchronize(self.device)
+        start, waited = time.perf_counter(), 0.0
+        for _ in range(steps):
+            views, samples, wait = self.inputs()
+            waited += wait
+            step(self.model, self.optim, views, samples, host_sync=self.spec.host_sync)
+        synchronize(self.device)
         if timed:
-            self.data_time += t1 - t0
-            self.compute_time += time.perf_counter() - t1
+            self.steps += steps
+            self.data_time += waited
+            self.total_time += time.perf_counter() - start
+
+    def row(self) -> dict:
+        return dict(path=self.name, batch_size=self.batch_size,
+                    regions_per_s=self.steps * self.batch_size / self.total_time,
+                    step_s=self.total_time / self.steps,
+                    data_share=self.data_time / self.total_time,
+                    autocast=self.spec.autocast)
 
 
-def run_paths(names: list[str], args, dataset) -> list[dict]:
+def run_paths(names: list[str], args, dataset, batch_size: int, steps: int) -> list[dict]:
     """Step the paths in turn (round robin), so that whatever else the machine does
     slows every path alike; returns one row per path."""
-    paths = [TrainPath(n, args, dataset) for n in names]
-    for i in range(args.warmup + args.steps):
+    paths = [TrainPath(n, args, dataset, batch_size) for n in names]
+    rounds = -(-steps // args.block)
+    for r in range(args.warmup + rounds):
         for path in paths:
-            path.step(timed=i >= args.warmup)
-    rows = []
-    for path in paths:
-        total = path.data_time + path.compute_time
-        rows.append(dict(path=path.name, regions_per_s=args.steps * args.batch_size / total,
-                         step_s=total / args.steps, data_share=path.data_time / total))
-    return rows
+            path.block(1 if r < args.warmup else args.block, timed=r >= args.warmup)
+    return [p.row() for p in paths]
 
 
-def step_flops(args, dataset) -> float:
+def step_flops(args, dataset, batch_size: int) -> float:
     """Model FLOPs (forward + backward) of one training step."""
-    model, optim = build(args, 'sdpa', None)
-    batch = default_collate([dataset[i] for i in range(args.batch_size)])
+    model, optim = build(args, 'sdpa', None, device=args.device)
+    batch = default_collate([dataset[i] for i in range(batch_size)])
     out = model.data_preprocessor(batch, training=True)
     with FlopCounterMode(display=False) as counter:
         step(model, optim, out['inputs'], out['data_samples'], host_sync=False)
     return counter.get_total_flops()
 
 
-def main() -> None:
+def probe(name: str, args, dataset) -> dict:
+    """Peak memory of ``name`` trained on its own in this (fresh) process."""
+    path = TrainPath(name, args, dataset, args.batch_size)
+    device = path.device
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(device)
+    path.block(args.warmup + 1, timed=False)
+    peak_device = torch.cuda.max_memory_allocated(device) / 2 ** 20 \
+        if device.type == 'cuda' else None
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec.
+    hwm_kb = next(int(line.split()[1]) for line in Path('/proc/self/status').read_text()
+                  .splitlines() if line.startswith('VmHWM:'))
+    return dict(peak_rss_mb=hwm_kb / 1024, peak_device_mb=peak_device)
+
+
+def probe_in_subprocess(name: str, args, store: Path) -> dict:
+    cmd = [sys.executable, __file__, '--probe', name, '--store', str(store),
+           '--device', args.device, '--batch-size', str(args.batch_size),
+           '--warmup', str(args.warmup), '--workers', str(args.workers),
+           '--channels', str(args.channels), '--out-dim', str(args.out_dim)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise SystemExit(f'train_step.py: memory probe of {name} failed:\n{proc.stderr[-2000:]}')
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--quick', action='store_true', help='4096-d head, 3 steps')
+    parser.add_argument('--quick', action='store_true',
+                        help='4096-d head, batch 16, 3 steps, sweep over batch 8')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--batch-size', type=int, default=32)
-    parser.add_argument('--steps', type=int, default=4)
-    parser.add_argument('--warmup', type=int, default=1)
-    parser.add_argument('--workers', type=int, default=0)
+    parser.add_argument('--steps', type=int, default=4, help='timed steps per path')
+    parser.add_argument('--block', type=int, default=None,
+                        help='steps per turn of a path (default 1 on CPU, 10 on GPU)')
+    parser.add_argument('--warmup', type=int, default=1, help='untimed turns of one step')
+    parser.add_argument('--workers', type=int, default=None,
+                        help='DataLoader workers (default 0 on CPU, 6 on GPU)')
     parser.add_argument('--channels', type=int, default=384)
     parser.add_argument('--out-dim', type=int, default=65536)
-    parser.add_argument('--paths', nargs='+',
-                        default=['naive', 'ours', 'ours+bf16', 'ours+compile'])
+    parser.add_argument('--paths', nargs='+', default=None,
+                        help='default: naive ours ours+bf16 ours+compile (CPU); naive ours '
+                             'ours+bf16 ours+fp16 ours+bf16+compile (GPU)')
+    parser.add_argument('--sweep', type=int, nargs='*', default=None,
+                        help='more batch sizes to time (default 8 16 on CPU, 64 256 on GPU)')
+    parser.add_argument('--sweep-paths', nargs='+', default=['naive', 'ours', 'ours+bf16'])
+    parser.add_argument('--no-probe', action='store_true', help='skip the memory probes')
+    parser.add_argument('--probe', metavar='PATH', help=argparse.SUPPRESS)
+    parser.add_argument('--store', help=argparse.SUPPRESS)
     parser.add_argument('--out', default=str(ROOT / 'benchmarks/results/train_step.json'))
-    args = parser.parse_args()
+    return parser
+
+
+def resolve_defaults(args) -> None:
+    device = torch.device(args.device)
+    cuda = device.type == 'cuda'
     if args.quick:
         args.out_dim, args.steps, args.batch_size = 4096, 3, 16
+    args.block = args.block or (10 if cuda else 1)
+    args.workers = (6 if cuda else 0) if args.workers is None else args.workers
+    args.paths = args.paths or default_paths(device)
+    if args.sweep is None:
+        args.sweep = [8] if args.quick and not cuda else ([64, 256] if cuda else [8, 16])
+
+
+def print_rows(rows: list[dict], args, peaks: dict) -> None:
+    print(f"\n{args.device}; matmul peak GFLOP/s: "
+          + ', '.join(f'{k} {v:.0f}' for k, v in peaks.items())
+          + f"; batch {args.batch_size}, head {args.out_dim}, {args.steps} timed steps, "
+          f"{args.workers} loader workers, {torch.get_num_threads()} threads")
+    header = (f"{'path':<18} {'regions/s':>10} {'x naive':>8} {'step s':>8} {'data %':>7} "
+              f"{'GFLOP/step':>11} {'MFU':>6} {'RSS MB':>7} {'dev MB':>7}")
+    print(header + '\n' + '-' * len(header))
+    for r in rows:
+        dev = '-' if r.get('peak_device_mb') is None else f"{r['peak_device_mb']:.0f}"
+        rss = f"{r['peak_rss_mb']:.0f}" if 'peak_rss_mb' in r else '-'
+        print(f"{r['path']:<18} {r['regions_per_s']:>10.2f} {r['speedup_vs_naive']:>8.2f} "
+              f"{r['step_s']:>8.3f} {100 * r['data_share']:>7.1f} {r['gflop_per_step']:>11.1f} "
+              f"{100 * r['mfu']:>5.1f}% {rss:>7} {dev:>7}")
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    resolve_defaults(args)
     torch.set_num_threads(os.cpu_count() or 1)
+    device = torch.device(args.device)
+    if args.probe:
+        print(json.dumps(probe(args.probe, args, RegionFeatureDataset(args.store))))
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         store = make_synthetic_store(Path(tmp) / 'store', num_slides=24, min_regions=10,
                                      max_regions=30, channels=args.channels, progress=False)
         dataset = RegionFeatureDataset(str(store))
-        peaks = {'fp32': matmul_peak(torch.float32), 'bf16': matmul_peak(torch.bfloat16)}
-        flops = step_flops(args, dataset)
-        rows = run_paths(args.paths, args, dataset)
+        dtypes = ['fp32', 'bf16'] + (['fp16'] if device.type == 'cuda' else [])
+        peaks = {k: matmul_peak(PEAK_DTYPES[k], device) for k in dtypes}
+        flops = step_flops(args, dataset, args.batch_size)
+        rows = run_paths(args.paths, args, dataset, args.batch_size, args.steps)
+        sweep = [r for b in args.sweep
+                 for r in run_paths(args.sweep_paths, args, dataset, b, max(2, args.steps // 2))]
+        sweep += [r for r in rows if r['path'] in args.sweep_paths]
+        if not args.no_probe:
+            for r in rows:
+                r.update(probe_in_subprocess(r['path'], args, store))
     base = next((r for r in rows if r['path'] == 'naive'), rows[0])
     for r in rows:
+        spec = PathSpec.parse(r['path'], device)
         r['speedup_vs_naive'] = r['regions_per_s'] / base['regions_per_s']
         r['gflop_per_step'] = flops / 1e9
-        r['mfu'] = flops / r['step_s'] / 1e9 / peaks[
-            'bf16' if r['path'].endswith('bf16') else 'fp32']
-
-    print(f"\nmatmul peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s; "
-          f"batch {args.batch_size}, head {args.out_dim}, {args.steps} timed steps, "
-          f"{args.workers} loader workers, {torch.get_num_threads()} threads")
-    header = f"{'path':<10} {'regions/s':>10} {'x naive':>8} {'step s':>8} {'data %':>7} " \
-             f"{'GFLOP/step':>11} {'MFU':>6}"
-    print(header + '\n' + '-' * len(header))
-    for r in rows:
-        print(f"{r['path']:<10} {r['regions_per_s']:>10.2f} {r['speedup_vs_naive']:>8.2f} "
-              f"{r['step_s']:>8.2f} {100 * r['data_share']:>7.1f} {r['gflop_per_step']:>11.1f} "
-              f"{100 * r['mfu']:>5.1f}%")
+        r['mfu'] = flops / r['step_s'] / 1e9 / peaks.get(spec.peak_dtype, peaks['fp32'])
+    print_rows(rows, args, peaks)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    gpu = torch.cuda.get_device_name(device) if device.type == 'cuda' else None
     out.write_text(json.dumps(dict(machine=platform.node(), processor=platform.processor(),
-                                   config=vars(args), matmul_peak_gflops=peaks, rows=rows),
+                                   device=args.device, gpu=gpu, config=vars(args),
+                                   matmul_peak_gflops=peaks, rows=rows,
+                                   batch_sweep=[{k: r[k] for k in SWEEP_KEYS} for r in sorted(
+                                       sweep, key=lambda r: (r['path'], r['batch_size']))]),
                               indent=1))
     print(f'wrote {out}')
 

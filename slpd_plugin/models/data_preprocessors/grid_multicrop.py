@@ -84,12 +84,16 @@ class GridMultiCropPreprocessor(BaseDataPreprocessor):
         rot90: Random 90-degree rotations. Defaults to False.
         eval_crop: Centre-crop side outside training, None for the full grid.
             Defaults to None.
+        non_blocking: Copy batches to the device asynchronously (from the loader's
+            pinned memory, ``pin_memory=True``), so the copy overlaps the previous step's
+            GPU work. Defaults to True.
     """
 
     def __init__(self, num_global: int = 2, global_size: int = 14, num_local: int = 8,
                  local_size: int = 6, hflip_prob: float = 0.5, vflip_prob: float = 0.0,
-                 rot90: bool = False, eval_crop: int | None = None) -> None:
-        super().__init__()
+                 rot90: bool = False, eval_crop: int | None = None,
+                 non_blocking: bool = True) -> None:
+        super().__init__(non_blocking=non_blocking)
         if num_global < 1:
             raise ValueError(f'num_global must be >= 1, got {num_global}')
         if num_global + num_local < 2:

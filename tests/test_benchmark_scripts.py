@@ -1,0 +1,56 @@
+"""The training-step and epoch benchmarks run end to end at toy sizes.
+
+They are not timed here (timings belong to ``benchmarks/``); these tests check that
+each side does the same work and that every row carries its memory figures.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow
+
+
+def run(script: str, out: Path, *args: str) -> dict:
+    proc = subprocess.run([sys.executable, str(ROOT / 'benchmarks' / script), '--out',
+                           str(out), *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def test_train_step_rows_have_throughput_memory_and_sweep(tmp_path):
+    result = run('train_step.py', tmp_path / 'ts.json', '--device', 'cpu', '--paths',
+                 'naive', 'ours', 'ours+bf16', '--steps', '1', '--batch-size', '4',
+                 '--out-dim', '256', '--sweep', '2', '--sweep-paths', 'naive', 'ours')
+    rows = {r['path']: r for r in result['rows']}
+    assert set(rows) == {'naive', 'ours', 'ours+bf16'}
+    assert rows['ours+bf16']['autocast'] == 'bfloat16' and rows['ours']['autocast'] is None
+    for r in rows.values():
+        assert r['regions_per_s'] > 0 and 0 <= r['data_share'] < 1
+        assert r['peak_rss_mb'] > 100  # torch alone is larger than this
+        assert r['peak_device_mb'] is None  # CPU run
+    # The sweep holds every (path, batch) pair, the main batch size included.
+    assert {(r['path'], r['batch_size']) for r in result['batch_sweep']} == {
+        (p, b) for p in ('naive', 'ours') for b in (2, 4)}
+
+
+@pytest.mark.skipif(shutil.which('redis-server') is None, reason='needs redis-server')
+def test_epoch_sides_do_the_same_work(tmp_path):
+    result = run('epoch.py', tmp_path / 'epoch.json', '--device', 'cpu', '--slides', '3',
+                 '--min-regions', '8', '--max-regions', '8', '--batch-size', '8',
+                 '--out-dim', '256', '--repeats', '1', '--sides', 'ours', 'original')
+    rows = {r['side']: r for r in result['rows']}
+    assert result['regions'] == 24
+    # Same number of optimizer steps: both drop the last incomplete batch.
+    assert rows['ours']['steps'] == rows['original']['steps'] == 3
+    for r in rows.values():
+        assert r['seconds'] > 0 and r['peak_rss_mb'] > 100
+    assert rows['original']['speedup'] == pytest.approx(1.0)
