@@ -7,12 +7,17 @@ from ``/proc``. The epoch of each sample is taken from the run's log lines
 the last epoch's peak must be at most ``first * 1.1 + 50 MB`` (main process), else the
 exit code is 1. Linux only.
 
+Its ``/proc`` readers and :func:`measure` (wall time and peak RSS of one call, from
+``VmHWM`` reset through ``/proc/self/clear_refs``) serve the other benchmarks too.
+
     python benchmarks/memory.py                                  # demo, 6 epochs
     python benchmarks/memory.py --config tests/configs/tiny_dino4k.py --epochs 10
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import json
 import os
 import re
@@ -21,6 +26,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCH_RE = re.compile(r'Epoch\(train\)\s+\[(\d+)\]')
@@ -42,14 +48,57 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def rss_mb(pid: int) -> float:
-    """``VmRSS`` of one process in MB, 0 if it is gone."""
+def proc_mb(pid: int | str, field: str = 'VmRSS', file: str = 'status') -> float:
+    """The ``FIELD: N kB`` line of ``/proc/PID/FILE`` in MB (``VmRSS``, ``VmHWM`` of
+    ``status``), 0 if the process is gone."""
     try:
-        status = Path(f'/proc/{pid}/status').read_text()
+        text = Path(f'/proc/{pid}/{file}').read_text()
     except OSError:
         return 0.0
-    match = re.search(r'^VmRSS:\s+(\d+) kB', status, re.M)
+    match = re.search(rf'^{field}:\s+(\d+) kB', text, re.M)
     return int(match.group(1)) / 1024 if match else 0.0
+
+
+def rss_mb(pid: int) -> float:
+    """``VmRSS`` of one process in MB, 0 if it is gone."""
+    return proc_mb(pid)
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size of one process in MB (each shared page divided among the
+    processes mapping it, so sums over processes count it once), 0 if it is gone."""
+    return proc_mb(pid, 'Pss', 'smaps_rollup')
+
+
+def reset_peak() -> float:
+    """Free what this process can, then reset its ``VmHWM`` to ``VmRSS``; returns VmRSS.
+
+    Garbage and free heap (``malloc_trim``) go back to the OS first, so that a following
+    peak is not hidden by reused pages that were resident already.
+    """
+    gc.collect()
+    ctypes.CDLL(None).malloc_trim(0)
+    Path('/proc/self/clear_refs').write_text('5')  # resets VmHWM (Linux >= 4.0)
+    return proc_mb('self')
+
+
+def measure(fn: Callable[[], Any], repeats: int = 1,
+            base_mb: float | None = None) -> tuple[Any, float, float]:
+    """Result, best wall time (s) and peak RSS increase (MB) of ``fn`` over ``repeats`` runs.
+
+    The peak is this process's ``VmHWM`` during the call (reset just before it) minus
+    ``base_mb``, default its ``VmRSS`` before the call: numpy, torch and faiss
+    allocations alike, this call only (unlike ``ru_maxrss``, which never goes down).
+    """
+    best, peak, result = float('inf'), 0.0, None
+    for _ in range(repeats):
+        result = None  # the previous run's result is freed before the reset
+        before = reset_peak()
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+        peak = max(peak, proc_mb('self', 'VmHWM') - (before if base_mb is None else base_mb))
+    return result, best, peak
 
 
 def descendants(pid: int) -> list[int]:

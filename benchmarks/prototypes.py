@@ -2,25 +2,35 @@
 
 Prints tables and writes JSON (``--out``). Sections:
 
-1. Full refresh (clustering + assignments + neighbours + matched prototypes) on synthetic
-   embeddings at TCGA-NSCLC scale (1,041 slides, ~62,853 regions, 256-d, K = 4,
-   min_regions = 32) and at ``--scale`` times that: the torch backend
-   (``cluster_slides`` + ``finish_bank``), the faiss backend, and the original's way (a
-   faiss k-means per slide, then a Python loop over slide pairs scoring every
-   permutation; ``baselines/original_prototypes.py``), interleaved in one process, best
-   of ``--repeats`` at scale 1. Where the pair loop is too slow it runs on a sample of
-   slides and is extrapolated (marked in the table).
-2. Neighbour search time against the number of slides (exact up to 20,000 valid
+1. Full refresh vs slides (``refresh``): clustering + assignments + neighbours + matched
+   prototypes on synthetic embeddings at ``--scale`` times TCGA-NSCLC (1,041 slides,
+   ~62,853 regions, 256-d, K = 4, min_regions = 32; default 0.25, 0.5, 1 and, unless
+   quick, 10): the torch backend (``cluster_slides`` + ``finish_bank``), the faiss
+   backend, and the original's way (a faiss k-means per slide, then a Python loop over
+   slide pairs scoring every permutation; ``baselines/original_prototypes.py``). The two
+   clusterings run interleaved, best of ``--repeats`` at scales <= 1. The pair loop runs
+   on as many slides, spread evenly, as fit in ``--budget`` seconds and is extrapolated
+   linearly in slides from them (``extrapolated``). Agreement checks: inertia against
+   the faiss backend, neighbours and matches against the baseline.
+2. Full refresh vs K (``refresh_vs_k``): the same comparison at scale 1 for each ``--k``
+   (the baseline's K! permutations per pair make it extrapolated from few slides at
+   large K).
+3. Neighbour search time against the number of slides (exact up to 20,000 valid
    slides, shortlist above) and set-similarity time against K.
-3. Recall@1 of the shortlist path against the exact search.
+4. Recall@1 of the shortlist path against the exact search.
+
+Peak RSS (``peak_rss_mb``, MB) of each row and side: this process's ``VmHWM``, reset
+through ``/proc/self/clear_refs`` before each step, above its RSS before the side's
+first step (so what a step keeps for the next, like the clustering for the matching,
+counts); ``benchmarks/memory.py``'s ``measure``.
 
 Region counts per slide: ``tcga_lung_WSI.json`` has one entry per slide, so it gives no
 counts; ``tcga_brca_4k_subset.json`` has one entry per region (180 slides, 6-124
 regions). Counts are drawn from those 180 BRCA counts and rescaled to the NSCLC mean
 (62,853 / 1,041 regions per slide).
 
-Usage: ``python benchmarks/prototypes.py [--quick] [--scale 1 10] [--threads N]
-[--out PATH]``.
+Usage: ``python benchmarks/prototypes.py [--quick] [--scale 0.25 0.5 1 10] [--k 2 3 4 6 8]
+[--budget S] [--threads N] [--out PATH]`` (quick: about 1 minute on 2 idle cores).
 """
 from __future__ import annotations
 
@@ -30,7 +40,6 @@ import json
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -39,43 +48,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from baselines.original_prototypes import (cluster_per_slide,  # noqa: E402
-                                           neighbours_by_permutations)
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
+from benchmarks.baselines.original_prototypes import (  # noqa: E402
+    cluster_per_slide, neighbours_by_permutations)
+from benchmarks.memory import measure, reset_peak  # noqa: E402
 from slpd_plugin.prototypes import (build_bank, cluster_slides,  # noqa: E402
                                     find_neighbors, finish_bank, set_similarity)
 
-REPO = Path(__file__).resolve().parents[1]
 COUNTS_JSON = 'data/slpd/tcga_brca_4k_subset.json'
 LUNG_SLIDES, LUNG_REGIONS = 1041, 62853
 DIM, K, MIN_REGIONS, TISSUES = 256, 4, 32, 32
-
-
-# ============ measuring ============
-def _status_kb(field: str) -> int:
-    for line in Path('/proc/self/status').read_text().splitlines():
-        if line.startswith(field + ':'):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
-def measure(fn: Callable[[], Any], repeats: int = 1) -> tuple[Any, float, float]:
-    """Result, best wall time (s) and peak RSS increase (MB) over ``repeats`` runs.
-
-    Peak RSS: /proc/self/status VmHWM after resetting it through /proc/self/clear_refs,
-    minus VmRSS before the run (counts numpy, torch and faiss allocations alike).
-    """
-    best, peak = float('inf'), 0.0
-    result = None
-    for _ in range(repeats):
-        Path('/proc/self/clear_refs').write_text('5')
-        before = _status_kb('VmRSS')
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-        peak = max(peak, (_status_kb('VmHWM') - before) / 1024)
-    return result, best, peak
 
 
 # ============ synthetic data ============
@@ -123,65 +107,113 @@ def synthetic_prototypes(num_slides: int, k: int, seed: int) -> torch.Tensor:
 
 
 # ============ sections ============
-def refresh(scale: int, quick: bool, repeats: int) -> tuple[dict[str, Any], Any]:
-    """Full refresh: torch backend, faiss backend, original-style baseline.
+def time_pair_loop(centroids: np.ndarray, valid: np.ndarray, rows: list[int],
+                   budget_s: float, base_mb: float) -> dict[str, Any]:
+    """The baseline's Python pair loop over ``rows``: seconds, peak RSS, rows timed.
 
-    Returns the measurements and the torch backend's bank.
+    Times one row, then as many rows, spread evenly, as fit in ``budget_s``; when that
+    is not all of them the time is extrapolated linearly in rows (``extrapolated``).
     """
-    counts = region_counts(LUNG_SLIDES * scale, seed=scale)
-    embeddings, slide_index = synthetic_regions(counts, seed=scale)
-    num_slides = len(counts)
-    cluster_slides(embeddings[:2000], slide_index[:2000] % 8, 8, K, 1, torch.arange(8))
-    out: dict[str, Any] = {'scale': scale, 'slides': num_slides, 'regions': len(slide_index)}
+    _, first, peak = measure(lambda: neighbours_by_permutations(centroids, valid, rows[:1]),
+                             base_mb=base_mb)
+    stride = -(-len(rows) // max(1, int(budget_s / first)))
+    sample = rows[::stride]
+    _, seconds, peak_sample = measure(
+        lambda: neighbours_by_permutations(centroids, valid, sample), base_mb=base_mb)
+    return dict(match_s=seconds * len(rows) / len(sample),
+                peak_rss_mb=max(peak, peak_sample), pair_rows_timed=len(sample),
+                extrapolated=len(sample) < len(rows))
 
+
+def compare(embeddings: torch.Tensor, slide_index: torch.Tensor, num_slides: int, k: int,
+            repeats: int, budget_s: float) -> tuple[dict[str, Any], Any]:
+    """Refresh with the torch backend vs the original's way (faiss loop + pair loop).
+
+    Both clusterings run interleaved, so that they see the same background load; best of
+    ``repeats``. Peak RSS of a side: over its steps, above this process's RSS before its
+    first step. Returns the measurements and the torch backend's bank.
+    """
+    cluster_slides(embeddings[:2000], slide_index[:2000] % 8, 8, k, 1, torch.arange(8))
     z, index = embeddings.numpy(), slide_index.numpy()
     times: dict[str, list[float]] = collections.defaultdict(list)
     peaks: dict[str, float] = collections.defaultdict(float)
 
-    def timed(name: str, fn: Callable[[], Any]) -> Any:
-        result, seconds, peak = measure(fn)
+    def timed(name: str, fn: Callable[[], Any], base_mb: float) -> Any:
+        result, seconds, peak = measure(fn, base_mb=base_mb)
         times[name].append(seconds)
         peaks[name] = max(peaks[name], peak)
         return result
 
-    # Interleaved, so that both sides see the same background load; best of repeats.
     for _ in range(repeats):
+        parts = bank = centroids = None  # the previous repeat's results are freed first
+        base = reset_peak()
         parts = timed('torch_cluster', lambda: cluster_slides(
-            embeddings, slide_index, num_slides, K, MIN_REGIONS, torch.arange(num_slides)))
-        bank = timed('torch_finish', lambda: finish_bank(embeddings, slide_index, *parts))
+            embeddings, slide_index, num_slides, k, MIN_REGIONS, torch.arange(num_slides)),
+            base)
+        bank = timed('torch_finish', lambda: finish_bank(embeddings, slide_index, *parts),
+                     base)
+        parts = None
+        base = reset_peak()
         centroids, valid, _ = timed('base_cluster', lambda: cluster_per_slide(
-            z, index, num_slides, K, MIN_REGIONS))
-    faiss_bank = timed('faiss_backend', lambda: build_bank(
-        embeddings, slide_index, K, MIN_REGIONS, backend='faiss', num_slides=num_slides))
+            z, index, num_slides, k, MIN_REGIONS), base)
     best = {name: min(values) for name, values in times.items()}
     valid_ids = bank.valid.nonzero().squeeze(1).tolist()
-    out['valid_slides'] = len(valid_ids)
+    pairs = time_pair_loop(centroids, valid, valid_ids, budget_s, base)
+    out: dict[str, Any] = dict(valid_slides=len(valid_ids), k=k)
     out['torch'] = dict(cluster_s=best['torch_cluster'], match_s=best['torch_finish'],
                         total_s=best['torch_cluster'] + best['torch_finish'],
                         peak_rss_mb=max(peaks['torch_cluster'], peaks['torch_finish']))
-    out['faiss_backend'] = dict(total_s=best['faiss_backend'],
-                                peak_rss_mb=peaks['faiss_backend'])
-    out['inertia_torch_over_faiss'] = (bank.inertia[bank.valid].sum()
-                                       / faiss_bank.inertia[faiss_bank.valid].sum()).item()
-    full_loop = scale == 1 and not quick
-    sample = valid_ids if full_loop else valid_ids[::max(1, len(valid_ids) // 50)]
-    _, t_pairs, m_pairs = measure(lambda: neighbours_by_permutations(centroids, valid, sample))
-    t_pairs_all = t_pairs * len(valid_ids) / len(sample)
-    out['baseline'] = dict(cluster_s=best['base_cluster'], match_s=t_pairs_all,
-                           total_s=best['base_cluster'] + t_pairs_all,
-                           peak_rss_mb=max(peaks['base_cluster'], m_pairs),
-                           pair_rows_timed=len(sample),
-                           extrapolated=len(sample) < len(valid_ids))
+    out['baseline'] = dict(pairs, cluster_s=best['base_cluster'],
+                           total_s=best['base_cluster'] + pairs['match_s'],
+                           peak_rss_mb=max(peaks['base_cluster'], pairs['peak_rss_mb']))
     out['speedup_total'] = out['baseline']['total_s'] / out['torch']['total_s']
     out['speedup_cluster'] = best['base_cluster'] / best['torch_cluster']
+    return out, bank
 
-    check = valid_ids[:40]
+
+def synthetic_scale(scale: float) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Embeddings, slide index and slide count at ``scale`` times TCGA-NSCLC."""
+    counts = region_counts(round(LUNG_SLIDES * scale), seed=round(100 * scale))
+    return *synthetic_regions(counts, seed=round(100 * scale)), len(counts)
+
+
+def refresh(scale: float, repeats: int, budget_s: float) -> tuple[dict[str, Any], Any]:
+    """Full refresh at ``scale``: :func:`compare`, the faiss backend and agreement checks.
+
+    Returns the measurements and the torch backend's bank.
+    """
+    embeddings, slide_index, num_slides = synthetic_scale(scale)
+    out: dict[str, Any] = {'scale': int(scale) if scale == int(scale) else scale,
+                           'slides': num_slides, 'regions': len(slide_index)}
+    measured, bank = compare(embeddings, slide_index, num_slides, K, repeats, budget_s)
+    out.update(measured)
+    faiss_bank, seconds, peak = measure(lambda: build_bank(
+        embeddings, slide_index, K, MIN_REGIONS, backend='faiss', num_slides=num_slides))
+    out['faiss_backend'] = dict(total_s=seconds, peak_rss_mb=peak)
+    out['inertia_torch_over_faiss'] = (bank.inertia[bank.valid].sum()
+                                       / faiss_bank.inertia[faiss_bank.valid].sum()).item()
+    check = bank.valid.nonzero().squeeze(1).tolist()[:40]
     theirs, matched = neighbours_by_permutations(bank.centroids.numpy(), bank.valid.numpy(),
                                                  check)
     out['neighbours_agree'] = int((bank.neighbors[check, 0].numpy() == theirs).sum())
     out['matched_agree'] = int((bank.matched[check, :, 0].numpy() == matched).all(1).sum())
     out['neighbours_checked'] = len(check)
     return out, bank
+
+
+def refresh_vs_k(ks: list[int], repeats: int, budget_s: float,
+                 done: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """:func:`compare` at TCGA-NSCLC scale for each K; a K with a scale-1 row in ``done``
+    (the refreshes vs slides) takes that row."""
+    embeddings, slide_index, num_slides = synthetic_scale(1)
+    known = {r['k']: r for r in done if r['scale'] == 1}
+    rows = []
+    for k in ks:
+        if k not in known:
+            measured, _ = compare(embeddings, slide_index, num_slides, k, repeats, budget_s)
+            known[k] = dict(scale=1, slides=num_slides, regions=len(slide_index), **measured)
+        rows.append(known[k])
+    return rows
 
 
 def matching_vs_slides(sizes: list[int]) -> list[dict[str, Any]]:
@@ -238,63 +270,80 @@ def print_table(title: str, rows: list[dict[str, Any]]) -> None:
         print(' | '.join(v.ljust(w) for v, w in zip(c, widths)))
 
 
+def timing_row(r: dict[str, Any]) -> dict[str, Any]:
+    """One line of a refresh table: seconds and peak RSS increase (MB) of both sides."""
+    base = r['baseline']
+    return dict(slides=r['slides'], k=r['k'], valid=r['valid_slides'],
+                torch_cluster=r['torch']['cluster_s'], torch_match=r['torch']['match_s'],
+                torch_total=r['torch']['total_s'], base_cluster=base['cluster_s'],
+                base_match=base['match_s'], base_total=base['total_s'],
+                base_rows_timed=f"{base['pair_rows_timed']}/{r['valid_slides']}",
+                speedup_total=r['speedup_total'], torch_peak_mb=r['torch']['peak_rss_mb'],
+                base_peak_mb=base['peak_rss_mb'])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--quick', action='store_true', help='small sweeps, < ~2 minutes')
-    parser.add_argument('--scale', type=int, nargs='+', default=None,
-                        help='multiples of TCGA-NSCLC size (default: 1, and 10 unless quick)')
+    parser.add_argument('--scale', type=float, nargs='+', default=None,
+                        help='multiples of TCGA-NSCLC size (default: 0.25 0.5 1, and 10 '
+                             'unless quick)')
+    parser.add_argument('--k', type=int, nargs='+', default=None,
+                        help='K of the refresh sweep at scale 1 (default: 2 3 4 6 8; '
+                             'quick: 2 4 8)')
     parser.add_argument('--threads', type=int, default=torch.get_num_threads(),
                         help='threads for torch and faiss (default: torch default)')
-    parser.add_argument('--repeats', type=int, default=3, help='best-of repeats, torch runs')
+    parser.add_argument('--repeats', type=int, default=3,
+                        help='best-of repeats of the clusterings, scales <= 1')
+    parser.add_argument('--budget', type=float, default=None,
+                        help='seconds of the baseline pair loop per refresh before it is '
+                             'extrapolated (default 20; quick: 2)')
     parser.add_argument('--out', default=str(REPO / 'benchmarks/results/prototypes.json'))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     faiss.omp_set_num_threads(args.threads)
-    scales = args.scale or ([1] if args.quick else [1, 10])
+    scales = args.scale or ([0.25, 0.5, 1] if args.quick else [0.25, 0.5, 1, 10])
+    ks = args.k or ([2, 4, 8] if args.quick else [2, 3, 4, 6, 8])
+    budget = args.budget or (2.0 if args.quick else 20.0)
     result: dict[str, Any] = dict(
         machine=dict(cpu=platform.processor() or platform.machine(), cores=os.cpu_count(),
                      threads=args.threads, torch=torch.__version__,
                      faiss=faiss.__version__, device='cpu',
                      load_average_at_start=os.getloadavg()),
-        quick=args.quick)
+        quick=args.quick, pair_loop_budget_s=budget)
 
-    runs = [refresh(s, args.quick, args.repeats if s == 1 else 1) for s in scales]
+    runs = [refresh(s, args.repeats if s <= 1 else 1, budget) for s in scales]
     result['refresh'] = [out for out, _ in runs]
-    print_table('Full refresh, seconds (best of repeats; baseline pair loop extrapolated '
-                'from timed rows where marked)', [dict(
-                    scale=r['scale'], slides=r['slides'], regions=r['regions'],
-                    valid=r['valid_slides'], torch_cluster=r['torch']['cluster_s'],
-                    torch_match=r['torch']['match_s'], torch_total=r['torch']['total_s'],
-                    faiss_backend_total=r['faiss_backend']['total_s'],
-                    base_cluster=r['baseline']['cluster_s'],
-                    base_match=r['baseline']['match_s'],
-                    base_total=r['baseline']['total_s'],
-                    base_rows_timed=r['baseline']['pair_rows_timed'],
-                    speedup_cluster=r['speedup_cluster'],
-                    speedup_total=r['speedup_total']) for r in result['refresh']])
-    print_table('Peak RSS increase, MB (VmHWM reset via /proc/self/clear_refs)', [dict(
-        scale=r['scale'], torch=r['torch']['peak_rss_mb'],
-        faiss_backend=r['faiss_backend']['peak_rss_mb'],
-        baseline=r['baseline']['peak_rss_mb'],
-        inertia_torch_over_faiss=r['inertia_torch_over_faiss'],
+    print_table(f'Full refresh vs slides (K = {K}), seconds and peak RSS increase, MB (best '
+                f'of repeats; baseline pair loop extrapolated from the rows timed)',
+                [dict(scale=r['scale'], **timing_row(r),
+                      faiss_backend_total=r['faiss_backend']['total_s'],
+                      faiss_backend_peak_mb=r['faiss_backend']['peak_rss_mb'])
+                 for r in result['refresh']])
+    print_table('Agreement of the torch backend with faiss and with the baseline', [dict(
+        scale=r['scale'], inertia_torch_over_faiss=r['inertia_torch_over_faiss'],
         neighbours_agree=f"{r['neighbours_agree']}/{r['neighbours_checked']}",
         matched_agree=f"{r['matched_agree']}/{r['neighbours_checked']}")
         for r in result['refresh']])
+    result['refresh_vs_k'] = refresh_vs_k(ks, args.repeats, budget, result['refresh'])
+    print_table('Full refresh vs K (scale 1), seconds and peak RSS increase, MB',
+                [timing_row(r) for r in result['refresh_vs_k']])
 
     sizes = [1000, 10000] if args.quick else [1000, 10000, 100000]
     result['matching_vs_slides'] = matching_vs_slides(sizes)
     print_table('find_neighbors vs number of slides (K = 4)', result['matching_vs_slides'])
-    ks = [2, 4, 5, 6, 8, 16] if args.quick else [2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16]
-    result['matching_vs_k'] = matching_vs_k(ks)
+    result['matching_vs_k'] = matching_vs_k(
+        [2, 4, 5, 6, 8, 16] if args.quick else [2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16])
     print_table('set_similarity (200 x 200 slides, all pairs) and find_neighbors (1,000 '
                 'slides) vs K', result['matching_vs_k'])
 
     recall_slides = 2000 if args.quick else 5000
     recall = shortlist_recall(synthetic_prototypes(recall_slides, K, seed=7), [16, 64],
                               'synthetic prototypes')
-    tcga = runs[0][1]
+    scale, tcga = next(((s, bank) for s, (_, bank) in zip(scales, runs) if s == 1),
+                       (scales[0], runs[0][1]))
     recall += shortlist_recall(tcga.centroids[tcga.valid], [16, 64],
-                               f'k-means, scale {scales[0]} refresh')
+                               f'k-means, scale {scale:g} refresh')
     result['shortlist_recall'] = recall
     print_table('Shortlist path vs exact (recall@1; similarity ratio = found / best)', recall)
 

@@ -30,6 +30,7 @@ import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import NullLocator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ('train_step', 'stores', 'prototypes', 'refresh_share')
@@ -82,19 +83,76 @@ def rows_from(results: dict) -> list[dict]:
     return rows
 
 
-def plot(results: dict, folder: Path, suffix: str = '') -> list[Path]:
-    paths = []
-    ts = results['train_step']['rows']
-    fig, ax = plt.subplots(figsize=(5, 3))
-    ax.bar([r['path'] for r in ts], [r['regions_per_s'] for r in ts], color='tab:blue')
-    ax.set_ylabel('regions / s')
-    ax.set_title('training step throughput (CPU)')
-    paths.append(folder / f'train_step{suffix}.png')
+def save(fig: plt.Figure, path: Path) -> Path:
+    """Write ``fig`` to ``path`` (PNG) and close it."""
     fig.tight_layout()
-    fig.savefig(paths[-1], dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
+    return path
+
+
+def data_ticks(ax: plt.Axes, values: list) -> None:
+    """x ticks at the data's values, labelled plainly (also on a log axis)."""
+    values = sorted(set(values))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticks(values, [f'{v:,}' for v in values])
+
+
+def plot_refresh(rows: list[dict], x: str, xlabel: str, title: str, path: Path,
+                 log_x: bool = False) -> Path:
+    """Refresh seconds of ours and of the baseline against ``row[x]`` (log y); points
+    where a side was ``extrapolated`` are drawn hollow."""
+    rows = sorted(rows, key=lambda r: r[x])
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for label, side, color in (('ours (torch backend)', 'torch', 'tab:blue'),
+                               ('baseline (faiss loop + permutations)', 'baseline',
+                                'tab:red')):
+        xs, ys = [r[x] for r in rows], [r[side]['total_s'] for r in rows]
+        ax.plot(xs, ys, 'o-', color=color, label=label)
+        hollow = [(a, b) for a, b, r in zip(xs, ys, rows) if r[side].get('extrapolated')]
+        if hollow:
+            ax.plot(*zip(*hollow), 'o', color=color, markerfacecolor='white',
+                    label=f'{label}, extrapolated')
+    ax.set_xscale('log' if log_x else 'linear')
+    ax.set_yscale('log')
+    data_ticks(ax, [r[x] for r in rows])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel('refresh s (k-means + matching)')
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return save(fig, path)
+
+
+def plot(results: dict, folder: Path, suffix: str = '') -> list[Path]:
+    """PNG plots of the benchmarks' sweeps; returns their paths."""
+    paths = []
+    ts = results['train_step']
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    if ts.get('batch_sweep'):
+        for path in dict.fromkeys(r['path'] for r in ts['batch_sweep']):
+            rows = [r for r in ts['batch_sweep'] if r['path'] == path]
+            ax.plot([r['batch_size'] for r in rows], [r['regions_per_s'] for r in rows], 'o-',
+                    label=path)
+        ax.set_xscale('log', base=2)
+        data_ticks(ax, [r['batch_size'] for r in ts['batch_sweep']])
+        ax.set_xlabel('batch size (regions)')
+        ax.legend(fontsize=8)
+    else:
+        ax.bar([r['path'] for r in ts['rows']], [r['regions_per_s'] for r in ts['rows']],
+               color='tab:blue')
+    ax.set_ylabel('regions / s')
+    ax.set_title(f"training step throughput ({ts.get('device', 'cpu')})")
+    paths.append(save(fig, folder / f'train_step{suffix}.png'))
 
     proto = results['prototypes']
+    paths.append(plot_refresh(proto['refresh'], 'slides', 'slides (TCGA-NSCLC = 1,041)',
+                              'prototype refresh time vs slides (K = 4)',
+                              folder / f'refresh_vs_slides{suffix}.png', log_x=True))
+    if 'refresh_vs_k' in proto:
+        paths.append(plot_refresh(proto['refresh_vs_k'], 'k', 'prototypes per slide K',
+                                  'prototype refresh time vs K (1,041 slides)',
+                                  folder / f'refresh_vs_k{suffix}.png'))
+
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2))
     by_n = proto['matching_vs_slides']
     ax1.loglog([r['slides'] for r in by_n], [r['seconds'] for r in by_n], 'o-')
@@ -104,22 +162,39 @@ def plot(results: dict, folder: Path, suffix: str = '') -> list[Path]:
     ax2.semilogy([r['k'] for r in by_k], [r['find_neighbors_s'] for r in by_k], 'o-')
     ax2.set_xlabel('prototypes per slide K')
     ax2.set_ylabel('neighbour search s')
-    fig.suptitle('prototype matching time')
-    paths.append(folder / f'matching{suffix}.png')
-    fig.tight_layout()
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    fig.suptitle('prototype matching time (ours)')
+    paths.append(save(fig, folder / f'matching{suffix}.png'))
 
-    st = results['stores']['regions_per_s']
+    st = results['stores']
     fig, ax = plt.subplots(figsize=(6, 3))
-    ax.barh(list(st), list(st.values()), color='tab:green')
+    ax.barh(list(st['regions_per_s']), list(st['regions_per_s'].values()), color='tab:green')
     ax.set_xscale('log')
-    ax.set_xlabel('regions / s (batch 128)')
+    ax.set_xlabel(f"regions / s (batch {st.get('batch', 128)})")
     ax.set_title('store and loader read throughput')
-    paths.append(folder / f'stores{suffix}.png')
-    fig.tight_layout()
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    paths.append(save(fig, folder / f'stores{suffix}.png'))
+
+    if 'loader_vs_workers' in st:
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
+        for store, color in (('redis', 'tab:red'), ('memmap', 'tab:green')):
+            rows = sorted((r for r in st['loader_vs_workers'] if r['store'] == store),
+                          key=lambda r: r['workers'])
+            workers = [r['workers'] for r in rows]
+            ax1.plot(workers, [r['regions_per_s'] for r in rows], 'o-', color=color,
+                     label=store)
+            ax2.plot(workers, [r['peak_rss_mb'] for r in rows], 'o-', color=color,
+                     label=f'{store}, peak RSS (sum)')
+            ax2.plot(workers, [r['pss_mb'] for r in rows], 's--', color=color,
+                     label=f'{store}, PSS')
+        ax1.set_ylabel(f"regions / s (batch {st.get('batch', 128)})")
+        ax1.set_title('DataLoader read throughput')
+        ax2.set_ylabel('MB added by the loader')
+        ax2.set_title('DataLoader memory')
+        for ax in (ax1, ax2):
+            ax.set_xlabel('DataLoader workers')
+            data_ticks(ax, [r['workers'] for r in st['loader_vs_workers']])
+            ax.set_ylim(bottom=0)
+            ax.legend(fontsize=8)
+        paths.append(save(fig, folder / f'loader_vs_workers{suffix}.png'))
     return paths
 
 
