@@ -5,10 +5,11 @@ measured in the same run on the same machine (baselines in ``benchmarks/baseline
 
 | benchmark | ours | baseline |
 |---|---|---|
-| ``train_step.py`` | batched on-device multi-crop + SDPA (+ bf16 / compile) | per-sample CPU crops, explicit attention, host sync per step |
+| ``train_step.py`` | batched on-device multi-crop + SDPA (+ bf16 / fp16 / compile) | per-sample CPU crops, explicit attention, host sync per step (fp16 on GPU) |
 | ``stores.py`` | batched float16 Redis reads; memmap | one pickled float32 GET per region |
 | ``prototypes.py`` | batched k-means + batched exact matching | per-slide faiss loop + Python permutation loop |
 | ``refresh_share.py`` | refresh with ``source='memory'`` | refresh with the full embedding pass |
+| ``epoch.py`` | one epoch with the Runner (refresh, steps, hooks, checkpoint) | the original's loop over all of the above |
 
     python benchmarks/run_all.py --quick     # < 10 minutes on a 2-core CPU
     python benchmarks/run_all.py             # full sizes
@@ -33,7 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import NullLocator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ('train_step', 'stores', 'prototypes', 'refresh_share')
+BENCHMARKS = ('train_step', 'stores', 'prototypes', 'refresh_share', 'epoch')
 
 
 def run(name: str, out: Path, quick: bool) -> dict:
@@ -52,12 +53,12 @@ def rows_from(results: dict) -> list[dict]:
     """One row per comparison: (benchmark, what, ours, baseline, unit, ratio)."""
     rows = []
     ts = {r['path']: r for r in results['train_step']['rows']}
-    for path in ('ours', 'ours+bf16', 'ours+compile'):
-        if path in ts:
+    for path, r in ts.items():
+        if path != 'naive':
             rows.append(dict(benchmark='train_step', what=f'{path} vs naive',
-                             ours=ts[path]['regions_per_s'],
-                             baseline=ts['naive']['regions_per_s'], unit='regions/s',
-                             extra=f"MFU {100 * ts[path]['mfu']:.0f}%"))
+                             ours=r['regions_per_s'], baseline=ts['naive']['regions_per_s'],
+                             unit='regions/s', extra=f"MFU {100 * r['mfu']:.0f}%, data wait "
+                             f"{100 * r['data_share']:.0f}%{memory_note(r)}"))
     st = results['stores']['regions_per_s']
     base = st['a_original_redis_pickle_fp32']
     for key, label in (('b_redis_store_fp16', 'redis fp16 batched vs pickle GETs'),
@@ -78,9 +79,24 @@ def rows_from(results: dict) -> list[dict]:
                      unit='s (pass / memory)',
                      extra=f"share of epoch: pass {100 * share['pass']['share']:.1f}%, "
                            f"memory {100 * share['memory']['share']:.1f}%"))
+    ep = {r['side']: r for r in results['epoch']['rows']}
+    for side, r in ep.items():
+        if side != 'original':
+            rows.append(dict(benchmark='epoch', what=f'{side} vs original (epoch s)',
+                             ours=ep['original']['seconds'], baseline=r['seconds'],
+                             unit='s (original / ours)',
+                             extra=f"{results['epoch']['regions']} regions{memory_note(r)}"))
     for r in rows:
         r['ratio'] = r['ours'] / r['baseline']
     return rows
+
+
+def memory_note(row: dict) -> str:
+    """', peak RSS ... MB[, device ... MB]' of a row measured with memory probes."""
+    note = f", peak RSS {row['peak_rss_mb']:.0f} MB" if 'peak_rss_mb' in row else ''
+    if row.get('peak_device_mb') is not None:
+        note += f", device {row['peak_device_mb']:.0f} MB"
+    return note
 
 
 def save(fig: plt.Figure, path: Path) -> Path:
@@ -198,9 +214,51 @@ def plot(results: dict, folder: Path, suffix: str = '') -> list[Path]:
     return paths
 
 
+NOTES = """\
+Notes: each benchmark keeps its comparisons inside one run (training-step paths step in
+turn, round robin; epoch sides run in turn, then in reverse order) so that other load on
+the machine affects both sides alike. Peak RSS is per row: each training-step path and
+each epoch side also runs alone in a fresh process (DataLoader workers not included).
+`torch.compile` (`model.compile=True`) and bf16 or fp16 autocast (`tools/train.py --amp`,
+`--amp fp16`) are options. GPU rows (fp16 original-style step, bf16/fp16 paths, data
+wait and peak device memory) appear when the suite runs on a machine with CUDA
+(`--device cuda` is the default there)."""
+
+
+def targets(results: dict) -> list[tuple[str, str, str]]:
+    """The performance issue's targets: (target, measured, verdict)."""
+    ts = {r['path']: r for r in results['train_step']['rows']}
+    gpu = results['train_step'].get('device', 'cpu').startswith('cuda')
+    out = []
+
+    def check(name: str, value: float, bound: float, fmt: str) -> None:
+        out.append((name, fmt.format(value), 'met' if value >= bound else 'NOT met'))
+    if gpu:
+        best = max((r for p, r in ts.items() if p != 'naive'), key=lambda r: r['regions_per_s'])
+        check('GPU step >= 2x the original-style step (fp16, explicit attention, sync)',
+              best['speedup_vs_naive'], 2.0, '{:.2f}x (' + best['path'] + ')')
+        out.append(('GPU share of the step waiting for data', ', '.join(
+            f"{p} {100 * r['data_share']:.1f}%" for p, r in ts.items()), 'measured'))
+    else:
+        if 'ours+bf16' in ts:
+            check('CPU bf16 step >= 1.5x naive', ts['ours+bf16']['speedup_vs_naive'], 1.5,
+                  '{:.2f}x')
+        if 'ours' in ts:
+            check('CPU fp32 step: no regression vs naive', ts['ours']['speedup_vs_naive'],
+                  1.0, '{:.2f}x')
+        out.append(('GPU step >= 2x the original-style step', 'no GPU in this run',
+                    'not measured'))
+    share = {r['source']: r['share'] for r in results['refresh_share']['rows']}
+    out.append(('refresh <= 10% of an epoch at TCGA scale (default settings)',
+                f"{100 * share['pass']:.1f}%", 'met' if share['pass'] <= 0.10 else 'NOT met'))
+    return out
+
+
 def write_docs(rows: list[dict], results: dict, pngs: list[Path], quick: bool) -> Path:
-    """``docs/benchmarks.md``: the table, each benchmark's own numbers, the plots."""
+    """``docs/benchmarks.md``: the table, the targets, each benchmark's numbers, plots."""
     machine = results['prototypes'].get('machine', {})
+    ts = results['train_step']
+    device = ts.get('gpu') or 'no GPU'
     lines = ['# Benchmarks', '',
              'Generated by `python benchmarks/run_all.py' + (' --quick' if quick else '')
              + ' --docs`; every ratio compares the plugin with the original code\'s way of '
@@ -208,20 +266,35 @@ def write_docs(rows: list[dict], results: dict, pngs: list[Path], quick: bool) -
              '(baselines in `benchmarks/baselines/`).', '',
              f"Machine: {platform.node()}, {platform.processor() or platform.machine()}, "
              f"{machine.get('cores', '?')} cores, torch {machine.get('torch', '?')}, "
-             f"no GPU; run at {time.strftime('%Y-%m-%d %H:%M')}.", '',
+             f"{device}; run at {time.strftime('%Y-%m-%d %H:%M')}.", '',
              '| benchmark | comparison | ours | baseline | unit | ratio | notes |',
              '|---|---|---|---|---|---|---|']
     lines += [f"| {r['benchmark']} | {r['what']} | {r['ours']:.4g} | {r['baseline']:.4g} | "
               f"{r['unit']} | {r['ratio']:.2f}x | {r['extra']} |" for r in rows]
-    lines += ['', '## Training step', '', '| path | regions/s | x naive | step s | MFU |',
-              '|---|---|---|---|---|']
+    lines += ['', '## Targets', '', '| target | measured | |', '|---|---|---|']
+    lines += [f'| {t} | {m} | {v} |' for t, m, v in targets(results)]
+    lines += ['', f"## Training step ({ts.get('device', 'cpu')})", '',
+              '| path | regions/s | x naive | step s | data wait | MFU | peak RSS MB '
+              '| peak device MB |', '|---|---|---|---|---|---|---|---|']
     lines += [f"| {r['path']} | {r['regions_per_s']:.2f} | {r['speedup_vs_naive']:.2f} | "
-              f"{r['step_s']:.2f} | {100 * r['mfu']:.1f}% |"
-              for r in results['train_step']['rows']]
-    peaks = results['train_step']['matmul_peak_gflops']
-    lines += ['', f"Matmul peak in the same run: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 "
-              f"{peaks['bf16']:.0f} GFLOP/s.", '']
+              f"{r['step_s']:.3f} | {100 * r['data_share']:.1f}% | {100 * r['mfu']:.1f}% | "
+              f"{r.get('peak_rss_mb', float('nan')):.0f} | "
+              f"{'-' if r.get('peak_device_mb') is None else round(r['peak_device_mb'])} |"
+              for r in ts['rows']]
+    peaks = ts['matmul_peak_gflops']
+    lines += ['', 'Matmul peak in the same run (GFLOP/s): '
+              + ', '.join(f'{k} {v:.0f}' for k, v in peaks.items()) + '.', '']
+    ep = results['epoch']
+    lines += [f"## One SLPD epoch end to end ({ep['regions']} regions of {ep['slides']} "
+              f"slides, best of {ep['config']['repeats']})", '',
+              '| side | epoch s | regions/s | x original | steps | peak RSS MB |',
+              '|---|---|---|---|---|---|']
+    lines += [f"| {r['side']} | {r['seconds']:.1f} | {r['regions_per_s']:.2f} | "
+              f"{r['speedup']:.2f} | {r['steps']} | {r['peak_rss_mb']:.0f} |"
+              for r in ep['rows']]
+    lines += ['']
     lines += [f'![{p.stem}](../benchmarks/results/{p.name})' for p in pngs]
+    lines += ['', NOTES]
     out = ROOT / 'docs' / 'benchmarks.md'
     out.write_text('\n'.join(lines) + '\n')
     return out
@@ -250,6 +323,9 @@ def main() -> None:
     print('\n' + header + '\n' + '-' * len(header))
     for r in rows:
         print(f"{r['benchmark']:<14} {r['what']:<42} {r['ratio']:>6.2f}x  {r['extra']}")
+    print('\ntargets:')
+    for target, measured, verdict in targets(results):
+        print(f'  {target}: {measured} -- {verdict}')
     machine = platform.node() or 'machine'
     summary = folder / f'{machine}{suffix}.json'
     summary.write_text(json.dumps(dict(machine=machine, processor=platform.processor(),
