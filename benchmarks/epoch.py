@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.baselines import original_epoch, original_redis  # noqa: E402
+from benchmarks.memory import proc_mb  # noqa: E402
 from benchmarks.stores import private_redis  # noqa: E402
 from benchmarks.train_step import synchronize  # noqa: E402
 from slpd_plugin.datasets import RegionFeatureDataset, make_synthetic_store  # noqa: E402
@@ -118,9 +119,7 @@ def run_side(args) -> dict:
     device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as work_dir:
         row = (run_original if args.side == 'original' else run_ours)(args, work_dir)
-    hwm_kb = next(int(line.split()[1]) for line in Path('/proc/self/status').read_text()
-                  .splitlines() if line.startswith('VmHWM:'))
-    row.update(side=args.side, peak_rss_mb=hwm_kb / 1024,
+    row.update(side=args.side, peak_rss_mb=proc_mb('self', 'VmHWM'),
                peak_device_mb=torch.cuda.max_memory_allocated(device) / 2 ** 20
                if device.type == 'cuda' else None)
     return row

@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.baselines.naive_multicrop import NaiveMultiCropDataset  # noqa: E402
+from benchmarks.memory import proc_mb  # noqa: E402
 from slpd_plugin.datasets import RegionFeatureDataset, make_synthetic_store  # noqa: E402
 from slpd_plugin.engine.optimizers import DINOOptimWrapper, dino_param_groups  # noqa: E402
 from slpd_plugin.registry import MODELS  # noqa: E402
@@ -233,9 +234,7 @@ def probe(name: str, args, dataset) -> dict:
     peak_device = torch.cuda.max_memory_allocated(device) / 2 ** 20 \
         if device.type == 'cuda' else None
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec.
-    hwm_kb = next(int(line.split()[1]) for line in Path('/proc/self/status').read_text()
-                  .splitlines() if line.startswith('VmHWM:'))
-    return dict(peak_rss_mb=hwm_kb / 1024, peak_device_mb=peak_device)
+    return dict(peak_rss_mb=proc_mb('self', 'VmHWM'), peak_device_mb=peak_device)
 
 
 def probe_in_subprocess(name: str, args, store: Path) -> dict:

@@ -18,7 +18,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 
 from mmengine.config import DictAction  # noqa: E402
 
-from slpd_plugin.engine.launch import AMP_DTYPES, build_runner, prepare_config  # noqa: E402
+from slpd_plugin.engine.launch import (AMP_DTYPES, build_runner, prepare_config,  # noqa: E402
+                                       shutdown_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -49,6 +50,7 @@ def main() -> None:
     cfg = prepare_config(args.config, work_dir=args.work_dir, resume=args.resume,
                          amp=args.amp, cfg_options=args.cfg_options, launcher=args.launcher)
     build_runner(cfg).train()
+    shutdown_distributed()
 
 
 if __name__ == '__main__':

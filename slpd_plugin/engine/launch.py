@@ -70,6 +70,14 @@ def prepare_config(config: str, work_dir: str | None = None, resume: str | None 
     return cfg
 
 
+def shutdown_distributed() -> None:
+    """Wait for every rank (rank 0 may still be writing the last checkpoint), then close
+    the process group, so that no rank exits while collective threads are still live."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def build_runner(cfg: Config) -> Runner:
     """Build the config's runner (``runner_type``, default mmengine's ``Runner``)."""
     if 'runner_type' in cfg:
