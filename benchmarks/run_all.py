@@ -50,7 +50,11 @@ def run(name: str, out: Path, quick: bool) -> dict:
 
 
 def rows_from(results: dict) -> list[dict]:
-    """One row per comparison: (benchmark, what, ours, baseline, unit, ratio)."""
+    """One row per comparison: benchmark, what, ours, baseline, unit, speedup, notes.
+
+    ``speedup`` is ours / baseline for rates (``.../s``) and baseline / ours for times
+    (``s``), so above 1 means the plugin is faster either way.
+    """
     rows = []
     ts = {r['path']: r for r in results['train_step']['rows']}
     for path, r in ts.items():
@@ -59,35 +63,36 @@ def rows_from(results: dict) -> list[dict]:
                              ours=r['regions_per_s'], baseline=ts['naive']['regions_per_s'],
                              unit='regions/s', extra=f"MFU {100 * r['mfu']:.0f}%, data wait "
                              f"{100 * r['data_share']:.0f}%{memory_note(r)}"))
-    st = results['stores']['regions_per_s']
+    stores = results['stores']
+    st, rss = stores['regions_per_s'], stores.get('peak_rss_mb', {})
     base = st['a_original_redis_pickle_fp32']
     for key, label in (('b_redis_store_fp16', 'redis fp16 batched vs pickle GETs'),
                        ('c_memmap_store_fp16_warm', 'memmap vs pickle GETs'),
                        ('loader_memmap_2workers', 'loader memmap, 2 workers vs pickle GETs')):
         if key in st:
             rows.append(dict(benchmark='stores', what=label, ours=st[key], baseline=base,
-                             unit='regions/s', extra=''))
+                             unit='regions/s', extra=memory_note(dict(
+                                 peak_rss_mb=rss[key])).lstrip(', ') if key in rss else ''))
     ref = results['prototypes']['refresh']
     ref = next(r for r in ref if r['scale'] == 1) if isinstance(ref, list) else ref
     rows.append(dict(benchmark='prototypes', what='refresh at TCGA scale vs per-slide loop',
-                     ours=ref['baseline']['total_s'], baseline=ref['torch']['total_s'],
-                     unit='s (baseline / ours)',
-                     extra=f"peak RSS {ref['torch']['peak_rss_mb']:.0f} MB"))
+                     ours=ref['torch']['total_s'], baseline=ref['baseline']['total_s'],
+                     unit='s', extra=f"peak RSS {ref['torch']['peak_rss_mb']:.0f} MB "
+                     f"(baseline {ref['baseline']['peak_rss_mb']:.0f} MB)"))
     share = {r['source']: r for r in results['refresh_share']['rows']}
-    rows.append(dict(benchmark='refresh_share', what='memory vs full pass (refresh s)',
-                     ours=share['pass']['refresh_s'], baseline=share['memory']['refresh_s'],
-                     unit='s (pass / memory)',
-                     extra=f"share of epoch: pass {100 * share['pass']['share']:.1f}%, "
-                           f"memory {100 * share['memory']['share']:.1f}%"))
+    rows.append(dict(benchmark='refresh_share', what='refresh: memory bank vs full pass',
+                     ours=share['memory']['refresh_s'], baseline=share['pass']['refresh_s'],
+                     unit='s', extra=f"share of epoch: pass {100 * share['pass']['share']:.1f}%"
+                     f", memory {100 * share['memory']['share']:.1f}%"))
     ep = {r['side']: r for r in results['epoch']['rows']}
     for side, r in ep.items():
         if side != 'original':
-            rows.append(dict(benchmark='epoch', what=f'{side} vs original (epoch s)',
-                             ours=ep['original']['seconds'], baseline=r['seconds'],
-                             unit='s (original / ours)',
+            rows.append(dict(benchmark='epoch', what=f'{side} vs original, one epoch',
+                             ours=r['seconds'], baseline=ep['original']['seconds'], unit='s',
                              extra=f"{results['epoch']['regions']} regions{memory_note(r)}"))
     for r in rows:
-        r['ratio'] = r['ours'] / r['baseline']
+        r['ratio'] = (r['ours'] / r['baseline'] if r['unit'].endswith('/s')
+                      else r['baseline'] / r['ours'])
     return rows
 
 
@@ -267,7 +272,7 @@ def write_docs(rows: list[dict], results: dict, pngs: list[Path], quick: bool) -
              f"Machine: {platform.node()}, {platform.processor() or platform.machine()}, "
              f"{machine.get('cores', '?')} cores, torch {machine.get('torch', '?')}, "
              f"{device}; run at {time.strftime('%Y-%m-%d %H:%M')}.", '',
-             '| benchmark | comparison | ours | baseline | unit | ratio | notes |',
+             '| benchmark | comparison | ours | baseline | unit | speedup | notes |',
              '|---|---|---|---|---|---|---|']
     lines += [f"| {r['benchmark']} | {r['what']} | {r['ours']:.4g} | {r['baseline']:.4g} | "
               f"{r['unit']} | {r['ratio']:.2f}x | {r['extra']} |" for r in rows]
@@ -319,7 +324,7 @@ def main() -> None:
     if set(args.only) != set(BENCHMARKS):
         return
     rows = rows_from(results)
-    header = f"{'benchmark':<14} {'comparison':<42} {'ratio':>7}  notes"
+    header = f"{'benchmark':<14} {'comparison':<42} {'speedup':>7}  notes"
     print('\n' + header + '\n' + '-' * len(header))
     for r in rows:
         print(f"{r['benchmark']:<14} {r['what']:<42} {r['ratio']:>6.2f}x  {r['extra']}")
