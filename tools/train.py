@@ -49,7 +49,9 @@ def main() -> None:
     args = parse_args()
     cfg = prepare_config(args.config, work_dir=args.work_dir, resume=args.resume,
                          amp=args.amp, cfg_options=args.cfg_options, launcher=args.launcher)
-    build_runner(cfg).train()
+    runner = build_runner(cfg)
+    runner.train()
+    del runner
     shutdown_distributed()
 
 

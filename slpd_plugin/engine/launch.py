@@ -1,6 +1,7 @@
 """Turn a config file and command-line choices into a ready Runner."""
 from __future__ import annotations
 
+import gc
 import os
 import os.path as osp
 
@@ -71,10 +72,18 @@ def prepare_config(config: str, work_dir: str | None = None, resume: str | None 
 
 
 def shutdown_distributed() -> None:
-    """Wait for every rank (rank 0 may still be writing the last checkpoint), then close
-    the process group, so that no rank exits while collective threads are still live."""
+    """End a distributed run cleanly: wait for every rank (rank 0 may still be writing
+    the last checkpoint), then destroy the process group so that its collective threads
+    are joined before the interpreter shuts down.
+
+    Call it after the last reference to the runner is gone: DDP holds the process group,
+    and a gloo worker thread that outlives it may release a finished collective's tensors
+    during interpreter shutdown, when it can no longer take the GIL (the process then
+    aborts with "terminate called without an active exception").
+    """
     if dist.is_initialized():
         dist.barrier()
+        gc.collect()  # the runner, its DDP wrapper and their process-group references
         dist.destroy_process_group()
 
 

@@ -18,7 +18,7 @@ def test_two_nodes_share_redis_and_hold_one_bank(tmp_path, redis_store_uri):
     local = make_synthetic_store(tmp_path / 'store', num_slides=8, min_regions=4,
                                  max_regions=10, channels=32, num_phenotypes=4,
                                  phenotypes_per_slide=(1, 2), progress=False)
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1', PYTHONFAULTHANDLER='1')
     subprocess.run([sys.executable, 'tools/ingest.py', str(local), '--store', redis_store_uri,
                     '--no-progress'], cwd=ROOT, env=env, check=True, capture_output=True)
     work = tmp_path / 'work'
