@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.baselines import original_epoch, original_redis  # noqa: E402
-from benchmarks.memory import proc_mb  # noqa: E402
+from benchmarks.memory import in_fresh_process, proc_mb  # noqa: E402
 from benchmarks.stores import private_redis  # noqa: E402
 from benchmarks.train_step import synchronize  # noqa: E402
 from slpd_plugin.datasets import RegionFeatureDataset, make_synthetic_store  # noqa: E402
@@ -138,10 +137,7 @@ def side_in_subprocess(side: str, args, store: str, uri: str) -> dict:
            '--device', args.device, '--batch-size', str(args.batch_size),
            '--workers', str(args.workers), '--out-dim', str(args.out_dim),
            '--min-regions', str(args.min_regions)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    if proc.returncode != 0:
-        raise SystemExit(f'epoch.py: the {side} epoch failed:\n{proc.stderr[-3000:]}')
-    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    row = in_fresh_process(cmd, f'epoch.py: the {side} epoch')
     print(f"  {side:<10} {row['seconds']:7.1f} s  {row['steps']} steps  "
           f"peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)
     return row

@@ -101,6 +101,15 @@ def measure(fn: Callable[[], Any], repeats: int = 1,
     return result, best, peak
 
 
+def in_fresh_process(cmd: list[str], what: str) -> dict:
+    """Run ``cmd`` (a benchmark re-invoking itself for one row) in a new process, so that
+    its peak memory is that row's alone; returns the JSON object on its last stdout line."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise SystemExit(f'{what} failed:\n{proc.stderr[-3000:]}')
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def descendants(pid: int) -> list[int]:
     """Every process below ``pid`` (from ``/proc/PID/task/*/children``)."""
     found, todo = [], [pid]

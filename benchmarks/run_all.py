@@ -71,8 +71,8 @@ def rows_from(results: dict) -> list[dict]:
                        ('loader_memmap_2workers', 'loader memmap, 2 workers vs pickle GETs')):
         if key in st:
             rows.append(dict(benchmark='stores', what=label, ours=st[key], baseline=base,
-                             unit='regions/s', extra=memory_note(dict(
-                                 peak_rss_mb=rss[key])).lstrip(', ') if key in rss else ''))
+                             unit='regions/s',
+                             extra=f'peak RSS {rss[key]:.0f} MB' if key in rss else ''))
     ref = results['prototypes']['refresh']
     ref = next(r for r in ref if r['scale'] == 1) if isinstance(ref, list) else ref
     rows.append(dict(benchmark='prototypes', what='refresh at TCGA scale vs per-slide loop',

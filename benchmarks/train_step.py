@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.baselines.naive_multicrop import NaiveMultiCropDataset  # noqa: E402
-from benchmarks.memory import proc_mb  # noqa: E402
+from benchmarks.memory import in_fresh_process, proc_mb  # noqa: E402
 from slpd_plugin.datasets import RegionFeatureDataset, make_synthetic_store  # noqa: E402
 from slpd_plugin.engine.optimizers import DINOOptimWrapper, dino_param_groups  # noqa: E402
 from slpd_plugin.registry import MODELS  # noqa: E402
@@ -242,10 +241,7 @@ def probe_in_subprocess(name: str, args, store: Path) -> dict:
            '--device', args.device, '--batch-size', str(args.batch_size),
            '--warmup', str(args.warmup), '--workers', str(args.workers),
            '--channels', str(args.channels), '--out-dim', str(args.out_dim)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    if proc.returncode != 0:
-        raise SystemExit(f'train_step.py: memory probe of {name} failed:\n{proc.stderr[-2000:]}')
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return in_fresh_process(cmd, f'train_step.py: memory probe of {name}')
 
 
 def build_parser() -> argparse.ArgumentParser:

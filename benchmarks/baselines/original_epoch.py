@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from benchmarks.baselines import original_prototypes, original_redis
 from benchmarks.baselines.naive_multicrop import NaiveMultiCropDataset
+from slpd_plugin.models.data_preprocessors import center_crop
 from slpd_plugin.prototypes import PrototypeBank
 
 
@@ -72,9 +73,8 @@ def refresh(model, dataset: OriginalRedisDataset, num_clusters: int, min_regions
                         collate_fn=default_collate)
     parts = []
     for batch in loader:
-        grids = batch['inputs'].to(device)
-        top = (grids.shape[-1] - 14) // 2
-        parts.append(model.embed(grids[..., top:top + 14, top:top + 14], output='z').cpu())
+        grids = center_crop(batch['inputs'].to(device), 14)
+        parts.append(model.embed(grids, output='z').cpu())
     model.teacher.train()
     z = torch.cat(parts).float().numpy()
     num_slides = int(dataset.slide_index.max()) + 1
