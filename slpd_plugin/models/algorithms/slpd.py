@@ -22,6 +22,8 @@ from torch import Tensor, nn
 
 from slpd_plugin.registry import MODELS
 
+from ..losses import merged_center_updates
+
 
 def _teacher_backbone_cfg(backbone: dict) -> dict:
     """The student's backbone config without stochastic depth (if it has any)."""
@@ -152,9 +154,10 @@ class SLPD(BaseModel):
         for views in groups:
             feats = self.student.backbone(torch.cat(views))
             s_logits.extend(self.student.head(feats).chunk(len(views)))  # V x (B, P)
-        losses = dict(loss_dino=self.loss_module(list(t_logits), s_logits,
-                                                 teacher_temp=self.teacher_temp))
-        if self.prototype_head is not None:
-            losses.update(self.prototype_head.loss(
-                s_logits, self.teacher, self.bank, data_samples, self.teacher_temp))
+        with merged_center_updates():  # every centre's all-reduce in one collective
+            losses = dict(loss_dino=self.loss_module(list(t_logits), s_logits,
+                                                     teacher_temp=self.teacher_temp))
+            if self.prototype_head is not None:
+                losses.update(self.prototype_head.loss(
+                    s_logits, self.teacher, self.bank, data_samples, self.teacher_temp))
         return losses

@@ -100,14 +100,11 @@ class PrototypeDistillHead(BaseModule):
         losses = {}
         for term, (protos, valids) in self.targets(bank, data_samples).items():
             center = getattr(self, f'center_{term}')
-            terms, new_centers = [], []
-            for proto, valid in zip(protos, valids):
-                with torch.no_grad():
-                    target = teacher.head.last_layer(proto)
-                terms.append(prototype_cross_entropy(
-                    target, valid, student_logits, center, temp, self.student_temp,
-                    self.skip_first_student_view))
-                new_centers.append(update_center(center, target, valid, self.center_momentum))
-            center.copy_(torch.stack(new_centers).mean(0))
+            with torch.no_grad():
+                targets = [teacher.head.last_layer(proto) for proto in protos]
+            terms = [prototype_cross_entropy(target, valid, student_logits, center, temp,
+                                             self.student_temp, self.skip_first_student_view)
+                     for target, valid in zip(targets, valids)]
+            update_center(center, targets, valids, self.center_momentum)
             losses[f'loss_{term}'] = self.terms[term] * torch.stack(terms).mean()
         return losses

@@ -1,10 +1,9 @@
-"""Losses. lightly's :class:`DINOLoss` is registered as is (teacher views first)."""
-from lightly.loss import DINOLoss
-
-from slpd_plugin.registry import MODELS
-
+"""Losses, computed in fp32 under autocast; their EMA centres share one all-reduce per
+step inside :func:`merged_center_updates`. ``DINOLoss`` is lightly's (teacher views
+first) with those two changes."""
+from .center_sync import merged_center_updates, reduce_then
+from .dino_loss import DINOLoss
 from .prototype_loss import prototype_cross_entropy, update_center
 
-MODELS.register_module('DINOLoss', module=DINOLoss)
-
-__all__ = ['DINOLoss', 'prototype_cross_entropy', 'update_center']
+__all__ = ['DINOLoss', 'merged_center_updates', 'prototype_cross_entropy', 'reduce_then',
+           'update_center']

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from mmengine.dist import all_reduce, is_distributed
 from torch import Tensor
+
+from .center_sync import reduce_then
+from .precision import fp32_region
 
 
 def prototype_cross_entropy(target_logits: Tensor, valid: Tensor, student_logits: list[Tensor],
@@ -28,36 +30,48 @@ def prototype_cross_entropy(target_logits: Tensor, valid: Tensor, student_logits
         skip_first_view: Leave out student view 0, as the original code's loop does.
 
     Returns:
-        Scalar loss; exactly zero (still attached to the student graph) when no region is
-        valid. Invalid rows must hold finite values; they get zero weight. No host sync.
+        Scalar fp32 loss, computed in fp32 whatever the autocast setting; exactly zero
+        (still attached to the student graph) when no region is valid. Invalid rows must
+        hold finite values; they get zero weight. No host sync.
     """
     views = student_logits[1:] if skip_first_view else student_logits
-    q = F.softmax((target_logits - center) / teacher_temp, dim=-1).detach()  # (B, P)
-    log_p = F.log_softmax(torch.stack(views) / student_temp, dim=-1)  # (V, B, P)
-    ce = -(q * log_p).sum(-1).mean(0)  # (B,)
-    weight = valid.to(ce.dtype)
-    return (ce * weight).sum() / weight.sum().clamp_min(1.0)
+    with fp32_region(target_logits):
+        q = F.softmax((target_logits.float() - center) / teacher_temp, -1).detach()  # (B, P)
+        log_p = F.log_softmax(torch.stack(views).float() / student_temp, -1)  # (V, B, P)
+        ce = -(q * log_p).sum(-1).mean(0)  # (B,)
+        weight = valid.to(ce.dtype)
+        return (ce * weight).sum() / weight.sum().clamp_min(1.0)
 
 
 @torch.no_grad()
-def update_center(center: Tensor, target_logits: Tensor, valid: Tensor,
-                  momentum: float) -> Tensor:
-    """EMA of the mean target logit over the valid regions of ALL ranks.
+def update_center(center: Tensor, target_logits: list[Tensor], valid: list[Tensor],
+                  momentum: float) -> None:
+    """Move ``center`` (in place) to the mean over targets of each target's EMA update
+    with its mean logit over the valid regions of ALL ranks.
 
-    Every rank must call this every step (it all-reduces), even with no valid region;
-    if no rank has one, the centre is returned unchanged. No host sync.
+    For target ``j``: ``c_j = m * center + (1 - m) * mean_valid(target_logits[j])``, or
+    ``center`` unchanged if no rank has a valid region for it; ``center <- mean_j c_j``.
+    The sums and counts of all targets go into one collective (:func:`reduce_then`,
+    merged with the step's other centres inside ``merged_center_updates``). Every rank
+    must call this every step, even with no valid region. No host sync.
 
     Args:
-        center: (1, P).
-        target_logits: (B, P).
-        valid: (B,) bool.
+        center: (1, P), updated in place.
+        target_logits: T tensors (B, P).
+        valid: T tensors (B,) bool.
         momentum: Weight kept by the old centre (0.9).
     """
     # A masked sum, not target_logits[valid]: boolean indexing waits for the GPU.
-    stats = torch.cat([torch.where(valid[:, None], target_logits.float(), 0.0).sum(0),
-                       valid.sum().float().reshape(1)])  # (P + 1,)
-    if is_distributed():
-        all_reduce(stats, op='sum')
-    count = stats[-1]
-    batch_center = (stats[:-1] / count.clamp_min(1)).reshape_as(center)
-    return torch.where(count > 0, center * momentum + batch_center * (1 - momentum), center)
+    stats = torch.stack([torch.cat([torch.where(v[:, None], t.float(), 0.0).sum(0),
+                                    v.sum().float().reshape(1)])
+                         for t, v in zip(target_logits, valid)])  # (T, P + 1)
+
+    def finish(summed: Tensor) -> None:  # (T * (P + 1),): sums over ranks
+        summed = summed.view_as(stats)
+        count = summed[:, -1:]  # (T, 1)
+        batch_center = summed[:, :-1] / count.clamp_min(1)  # (T, P)
+        updated = torch.where(count > 0, center * momentum + batch_center * (1 - momentum),
+                              center)  # (T, P)
+        center.copy_(updated.mean(0, keepdim=True))
+
+    reduce_then(stats, finish)
