@@ -184,3 +184,37 @@ def test_prepare_config_maps_amp_to_the_autocast_dtype(amp, dtype, tmp_path):
     assert cfg.optim_wrapper.get('autocast_dtype') == dtype
     with pytest.raises(ValueError, match='amp must be one of'):
         prepare_config(str(TINY_CONFIG), work_dir=str(tmp_path), amp='fp8')
+
+
+def grads_of_mixed_norms(model, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    for i, p in enumerate(params):
+        p.grad = torch.randn(p.shape, generator=g) * (0.01 if i % 3 == 0 else 7.0)
+    return params
+
+
+def test_per_tensor_clipping_equals_clipping_each_tensor_on_its_own():
+    model, reference = head_model(), head_model()
+    reference.load_state_dict(model.state_dict())
+    params = grads_of_mixed_norms(model)
+    ref_params = grads_of_mixed_norms(reference)
+    for p in ref_params:  # torch's own clipping, one tensor at a time: same formula
+        torch.nn.utils.clip_grad_norm_([p], 3.0)
+    wrapper_for(model, clip_per_tensor=3.0, freeze_last_layer_epochs=0).step()
+    assert any(p.grad.norm() < 2.9 for p in params) and any(
+        abs(p.grad.norm() - 3.0) < 1e-3 for p in params)  # both cases occur
+    for p, r in zip(params, ref_params):
+        torch.testing.assert_close(p.grad, r.grad, rtol=1e-7, atol=0)
+
+
+def test_clip_coefficients_are_computed_once_for_all_tensors():
+    model = head_model()
+    params = grads_of_mixed_norms(model)
+    wrapper = wrapper_for(model, clip_per_tensor=3.0, freeze_last_layer_epochs=0)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        wrapper.step()
+    calls = {e.key: e.count for e in prof.key_averages()}
+    assert len(params) > 5
+    assert calls.get('aten::_foreach_norm') == 1 and calls.get('aten::_foreach_mul_') == 1
+    assert calls.get('aten::clamp_', 0) + calls.get('aten::clamp', 0) == 1
