@@ -3,6 +3,7 @@
 Pure tensor functions (no runner, no registry); the prototype hook calls
 :func:`build_bank`, or :func:`cluster_slides` per rank and then :func:`finish_bank`.
 """
+from . import faiss_backend  # noqa: F401  (first: says how to install faiss if missing)
 from .bank import PrototypeBank
 from .build import build_bank, cluster_slides, finish_bank
 from .faiss_backend import faiss_kmeans

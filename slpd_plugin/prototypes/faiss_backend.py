@@ -3,30 +3,115 @@
 Shapes: S = slides, L = padded regions per slide, D = embedding dim, K = clusters.
 
 faiss has no batched k-means, so this loops over slides; it reuses one index (reset
-between slides) and, when faiss was built with GPU support and CUDA is available, one
-``StandardGpuResources`` for the whole call. It returns the same ``KMeansResult`` as
-:func:`~slpd_plugin.prototypes.kmeans.batched_kmeans`, so the two are interchangeable.
+between slides). When faiss was built with GPU support and CUDA is available the index
+lives on the rank's own GPU (torch's current device, or the device of the input), and
+the ``StandardGpuResources`` (faiss's temporary memory, outside torch's allocator) are
+made once per process and device and reused by every call. It returns the same
+``KMeansResult`` as :func:`~slpd_plugin.prototypes.kmeans.batched_kmeans`, so the two
+are interchangeable.
+
+Install exactly one faiss: ``pip install -e '.[cpu]'`` (faiss-cpu) or ``'.[gpu]'``
+(faiss-gpu, Meta's CUDA 12 wheels); both provide the module ``faiss``.
 """
 from __future__ import annotations
 
-import faiss
+from typing import Callable, Generic, TypeVar
+
 import numpy as np
 import torch
 from torch import Tensor
 
 from .kmeans import KMeansResult
 
+try:
+    import faiss
+except ImportError as e:  # neither extra installed
+    raise ImportError(
+        "slpd_plugin needs faiss: pip install -e '.[cpu]' (faiss-cpu) or -e '.[gpu]' "
+        '(faiss-gpu, CUDA 12); install one of the two, both provide `import faiss`') from e
 
-def _flat_l2_index(dim: int) -> tuple[faiss.Index, object]:
-    """A flat L2 index, on the GPU when faiss and torch both have one, and its resources.
+R = TypeVar('R')
 
-    The resources (None on the CPU) must outlive the index, so they are returned too.
+
+class PerDeviceCache(Generic[R]):
+    """One object per CUDA device index, made by ``factory(device)`` on first use.
+
+    Example:
+        >>> cache = PerDeviceCache(lambda device: object())
+        >>> cache.get(0) is cache.get(0)
+        True
     """
-    if hasattr(faiss, 'StandardGpuResources') and faiss.get_num_gpus() > 0 \
-            and torch.cuda.is_available():
-        resources = faiss.StandardGpuResources()
-        return faiss.GpuIndexFlatL2(resources, dim), resources
-    return faiss.IndexFlatL2(dim), None
+
+    def __init__(self, factory: Callable[[int], R]) -> None:
+        self.factory = factory
+        self._items: dict[int, R] = {}
+
+    def get(self, device: int) -> R:
+        if device not in self._items:
+            self._items[device] = self.factory(device)
+        return self._items[device]
+
+
+def faiss_info() -> dict:
+    """The installed faiss: ``version``, ``gpu_build`` (has GPU support) and
+    ``num_gpus`` (GPUs it sees; 0 for a CPU build)."""
+    gpu_build = hasattr(faiss, 'StandardGpuResources')
+    return dict(version=faiss.__version__, gpu_build=gpu_build,
+                num_gpus=faiss.get_num_gpus() if gpu_build else 0)
+
+
+def faiss_gpu_device(device: torch.device) -> int | None:
+    """The CUDA device faiss should cluster data of ``device`` on: that GPU, or torch's
+    current one for CPU data; None (the CPU) without a GPU build of faiss or CUDA."""
+    info = faiss_info()
+    if not info['gpu_build'] or info['num_gpus'] == 0 or not torch.cuda.is_available():
+        return None
+    if device.type == 'cuda' and device.index is not None:
+        return device.index
+    return torch.cuda.current_device()
+
+
+def _gpu_resources(device: int) -> object:
+    return faiss.StandardGpuResources()  # binds its per-device state on first use
+
+
+GPU_RESOURCES = PerDeviceCache(_gpu_resources)  # reused by every call of this process
+
+
+def describe_refresh(backend: str, device: torch.device) -> tuple[str, str | None]:
+    """One log line saying which k-means runs the refresh, with which faiss and on which
+    device, and a warning (or None) when the faiss backend of a CUDA run would fall back
+    to the CPU because the installed faiss has no GPU support.
+
+    Args:
+        backend: The refresh's k-means backend, ``'torch'`` or ``'faiss'``.
+        device: The device of the model (and of the refresh's embeddings).
+    """
+    info = faiss_info()
+    build = (f"GPU build, sees {info['num_gpus']} GPU(s)" if info['gpu_build']
+             else 'CPU build')
+    faiss_text = f"faiss {info['version']} ({build})"
+    if backend != 'faiss':
+        return (f'prototype refresh: k-means backend {backend} on {device}; {faiss_text} '
+                f'only for the neighbour shortlist'), None
+    gpu = faiss_gpu_device(device) if device.type == 'cuda' else None
+    where = 'cpu' if gpu is None else f'cuda:{gpu}'
+    line = f'prototype refresh: k-means backend {faiss_text} on {where}'
+    if device.type == 'cuda' and gpu is None:
+        return line, (f'{faiss_text} cannot use the GPU: the faiss k-means of this CUDA '
+                      "run falls back to the CPU. Install faiss-gpu instead of faiss-cpu: "
+                      "pip uninstall -y faiss-cpu && pip install -e '.[gpu]'")
+    return line, None
+
+
+def _flat_l2_index(dim: int, device: int | None) -> faiss.Index:
+    """A flat L2 index on GPU ``device`` (with this process's cached resources), or on
+    the CPU when ``device`` is None."""
+    if device is None:
+        return faiss.IndexFlatL2(dim)
+    config = faiss.GpuIndexFlatConfig()
+    config.device = device
+    return faiss.GpuIndexFlatL2(GPU_RESOURCES.get(device), dim, config)
 
 
 def faiss_kmeans(x: Tensor, mask: Tensor, k: int, iters: int = 10, restarts: int = 5,
@@ -62,7 +147,7 @@ def faiss_kmeans(x: Tensor, mask: Tensor, k: int, iters: int = 10, restarts: int
     centroids = np.zeros((num_slides, k, dim), dtype=np.float32)
     assignments = np.full((num_slides, length), -1, dtype=np.int64)
     inertia = np.zeros(num_slides, dtype=np.float32)
-    index, _resources = _flat_l2_index(dim)
+    index = _flat_l2_index(dim, faiss_gpu_device(x.device))
     for s in range(num_slides):
         xs = np.ascontiguousarray(points[s][valid[s]])
         if len(xs) == 0:

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Subset
 from slpd_plugin.utils.progress import progress_bar
 
 from slpd_plugin.prototypes import PrototypeBank, cluster_slides, finish_bank
+from slpd_plugin.prototypes.faiss_backend import describe_refresh
 from slpd_plugin.prototypes.churn import assignment_churn
 from slpd_plugin.registry import HOOKS
 
@@ -93,6 +94,14 @@ class PrototypeHook(Hook):
         self._memory: tuple[torch.Tensor, torch.Tensor] | None = None  # (N, D), (N,)
         self.bank_epoch: int | None = None
         self._warned_empty = False
+
+    def before_train(self, runner) -> None:
+        """Say once which k-means, faiss and device the refreshes use."""
+        line, warning = describe_refresh(self.kmeans['backend'],
+                                         next(unwrap(runner.model).parameters()).device)
+        runner.logger.info(line)
+        if warning:
+            runner.logger.warning(warning)
 
     def before_train_epoch(self, runner) -> None:
         if runner.epoch < self.warm_epochs:
