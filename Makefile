@@ -1,17 +1,19 @@
 # make demo : venv + install + synthetic WSI benchmark + DINO-4K and SLPD trained on CPU,
 #             embeddings, knn/linear evaluation and a report (a few minutes)
 # make test : venv + install + redis-server (when missing and root) + pytest
+# FAISS=gpu  : install faiss-gpu instead of faiss-cpu (`make test FAISS=gpu`)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
+FAISS ?= cpu
 
 .PHONY: demo test test-fast install redis clean
 
 $(STAMP): setup.cfg requirements/constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q -c requirements/constraints.txt torch torchvision
-	$(PIP) install -q -c requirements/constraints.txt -e '.[dev]'
+	$(PIP) install -q -c requirements/constraints.txt -e '.[dev,$(FAISS)]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -37,4 +37,3 @@ optim_wrapper = dict(optimizer=dict(lr=4e-3))
 train_cfg = dict(max_epochs=max_epochs)
 default_hooks = dict(logger=dict(interval=5), checkpoint=dict(interval=1),
                      teacher_ema=dict(momentum=0.99, end_momentum=0.999))
-env_cfg = dict(dist_cfg=dict(backend='gloo'))

@@ -23,8 +23,9 @@ default_hooks = dict(
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'),
+    dist_cfg=dict(backend='nccl'),  # tools/train.py uses gloo when CUDA is unavailable
 )
+tf32 = True  # fp32 matmuls/convs on Ampere+ GPUs in TF32 (docs/distributed.md); False: exact
 
 vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
 visualizer = dict(type='Visualizer', vis_backends=vis_backends)

@@ -37,7 +37,7 @@ from slpd_plugin import registry as R
 
 RUNNER_EXTRAS = frozenset({
     'runner_type', 'custom_imports', 'model_wrapper_cfg', 'vis_backends', 'compile',
-    'sync_bn', 'find_unused_parameters', 'work_dir', 'launcher'})
+    'sync_bn', 'find_unused_parameters', 'work_dir', 'launcher', 'tf32'})
 KNOWN_TOP_LEVEL = frozenset(inspect.signature(Runner.__init__).parameters) - {
     'self', 'cfg'} | RUNNER_EXTRAS
 # Keys that mmengine's builders take out of a component's dict before building it.
