@@ -6,6 +6,11 @@ loopback port, data dir under pytest's tmp) once per session and stops it afterw
 server that only speaks TLS (self-signed certificate made with ``openssl``). Tests that
 use them are skipped when ``redis-server`` (Debian: ``apt-get install redis-server``) or,
 for TLS, ``openssl`` is not installed.
+
+Devices: tests run on the CPU whatever the host has. Unless a test is marked
+``@pytest.mark.cuda`` (or ``cuda(2)`` for two GPUs), it sees no GPU: processes it
+starts get ``CUDA_VISIBLE_DEVICES=''`` and mmengine's runners built in this process
+stay on the CPU. Marked tests are skipped, with the reason, on hosts with fewer GPUs.
 """
 from __future__ import annotations
 
@@ -16,9 +21,29 @@ import time
 import uuid
 from dataclasses import dataclass
 
+import mmengine.device.utils
 import pytest
+import torch
 
 REDIS_PASSWORD_ENV = 'SLPD_TEST_REDIS_PASSWORD'
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    found = torch.cuda.device_count()  # NVML count: does not initialise CUDA
+    for item in items:
+        marker = item.get_closest_marker('cuda')
+        needed = (marker.args[0] if marker.args else 1) if marker else 0
+        if found < needed:
+            item.add_marker(pytest.mark.skip(
+                reason=f'needs {needed} CUDA device(s), this host has {found}'))
+
+
+@pytest.fixture(autouse=True)
+def cpu_unless_marked_cuda(request, monkeypatch):
+    """Pin tests without the ``cuda`` marker to the CPU (see the module docstring)."""
+    if request.node.get_closest_marker('cuda') is None:
+        monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '')
+        monkeypatch.setattr(mmengine.device.utils, 'DEVICE', 'cpu')  # get_device() reads it
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,12 @@ def free_port() -> int:
 
 def run_train(work_dir: Path, *options: str, config: Path = TINY_CONFIG, nproc: int = 1,
               extra_args: tuple[str, ...] = (), timeout: int = 300,
-              check: bool = True) -> subprocess.CompletedProcess:
-    """Run ``tools/train.py`` (or torchrun with ``nproc`` gloo processes) for real."""
+              check: bool = True, cuda: bool = False) -> subprocess.CompletedProcess:
+    """Run ``tools/train.py`` (or torchrun with ``nproc`` processes) for real: on the CPU
+    with gloo, or with ``cuda=True`` on the host's GPUs (one per process, NCCL)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
+    if not cuda:
+        env['CUDA_VISIBLE_DEVICES'] = ''  # even on a GPU host: no set_device, gloo
     if nproc == 1:
         cmd = [sys.executable, str(ROOT / 'tools' / 'train.py')]
     else:

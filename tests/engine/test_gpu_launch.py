@@ -31,7 +31,7 @@ def test_tf32_is_on_by_default_and_must_be_a_bool(tmp_path):
         prepare_config(str(TINY_CONFIG), work_dir=str(tmp_path), cfg_options={'tf32': 'yes'})
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+@pytest.mark.cuda
 @pytest.mark.parametrize('tf32', [False, True])
 def test_prepare_config_applies_tf32_on_cuda(tf32, tf32_flags, tmp_path):
     prepare_config(str(TINY_CONFIG), work_dir=str(tmp_path), cfg_options={'tf32': tf32})
@@ -56,3 +56,10 @@ def test_configs_leave_the_backend_to_the_launch(config):
     """NCCL on GPUs (the base runtime's choice); tools/train.py switches to gloo when
     CUDA is unavailable, so no config forces gloo."""
     assert Config.fromfile(str(config)).env_cfg.dist_cfg.backend == 'nccl'
+
+
+def test_tests_without_the_cuda_marker_run_on_the_cpu():
+    import os
+
+    from mmengine.device import get_device
+    assert os.environ['CUDA_VISIBLE_DEVICES'] == '' and get_device() == 'cpu'

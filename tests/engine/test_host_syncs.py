@@ -236,7 +236,7 @@ def test_nan_guard_names_first_bad_step_and_saves_nothing_after_it(store, tmp_pa
     assert not list(work.glob('.*.tmp'))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+@pytest.mark.cuda
 def test_cuda_steps_between_logging_points_do_not_sync(store, tmp_path):
     """On a GPU, ``set_sync_debug_mode('error')`` raises at any synchronising call."""
 

@@ -157,7 +157,7 @@ def test_fp16_training_run_checkpoints_the_scaler_and_resumes_it(tmp_path):
     assert scaler['scale'] in [3000.0 / 2 ** k for k in range(20)]
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+@pytest.mark.cuda
 def test_fp16_on_cuda_with_fused_adamw_steps_without_a_host_sync():
     model = small_model().cuda()
     wrapper = fp16_wrapper(model, torch.optim.AdamW(model.parameters(), lr=0.1, fused=True))

@@ -72,8 +72,9 @@ def test_device_choice_and_report_follow_the_installed_faiss():
         assert line.endswith('on cpu') and "pip install -e '.[gpu]'" in warning
 
 
-@pytest.mark.skipif(faiss_gpu_device(torch.device('cpu')) is None,
-                    reason='needs CUDA and a GPU build of faiss (pip install -e .[gpu])')
+@pytest.mark.cuda
+@pytest.mark.skipif(not faiss_info()['gpu_build'],
+                    reason="needs a GPU build of faiss (pip install -e '.[gpu]')")
 def test_gpu_index_on_the_current_device_with_one_cached_resources(clustered):
     x, mask = clustered(4, 50, 8, 3, seed=11, spread=1.0)
     device = torch.cuda.device_count() - 1  # the last GPU: not faiss's default 0 if > 1
