@@ -218,3 +218,19 @@ def test_clip_coefficients_are_computed_once_for_all_tensors():
     assert len(params) > 5
     assert calls.get('aten::_foreach_norm') == 1 and calls.get('aten::_foreach_mul_') == 1
     assert calls.get('aten::clamp_', 0) + calls.get('aten::clamp', 0) == 1
+
+
+@pytest.mark.cuda
+def test_cuda_clipping_launches_about_one_kernel_per_tensor_not_four():
+    model = head_model().cuda()
+    params = grads_of_mixed_norms(model)
+    for p in params:
+        p.grad = p.grad.cuda()
+    wrapper = wrapper_for(model, clip_per_tensor=3.0, freeze_last_layer_epochs=0)
+    wrapper._clip_each_tensor([p.grad for p in params])  # warm-up
+    torch.cuda.synchronize()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        wrapper._clip_each_tensor([p.grad for p in params])
+        torch.cuda.synchronize()
+    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    assert len(kernels) <= len(params) + 8, [e.name for e in kernels]

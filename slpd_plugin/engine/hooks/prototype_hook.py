@@ -23,8 +23,8 @@ from torch.utils.data import DataLoader, Subset
 from slpd_plugin.utils.progress import progress_bar
 
 from slpd_plugin.prototypes import PrototypeBank, cluster_slides, finish_bank
-from slpd_plugin.prototypes.faiss_backend import describe_refresh
 from slpd_plugin.prototypes.churn import assignment_churn
+from slpd_plugin.prototypes.faiss_backend import describe_refresh
 from slpd_plugin.registry import HOOKS
 
 from ...models.data_preprocessors import center_crop
