@@ -11,7 +11,7 @@ made once per process and device and reused by every call. It returns the same
 are interchangeable.
 
 Install exactly one faiss: ``pip install -e '.[cpu]'`` (faiss-cpu) or ``'.[gpu]'``
-(faiss-gpu, Meta's CUDA 12 wheels); both provide the module ``faiss``.
+(faiss-gpu >= 1.14, CUDA 12 wheels); both provide the module ``faiss``.
 """
 from __future__ import annotations
 
