@@ -308,7 +308,8 @@ def test_old_redis_store_reads_all_valid_and_appends(redis_server, redis_store_u
     writer.add_slide('new', grids[:1], masks=mask)
     writer.finalize()
     store = open_store(redis_store_uri)
-    np.testing.assert_array_equal(store.read_masks([3, 0]), np.stack([mask[0], np.ones((16, 16), bool)]))
+    np.testing.assert_array_equal(store.read_masks([3, 0]),
+                                  np.stack([mask[0], np.ones((16, 16), bool)]))
     np.testing.assert_array_equal(store.read_slide(0), grids)
 
 
