@@ -131,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
                                patch_size_level0=args.patch_size_level0,
                                patches_dir=args.patches)
         report = ingest_patches(find_patch_sources(args.src, args.format), args.store,
-                                options, dtype=args.dtype, channels=args.channels)
+                                options, dtype=args.dtype, channels=args.channels,
+                                progress=progress)
         print(f'{PROG}: {report.summary()}')
     elif args.src is not None:
         sources = find_sources(args.src)

@@ -120,13 +120,14 @@ def test_clam_patch_size_option_disagrees_with_patches_file(tmp_path):
 def test_stamp_micrometres(tmp_path):
     rng = np.random.default_rng(4)
     cells, feats = lattice_slide(rng, 36, 20, 1, 7)
-    coords_um = cells * 256.0 + rng.uniform(0, 0.01, cells.shape)  # float rounding
+    coords_um = cells * 256.0 + rng.uniform(0, 0.01, cells.shape)  # float noise
     write_stamp(tmp_path / 'stamp' / 's.h5', coords_um, feats)
     ingest_patches(find_patch_sources(str(tmp_path / 'stamp'), 'stamp'),
                    str(tmp_path / 'st'), PatchOptions('stamp'), dtype='float32')
     store = open_store(str(tmp_path / 'st'))
     _check_slide(store, 0, cells * 256, feats, 256)
     assert store.provenance['coords_unit'] == 'um'
+    assert store.slides[0].source['stride'] == 256
     assert store.provenance['mpp'] == pytest.approx(256 / 224)
 
 

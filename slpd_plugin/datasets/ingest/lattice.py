@@ -41,8 +41,15 @@ class Lattice:
 
 
 def _tolerance(coords: np.ndarray, stride: float) -> float:
-    """Exact for integer pixels; 1 % of the stride for float (micrometre) coords."""
-    return 0.0 if np.issubdtype(coords.dtype, np.integer) else 0.01 * stride
+    """Exact for integer pixels; 1 % of the stride (at least 1 unit) for float
+    (micrometre) coords."""
+    return 0.0 if np.issubdtype(coords.dtype, np.integer) else max(0.01 * stride, 1.0)
+
+
+def _whole(coords: np.ndarray) -> np.ndarray:
+    """Coordinates rounded to whole units, so rows and steps of float (micrometre)
+    coords carrying rounding noise compare equal."""
+    return coords if np.issubdtype(coords.dtype, np.integer) else np.round(coords)
 
 
 def _neighbour_steps(coords: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
@@ -59,7 +66,7 @@ def _neighbour_steps(coords: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndar
 def infer_stride(coords: np.ndarray) -> float | None:
     """The most common positive step between neighbours of a row or column, or None
     when no two patches share a row or column."""
-    steps = np.concatenate([_neighbour_steps(coords, a)[0] for a in (0, 1)])
+    steps = np.concatenate([_neighbour_steps(_whole(coords), a)[0] for a in (0, 1)])
     steps = steps[steps > 0]
     if steps.size == 0:
         return None
@@ -74,8 +81,8 @@ def check_coords(coords: np.ndarray, where: str) -> np.ndarray:
                          f'patch top-left corners with N >= 1')
     if not np.issubdtype(coords.dtype, np.integer) and not np.isfinite(coords).all():
         raise StoreError(f'{where}: coords hold NaN/Inf values')
-    if (coords < 0).any():
-        bad = coords[(coords < 0).any(axis=1)][0].tolist()
+    if (_whole(coords) < 0).any():  # float coords: rounding noise below 0 is fine
+        bad = coords[(_whole(coords) < 0).any(axis=1)][0].tolist()
         raise StoreError(f'{where}: negative coordinate {bad}; expected level-0 corners >= 0')
     unique, first, counts = np.unique(coords, axis=0, return_index=True, return_counts=True)
     if (counts > 1).any():
@@ -95,7 +102,7 @@ def place(coords: np.ndarray, stride: float, where: str) -> Lattice:
     """
     tol = _tolerance(coords, stride)
     for axis in (0, 1):
-        steps, first = _neighbour_steps(coords, axis)
+        steps, first = _neighbour_steps(_whole(coords), axis)
         off = np.abs(steps / stride - np.round(steps / stride)) * stride
         bad = np.flatnonzero(off > tol)
         if bad.size:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
+from slpd_plugin.utils.progress import progress_bar
 
 from ..stores import StoreError, StoreWriter, open_writer
 from ..stores.base import GRID_SIZE
@@ -149,8 +150,8 @@ def ingest_patch_slide(source: SlideSource, writer: StoreWriter, options: PatchO
 
 
 def ingest_patches(sources: list[SlideSource], store: str, options: PatchOptions,
-                   dtype: str = 'float16', channels: int | None = None
-                   ) -> PatchIngestReport:
+                   dtype: str = 'float16', channels: int | None = None,
+                   progress: bool = False) -> PatchIngestReport:
     """Write every source slide not yet in ``store`` as region grids, then the manifest.
 
     Args:
@@ -159,6 +160,7 @@ def ingest_patches(sources: list[SlideSource], store: str, options: PatchOptions
         options: Format, region size, tissue threshold, stride hints.
         dtype: Storage dtype. Defaults to 'float16'.
         channels: Expected ``D``; None takes it from the first slide. Defaults to None.
+        progress: Show a progress bar (slides). Defaults to False.
 
     Raises:
         StoreError: at the first bad slide (see the module docstring).
@@ -168,9 +170,8 @@ def ingest_patches(sources: list[SlideSource], store: str, options: PatchOptions
                          grid_size=options.grid_size)
     stored = set(writer.written_slides())
     report = PatchIngestReport(skipped=[s.slide_id for s in sources if s.slide_id in stored])
-    for source in sources:
-        if source.slide_id in stored:
-            continue
+    todo = [s for s in sources if s.slide_id not in stored]
+    for source in progress_bar(todo, unit='slide', desc='ingest', disable=not progress):
         regions, patches = ingest_patch_slide(source, writer, options, dtype)
         report.patches += patches
         if regions == 0:

@@ -120,6 +120,7 @@ def resolve_stride(coords: np.ndarray, expected: float | None, expected_from: st
             patches), or one that is not a whole multiple of it, or no way to find it.
     """
     inferred = infer_stride(coords)
+    slack = 0.0 if np.issubdtype(coords.dtype, np.integer) else 0.01  # float: 1 %
     if expected is None:
         if inferred is None:
             raise StoreError(f'{path}: cannot find the patch stride: no attribute gives it '
@@ -127,11 +128,11 @@ def resolve_stride(coords: np.ndarray, expected: float | None, expected_from: st
         warnings.warn(f'{path}: no attribute gives the level-0 patch stride; using '
                       f'{inferred:g}, the most common step between neighbouring patches')
         return inferred, 'inferred from the coordinates'
-    if inferred is not None and inferred < expected:
+    if inferred is not None and inferred < expected * (1 - slack):
         raise StoreError(f'{path}: neighbouring patches are {inferred:g} apart but '
                          f'{expected_from} is {expected:g}: the patches overlap; re-extract '
                          f'them without overlap (a grid holds one patch per cell)')
-    if inferred is not None and (inferred / expected) % 1:
+    if inferred is not None and abs(inferred / expected - round(inferred / expected)) > slack:
         raise StoreError(f'{path}: the stride disagrees: neighbouring patches are '
                          f'{inferred:g} apart, but {expected_from} is {expected:g}')
     return expected, expected_from
