@@ -54,3 +54,11 @@ def test_epoch_sides_do_the_same_work(tmp_path):
     for r in rows.values():
         assert r['seconds'] > 0 and r['peak_rss_mb'] > 100
     assert rows['original']['speedup'] == pytest.approx(1.0)
+
+
+def test_ingest_patches_rows_have_rate_and_memory(tmp_path):
+    result = run('ingest_patches.py', tmp_path / 'ip.json', '--sizes', '3000', '--dim', '16',
+                 '--tmp', str(tmp_path))
+    (row,) = result['rows']
+    assert row['patches'] == 3000 and row['regions'] > 0 and row['dim'] == 16
+    assert row['patches_per_s'] > 0 and row['peak_rss_mb'] >= 0

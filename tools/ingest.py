@@ -3,8 +3,10 @@
 Reads HIPT ``(N, 256, C)`` and SLPD ``(N, C, 16, 16)`` tensors from ``.pt`` files,
 CLAM-style ``.h5`` files (``features`` + optional ``coords``), folders of per-region
 ``.pt`` files, or another store; checks every region (shape, dtype, finite values, one
-C for all slides) and writes the store. Resumable: re-running the same command skips
-the slides already committed and completes the store. See docs/data.md.
+C for all slides) and writes the store. With ``--format trident|clam|stamp`` it reads
+patch features ``(N_patches, D)`` + coordinates instead and assembles region grids with
+tissue masks. Resumable: re-running the same command skips the slides already committed
+and completes the store. See docs/data.md.
 """
 from __future__ import annotations
 
@@ -18,7 +20,11 @@ except ImportError:  # not installed: run from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from slpd_plugin.utils.cli import one_line_warnings  # noqa: E402
-from slpd_plugin.datasets.ingest import find_sources, ingest, verify_store  # noqa: E402
+from slpd_plugin.datasets.ingest import (PatchOptions, find_patch_sources,  # noqa: E402
+                                         find_sources, ingest, ingest_patches,
+                                         verify_store)
+from slpd_plugin.datasets.ingest.grid_assembly import DEFAULT_MIN_TISSUE  # noqa: E402
+from slpd_plugin.datasets.ingest.patch_readers import PATCH_FORMATS  # noqa: E402
 from slpd_plugin.datasets.stores import (StoreError, is_redis_uri,  # noqa: E402
                                          parse_redis_uri)
 
@@ -41,6 +47,15 @@ examples:
 
   # only verify a store
   python tools/ingest.py --verify --store data/brca_store
+
+  # TRIDENT patch features (a job folder or its features_<encoder>/) -> 16x16-patch regions
+  python tools/ingest.py trident_job/20x_256px_0px_overlap/features_uni_v1 \
+      --format trident --store data/brca_uni_store
+
+  # CLAM h5_files/ (stride from patches/ beside it, or --patch-size-level0), STAMP h5
+  python tools/ingest.py clam_out/ --format clam --patches clam_patches/patches \
+      --store data/brca_clam_store
+  python tools/ingest.py stamp_feats/ --format stamp --min-tissue 0.5 --store data/stamp_store
 """
 
 
@@ -58,6 +73,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help='storage dtype (default: float16; float32 keeps values exact)')
     parser.add_argument('--channels', type=int, default=None, metavar='C',
                         help='expected feature dim C (default: taken from the first slide)')
+    patch = parser.add_argument_group('patch features (--format)')
+    patch.add_argument('--format', choices=PATCH_FORMATS, default=None,
+                       help='SRC holds patch features + coordinates of this tool; they '
+                            'are assembled into region grids with tissue masks')
+    patch.add_argument('--region-size', type=int, default=16, metavar='G',
+                       help='patches per region side (default: 16, HIPT\'s 4096-px '
+                            'regions of 256-px patches)')
+    patch.add_argument('--min-tissue', type=float, default=DEFAULT_MIN_TISSUE,
+                       metavar='F', help='keep regions with at least this fraction of '
+                                         f'G x G patches present (default: '
+                                         f'{DEFAULT_MIN_TISSUE})')
+    patch.add_argument('--patch-size-level0', type=int, default=None, metavar='PX',
+                       help='level-0 patch stride, for files that do not say it (CLAM '
+                            'h5_files/ without patches/); checked against the file')
+    patch.add_argument('--patches', default=None, metavar='DIR',
+                       help="CLAM's patches/ folder (default: beside h5_files/ if there)")
     parser.add_argument('--verify', action='store_true',
                         help='afterwards (or, without SRC, only) re-read every slide and '
                              'check its checksum')
@@ -82,11 +113,28 @@ def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         parser.error(f'--store: exists and is not a folder: {args.store}')
     if args.src is not None and args.src == args.store:
         parser.error('SRC and --store are the same store')
+    if args.region_size < 1:
+        parser.error(f'--region-size must be >= 1, got {args.region_size}')
+    if not 0 <= args.min_tissue <= 1:
+        parser.error(f'--min-tissue must be in [0, 1], got {args.min_tissue}')
+    if args.patch_size_level0 is not None and args.patch_size_level0 <= 0:
+        parser.error(f'--patch-size-level0 must be > 0, got {args.patch_size_level0}')
+    if args.patches is not None and not Path(args.patches).is_dir():
+        parser.error(f'--patches: no such folder: {args.patches}')
 
 
 def run(args: argparse.Namespace) -> int:
     progress = not args.no_progress
-    if args.src is not None:
+    if args.src is not None and args.format is not None:
+        options = PatchOptions(args.format, grid_size=args.region_size,
+                               min_tissue=args.min_tissue,
+                               patch_size_level0=args.patch_size_level0,
+                               patches_dir=args.patches)
+        report = ingest_patches(find_patch_sources(args.src, args.format), args.store,
+                                options, dtype=args.dtype, channels=args.channels,
+                                progress=progress)
+        print(f'{PROG}: {report.summary()}')
+    elif args.src is not None:
         sources = find_sources(args.src)
         report = ingest(sources, args.store, dtype=args.dtype, channels=args.channels,
                         progress=progress)

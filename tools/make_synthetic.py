@@ -6,6 +6,8 @@
              tissue phenotypes, regions carry texture, noise and a per-site shift,
              slide sizes follow real TCGA-BRCA region counts; writes the store plus a
              HIPT-format labels.csv and splits/ that tools/eval_slides.py reads unchanged
+  trident    a store's slides as TRIDENT patch-feature files (a job folder), with holes
+             and one 40x slide, for tools/ingest.py --format trident
 
 See docs/evaluation.md for the benchmark's generative model.
 """
@@ -26,6 +28,7 @@ from slpd_plugin.datasets.data.tcga_region_counts import BRCA_REGION_COUNTS  # n
 from slpd_plugin.datasets.stores.base import STORE_DTYPES  # noqa: E402
 from slpd_plugin.datasets.synthetic import make_synthetic_store  # noqa: E402
 from slpd_plugin.datasets.synthetic_wsi import make_wsi_benchmark  # noqa: E402
+from slpd_plugin.datasets.trident_writer import store_to_trident  # noqa: E402
 
 PROG = 'make_synthetic.py'
 EXAMPLES = """\
@@ -42,6 +45,10 @@ examples:
       --region-scale 0.15 --test-frac 0.2
   python tools/eval_slides.py knn --embeddings EMB --csv data/wsi_small/labels.csv \\
       --splits data/wsi_small/splits --out results/wsi_small_knn
+
+  # the benchmark's slides as TRIDENT patch features, ingested back as region grids
+  python tools/make_synthetic.py trident data/wsi_small_trident --store data/wsi_small/store
+  python tools/ingest.py data/wsi_small_trident --format trident --store data/wsi_small_patches
 """
 HELP = {
     'num_slides': 'number of slides', 'channels': 'feature dim C of each grid cell',
@@ -82,7 +89,8 @@ def _add_options(parser: argparse.ArgumentParser, func: Callable) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest='kind', required=True, metavar='{store,benchmark}')
+    sub = parser.add_subparsers(dest='kind', required=True,
+                                metavar='{store,benchmark,trident}')
     for kind, func, text in (('store', make_synthetic_store, 'region store of mixed '
                               'phenotypes'),
                              ('benchmark', make_wsi_benchmark, 'WSI benchmark with '
@@ -92,7 +100,29 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument('path', type=Path, help='folder to create (must not exist)')
         p.add_argument('--no-progress', action='store_true', help='no progress bar')
         _add_options(p, func)
+    text = "a store's slides as TRIDENT patch-feature files"
+    p = sub.add_parser('trident', help=text, description=text, epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('path', type=Path, help='TRIDENT job folder to create (must not exist)')
+    p.add_argument('--store', required=True, help='the store to convert (a folder or URI)')
+    p.add_argument('--encoder', default='synthetic', help='encoder name (default: synthetic)')
+    p.add_argument('--hole-fraction', type=float, default=0.1,
+                   help='share of cells dropped in each region (default: 0.1)')
+    p.add_argument('--slides-40x', type=int, default=1,
+                   help='the first N slides are 40x scans extracted at 20x (default: 1)')
+    p.add_argument('--seed', type=int, default=0, help='seed of the holes (default: 0)')
     return parser
+
+
+def _trident(args: dict, path: Path) -> int:
+    args.pop('no_progress', None)
+    try:
+        folder = store_to_trident(args.pop('store'), path, **args)
+    except (ValueError, RuntimeError) as err:  # StoreError is a RuntimeError
+        print(f'{PROG}: error: {err}', file=sys.stderr)
+        return 2
+    print(f'wrote {folder}')
+    return 0
 
 
 def _estimate_bytes(args: dict) -> tuple[int, int]:
@@ -108,10 +138,13 @@ def _estimate_bytes(args: dict) -> tuple[int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
-    kind, path, progress = args.pop('kind'), args.pop('path'), not args.pop('no_progress')
+    kind, path = args.pop('kind'), args.pop('path')
     if path.exists():
         print(f'{PROG}: error: {path} exists; choose a new folder', file=sys.stderr)
         return 2
+    if kind == 'trident':
+        return _trident(args, path)
+    progress = not args.pop('no_progress')
     regions, size = _estimate_bytes(args)
     print(f'writing a synthetic {kind} to {path}: about {regions:,} regions, '
           f'{size / 2 ** 30:.2f} GiB')

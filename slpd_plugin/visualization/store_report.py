@@ -1,4 +1,5 @@
-"""What a feature store holds: slides, region counts, C, dtype, size and completeness.
+"""What a feature store holds: slides, region counts, C, dtype, size and completeness;
+for a store made from patch features, its provenance, tissue masks and source files.
 
 A store whose ingest was interrupted has a journal of committed slides but no manifest;
 readers refuse it, and this report says how far the ingest got instead of failing.
@@ -52,17 +53,37 @@ def _disk_bytes(root: Path) -> int:
 
 
 def _report(location: str, backend: str, complete: bool, records: list[SlideRecord],
-            channels: int, dtype: str, has_coords: bool, disk_bytes: int | None) -> dict:
+            channels: int, dtype: str, has_coords: bool, disk_bytes: int | None,
+            grid_size: int = GRID_SIZE, provenance: dict | None = None,
+            tissue: np.ndarray | None = None) -> dict:
     counts = np.array([r.count for r in records], dtype=np.int64)
     regions = int(counts.sum())
-    region_bytes = channels * GRID_SIZE * GRID_SIZE * store_dtype(dtype).itemsize
+    region_bytes = channels * grid_size * grid_size * store_dtype(dtype).itemsize
+    slides = [dict(slide_id=r.slide_id, offset=r.offset, count=r.count) for r in records]
+    for rec, entry in zip(records, slides):
+        if rec.source:
+            entry['source'] = rec.source
+        if tissue is not None:
+            entry['tissue'] = float(tissue[rec.offset:rec.offset + rec.count].mean())
     return dict(
         location=location, backend=backend, complete=complete, num_slides=len(records),
-        num_regions=regions, channels=channels, dtype=dtype, grid_size=GRID_SIZE,
+        num_regions=regions, channels=channels, dtype=dtype, grid_size=grid_size,
         has_coords=has_coords, data_bytes=regions * region_bytes, disk_bytes=disk_bytes,
         count_min=int(counts.min()), count_median=float(np.median(counts)),
         count_mean=float(counts.mean()), count_max=int(counts.max()),
-        slides=[dict(slide_id=r.slide_id, offset=r.offset, count=r.count) for r in records])
+        provenance=provenance,
+        tissue_mean=None if tissue is None else float(tissue.mean()),
+        tissue_min=None if tissue is None else float(tissue.min()),
+        slides=slides)
+
+
+def _tissue(store: FeatureStore) -> np.ndarray | None:
+    """Tissue fraction of every region ``(N,)``; None for a store without masks."""
+    if not getattr(store, 'has_masks', False):
+        return None
+    fractions = [store.read_masks(np.arange(a, min(a + 4096, store.num_regions))).mean((1, 2))
+                 for a in range(0, store.num_regions, 4096)]
+    return np.concatenate(fractions)
 
 
 def store_report(uri: str | os.PathLike) -> dict:
@@ -76,9 +97,13 @@ def store_report(uri: str | os.PathLike) -> dict:
         ``num_slides``, ``num_regions``, ``channels``, ``dtype``, ``grid_size``,
         ``has_coords``, ``data_bytes`` (the grids), ``disk_bytes`` (every file of a
         memmap folder; None for Redis), ``count_min``/``_median``/``_mean``/``_max``
-        (regions per slide) and ``slides`` (``slide_id``, ``offset``, ``count``). For an
-        interrupted ingest, ``complete`` is False and the rest describes the slides
-        committed so far.
+        (regions per slide), ``provenance`` (patch-feature stores: encoder, patch size,
+        magnification, mpp, ...; else None), ``tissue_mean``/``tissue_min`` (fraction of
+        cells holding a patch, over regions; None for stores without masks) and
+        ``slides`` (``slide_id``, ``offset``, ``count``, and for patch-feature stores
+        ``source`` (file, sha256, stride, ...) and ``tissue``). For an interrupted
+        ingest, ``complete`` is False and the rest describes the slides committed so
+        far (without tissue fractions).
 
     Raises:
         StoreError: If there is no store at ``uri`` (not even a journal), or the server
@@ -97,10 +122,12 @@ def store_report(uri: str | os.PathLike) -> dict:
         disk = None if redis else _disk_bytes(Path(uri))
         location = str(parse_redis_uri(str(uri))) if redis else str(uri)
         return _report(location, backend, False, records, int(last['channels']),
-                       last['dtype'], any(e['has_coords'] for e in entries), disk)
+                       last['dtype'], any(e['has_coords'] for e in entries), disk,
+                       int(last.get('grid_size', GRID_SIZE)), last.get('provenance'))
     disk = None if redis else _disk_bytes(Path(uri))
     report = _report(store.location, backend, True, list(store.slides), store.channels,
-                     store.dtype.name, bool(getattr(store, 'has_coords', False)), disk)
+                     store.dtype.name, bool(getattr(store, 'has_coords', False)), disk,
+                     store.grid_size, store.provenance, _tissue(store))
     store.close()
     return report
 
@@ -113,6 +140,19 @@ def human_bytes(count: int) -> str:
             return f'{value:.0f} {unit}' if unit == 'B' else f'{value:.2f} {unit}'
         value /= 1024
     raise AssertionError('unreachable')
+
+
+def _provenance_lines(report: dict) -> list[str]:
+    """``provenance:`` and ``tissue:`` lines of a patch-feature store, else none."""
+    lines = []
+    prov = report.get('provenance')
+    if prov is not None:
+        shown = ', '.join(f'{k} {v}' for k, v in prov.items() if v is not None)
+        lines.append(f'provenance: {shown}')
+    if report.get('tissue_mean') is not None:
+        lines.append(f'tissue (cells with a patch, per region): mean '
+                     f'{report["tissue_mean"]:.2f}, min {report["tissue_min"]:.2f}')
+    return lines
 
 
 def format_store_report(report: dict, max_slides: int | None = 20) -> list[str]:
@@ -140,10 +180,20 @@ def format_store_report(report: dict, max_slides: int | None = 20) -> list[str]:
         f'coords: {"yes" if report["has_coords"] else "no"}',
         f'size: {human_bytes(report["data_bytes"])} of grids{disk}',
     ]
+    lines += _provenance_lines(report)
     shown = report['slides'] if max_slides is None else report['slides'][:max_slides]
     width = max(len('slide_id'), *(len(s['slide_id']) for s in shown))
-    lines.append(f'  {"slide_id":<{width}}  {"regions":>7}  {"offset":>8}')
-    lines += [f'  {s["slide_id"]:<{width}}  {s["count"]:>7}  {s["offset"]:>8}' for s in shown]
+    extra = report['provenance'] is not None
+    lines.append(f'  {"slide_id":<{width}}  {"regions":>7}  {"offset":>8}'
+                 + ('  tissue  stride  source (sha256)' if extra else ''))
+    for s in shown:
+        line = f'  {s["slide_id"]:<{width}}  {s["count"]:>7}  {s["offset"]:>8}'
+        if extra and 'source' in s:
+            src = s['source']
+            tissue = f'{s["tissue"]:.2f}' if 'tissue' in s else '-'
+            line += (f'  {tissue:>6}  {src.get("stride", 0):>6g}  {src.get("file")} '
+                     f'({src.get("file_sha256", "")[:12]})')
+        lines.append(line)
     if len(shown) < len(report['slides']):
         lines.append(f'  ... and {len(report["slides"]) - len(shown)} more slides')
     return lines

@@ -57,7 +57,7 @@ def test_small_blobs_split_slides(redis_store_uri, redis_server):
     np.testing.assert_array_equal(store.read([6, 0, 3, 2]),
                                   truth[[6, 0, 3, 2]].astype(np.float16))
     np.testing.assert_array_equal(store.read_slide(0), truth.astype(np.float16))
-    assert delete_redis_store(redis_store_uri) == 2 + 3 + 1
+    assert delete_redis_store(redis_store_uri) == 2 + 3 + 2  # manifest+journal, grids, coords+masks
     assert redis_server.client().keys(f'{_prefix(redis_store_uri)}:*') == []
 
 

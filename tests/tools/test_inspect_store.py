@@ -78,3 +78,29 @@ def test_help_has_examples(tools, capsys):
             tool.main(['--help'])
         assert exit_info.value.code == 0
         assert 'examples:' in capsys.readouterr().out, name
+
+
+def test_patch_store__provenance_tissue_and_sources(tools, tmp_path, capsys):
+    path = tmp_path / 'patch_store'
+    writer = open_writer(path, channels=4, dtype='float32', grid_size=8)
+    writer.set_provenance(dict(format='trident', encoder='uni_v1', patch_size_px=256,
+                               target_magnification=20, mpp=None))
+    masks = np.zeros((2, 8, 8), bool)
+    masks[0, :4] = True  # half the cells
+    masks[1] = True
+    source = dict(file='/data/s0.h5', file_sha256='ab' * 32, stride=512)
+    writer.add_slide('s0', np.zeros((2, 4, 8, 8), np.float32), masks=masks, source=source)
+    writer.finalize()
+    assert tools['inspect_store'].main([str(path), '--json']) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report['grid_size'] == 8 and report['provenance']['encoder'] == 'uni_v1'
+    assert (report['tissue_mean'], report['tissue_min']) == (0.75, 0.5)
+    assert report['slides'][0]['source'] == source and report['slides'][0]['tissue'] == 0.75
+    assert report['data_bytes'] == 2 * 4 * 8 * 8 * 4
+    assert tools['inspect_store'].main([str(path)]) == 0
+    text = capsys.readouterr().out.splitlines()
+    assert ('provenance: format trident, encoder uni_v1, patch_size_px 256, '
+            'target_magnification 20') in text
+    assert 'tissue (cells with a patch, per region): mean 0.75, min 0.50' in text
+    assert any(line.split()[:5] == ['s0', '2', '0', '0.75', '512'] and '/data/s0.h5' in line
+               for line in text)

@@ -4,6 +4,10 @@ A store holds the pre-extracted feature grids of many slides: region ``i`` is a 
 shape ``(C, G, G)`` (``G = 16`` for 4K regions cut into 256-px patches), the regions of
 one slide are contiguous, and a small index says which slide each region belongs to.
 
+Each region also has a tissue mask ``(G, G)`` bool: True where the cell holds a patch's
+features, False where no patch was extracted (zero-filled). Stores made from region-grid
+files, and stores written before masks existed, read as all True.
+
 Letters: ``N`` regions in the store, ``S`` slides, ``C`` channels, ``G`` grid side.
 """
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -45,16 +49,26 @@ class SlideRecord:
         offset: Index of the slide's first region in the store.
         count: Number of regions of the slide.
         sha256: Hex digest of the slide's grid bytes as stored.
+        source: Provenance of a slide made from patch features (empty otherwise): the
+            source file, its SHA-256, the level-0 stride and how it was found, ...
     """
 
     slide_id: str
     offset: int
     count: int
     sha256: str
+    source: dict | None = None
 
     def to_json(self) -> dict:
-        return dict(slide_id=self.slide_id, offset=self.offset, count=self.count,
-                    sha256=self.sha256)
+        out = dict(slide_id=self.slide_id, offset=self.offset, count=self.count,
+                   sha256=self.sha256)
+        if self.source:
+            out['source'] = self.source
+        return out
+
+
+# One part of a slide: grids (n, C, G, G), coords (n, 2) or None, masks (n, G, G) or None.
+SlidePart = Tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]
 
 
 class FeatureStore(ABC):
@@ -130,6 +144,21 @@ class FeatureStore(ABC):
         """Region top-left corners in level-0 pixels, ``(N, 2)`` int64, if known."""
         return None
 
+    def read_masks(self, indices: Sequence[int]) -> np.ndarray:
+        """Tissue masks of regions by global index, ``(len(indices), G, G)`` bool.
+
+        True where a cell holds a patch. Stores without masks (from region grids, or
+        written before masks existed) return all True.
+        """
+        n = len(np.asarray(indices).reshape(-1))
+        return np.ones((n, self.grid_size, self.grid_size), dtype=bool)
+
+    @property
+    def provenance(self) -> dict | None:
+        """Where a patch-feature store's slides came from (encoder, patch size,
+        magnification, mpp, ...), or None for a store made from region grids."""
+        return None
+
     def __len__(self) -> int:
         return self.num_regions
 
@@ -151,6 +180,9 @@ class StoreWriter(ABC):
         dtype: The dtype grids are stored in.
         records: The slides committed so far, in order.
         has_coords: Whether any committed slide came with coordinates.
+        grid_size: ``G`` of every region of the store.
+        provenance: The store's patch-feature provenance (see
+            :attr:`FeatureStore.provenance`), kept from the first slide that set it.
     """
 
     location: str
@@ -158,48 +190,116 @@ class StoreWriter(ABC):
     dtype: np.dtype
     records: list[SlideRecord]
     has_coords: bool
+    grid_size: int = GRID_SIZE
+    provenance: dict | None = None
 
-    @abstractmethod
     def add_slide(self, slide_id: str, grids: np.ndarray,
-                  coords: np.ndarray | None = None) -> SlideRecord:
-        """Append one slide.
+                  coords: np.ndarray | None = None, masks: np.ndarray | None = None,
+                  source: dict | None = None) -> SlideRecord:
+        """Append one slide held in memory.
 
         Args:
             slide_id: Unique slide name.
             grids: ``(n, C, G, G)`` float array (converted to the store's dtype).
             coords: Optional ``(n, 2)`` integer region coordinates.
+            masks: Optional ``(n, G, G)`` bool tissue masks; None means all True.
+            source: Optional per-slide provenance (see :attr:`SlideRecord.source`).
         """
+        return self.add_slide_parts(slide_id, [(grids, coords, masks)], source)
+
+    @abstractmethod
+    def add_slide_parts(self, slide_id: str, parts: Iterable[SlidePart],
+                        source: dict | None = None) -> SlideRecord:
+        """Append one slide streamed as consecutive parts of its regions.
+
+        Memory stays bounded by one part (plus, for Redis, one blob). If ``parts``
+        raises (e.g. a bad value found halfway through a slide), nothing of the slide
+        is committed and the error propagates.
+
+        Args:
+            slide_id: Unique slide name.
+            parts: ``(grids, coords, masks)`` tuples, as for :meth:`add_slide`.
+            source: Optional per-slide provenance.
+        """
+
+    def set_provenance(self, provenance: dict) -> None:
+        """Record the store's provenance (written with every later journal line)."""
+        self.provenance = dict(provenance)
 
     def written_slides(self) -> list[str]:
         """Ids of slides committed so far (in order)."""
         return [r.slide_id for r in self.records]
 
-    def prepare_slide(self, slide_id: str, grids: np.ndarray,
-                      coords: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Check one slide before it is written (shared by every backend).
+    def check_new_slide(self, slide_id: str) -> None:
+        """Refuse a slide id that is already in the store."""
+        if slide_id in set(self.written_slides()):
+            raise StoreError(f'slide {slide_id!r}: duplicate slide id, already in '
+                             f'{self.location}')
+
+    def prepare_part(self, slide_id: str, grids: np.ndarray, coords: np.ndarray | None,
+                     masks: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Check one part of a slide before it is written (shared by every backend).
 
         Returns:
-            The grids in the store's dtype, C-contiguous ``(n, C, G, G)``, and the
-            coordinates as little-endian int64 ``(n, 2)`` (-1 where unknown).
+            The grids in the store's dtype, C-contiguous ``(n, C, G, G)``, the
+            coordinates as little-endian int64 ``(n, 2)`` (-1 where unknown) and the
+            masks as uint8 ``(n, G, G)`` (1 = tissue).
 
         Raises:
-            StoreError: duplicate slide id, bad grids (see :func:`check_grids`) or coords
-                of the wrong shape, naming the slide.
+            StoreError: bad grids (see :func:`check_grids`), or coords/masks of the
+                wrong shape, naming the slide.
         """
         source = f'slide {slide_id!r}'
-        if slide_id in set(self.written_slides()):
-            raise StoreError(f'{source}: duplicate slide id, already in {self.location}')
-        check_grids(np.asarray(grids), self.channels, source)
+        check_grids(np.asarray(grids), self.channels, source, self.grid_size)
         data = np.ascontiguousarray(grids, dtype=self.dtype)
         self.channels = int(data.shape[1])
+        g = self.grid_size
+        if masks is None:
+            masks = np.ones((len(data), g, g), dtype=np.uint8)
+        elif np.shape(masks) != (len(data), g, g):
+            raise StoreError(f'{source}: expected masks of shape ({len(data)}, {g}, {g}), '
+                             f'got {np.shape(masks)}')
+        masks = np.ascontiguousarray(masks, dtype=np.uint8)
         if coords is None:
-            return data, np.full((len(data), 2), -1, dtype='<i8')
+            return data, np.full((len(data), 2), -1, dtype='<i8'), masks
         coords = np.asarray(coords)
         if coords.shape != (len(data), 2):
             raise StoreError(f'{source}: expected coords of shape ({len(data)}, 2), '
                              f'got {coords.shape}')
         self.has_coords = True
-        return data, np.ascontiguousarray(coords, dtype='<i8')
+        return data, np.ascontiguousarray(coords, dtype='<i8'), masks
+
+    def journal_entry(self, record: SlideRecord, **extra: object) -> dict:
+        """The journal line of a committed slide (shared by every backend)."""
+        entry = dict(record=record.to_json(), channels=self.channels,
+                     dtype=self.dtype.name, has_coords=self.has_coords, has_masks=True,
+                     grid_size=self.grid_size, **extra)
+        if self.provenance is not None:
+            entry['provenance'] = self.provenance
+        return entry
+
+    def recover_entry(self, entry: dict) -> SlideRecord:
+        """Take a journal line's store settings, checking them; returns its record."""
+        if entry['dtype'] != self.dtype.name:
+            raise StoreError(f'{self.location}: store holds {entry["dtype"]} grids, '
+                             f'writer asked for {self.dtype.name}')
+        if self.channels not in (None, entry['channels']):
+            raise StoreError(f'{self.location}: store holds C={entry["channels"]}, '
+                             f'writer asked for C={self.channels}')
+        self.channels = entry['channels']
+        self.has_coords |= entry['has_coords']
+        self.provenance = entry.get('provenance', self.provenance)
+        return SlideRecord(**entry['record'])
+
+    def manifest(self, **extra: object) -> dict:
+        """The manifest's common fields (each backend adds its own)."""
+        meta = dict(channels=self.channels, dtype=self.dtype.name, grid_size=self.grid_size,
+                    num_regions=sum(r.count for r in self.records),
+                    has_coords=self.has_coords, has_masks=True, **extra,
+                    slides=[r.to_json() for r in self.records])
+        if self.provenance is not None:
+            meta['provenance'] = self.provenance
+        return meta
 
     @abstractmethod
     def finalize(self) -> None:
@@ -213,13 +313,15 @@ class StoreWriter(ABC):
             self.finalize()
 
 
-def check_grids(grids: np.ndarray, channels: int | None, source: str) -> np.ndarray:
+def check_grids(grids: np.ndarray, channels: int | None, source: str,
+                grid_size: int = GRID_SIZE) -> np.ndarray:
     """Validate one slide's grids before they are stored.
 
     Args:
-        grids: Expected ``(n, C, G, G)`` with ``G = 16`` and finite values.
+        grids: Expected ``(n, C, G, G)`` with ``G = grid_size`` and finite values.
         channels: Expected ``C``, or None to accept any.
         source: Names the file/slide in error messages.
+        grid_size: ``G``. Defaults to 16.
 
     Returns:
         ``grids`` unchanged.
@@ -227,9 +329,9 @@ def check_grids(grids: np.ndarray, channels: int | None, source: str) -> np.ndar
     Raises:
         StoreError: naming ``source`` and what was expected.
     """
-    if grids.ndim != 4 or grids.shape[2:] != (GRID_SIZE, GRID_SIZE):
-        raise StoreError(f'{source}: expected region grids of shape (n, C, {GRID_SIZE}, '
-                         f'{GRID_SIZE}), got {tuple(grids.shape)}')
+    if grids.ndim != 4 or grids.shape[2:] != (grid_size, grid_size):
+        raise StoreError(f'{source}: expected region grids of shape (n, C, {grid_size}, '
+                         f'{grid_size}), got {tuple(grids.shape)}')
     if grids.shape[0] == 0:
         raise StoreError(f'{source}: slide has no regions')
     if channels is not None and grids.shape[1] != channels:

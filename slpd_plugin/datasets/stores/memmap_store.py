@@ -4,26 +4,32 @@ Layout of a store folder::
 
     grids.bin      raw little-endian grids, (N, C, G, G), float16 (default) or float32
     coords.bin     int64 (N, 2) region top-left corners, -1 where unknown
+    masks.bin      uint8 (N, G, G) tissue masks, 1 where a cell holds a patch (absent in
+                   stores written before masks existed: those read as all 1)
     journal.jsonl  one line per committed slide (id, offset, count, sha256); resumable
-    manifest.json  written last: slides, counts, C, dtype, checksums, ``complete: true``
+    manifest.json  written last: slides, counts, C, dtype, checksums, provenance,
+                   ``complete: true``
 
 No server, no pickle: the bytes are read through ``numpy.memmap``, opened lazily on the
 first read so the store is fork-safe in DataLoader workers.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
-from .base import (GRID_SIZE, MANIFEST_VERSION, FeatureStore, SlideRecord, StoreError,
-                   StoreWriter, slide_checksum, store_dtype)
+from .base import (GRID_SIZE, MANIFEST_VERSION, FeatureStore, SlidePart, SlideRecord,
+                   StoreError, StoreWriter, store_dtype)
 
 FORMAT = 'slpd-memmap'
 GRIDS, COORDS, JOURNAL, MANIFEST = 'grids.bin', 'coords.bin', 'journal.jsonl', 'manifest.json'
+MASKS = 'masks.bin'
 
 
 def _write_json_atomic(path: Path, obj: dict) -> None:
@@ -81,6 +87,8 @@ class MemmapStore(FeatureStore):
         self.dtype = store_dtype(meta['dtype'])
         self.slides = [SlideRecord(**s) for s in meta['slides']]
         self.has_coords = bool(meta.get('has_coords', False))
+        self.has_masks = bool(meta.get('has_masks', False))
+        self._provenance = meta.get('provenance')
         self._shape = (self.num_regions, self.channels, self.grid_size, self.grid_size)
         expected = int(np.prod(self._shape)) * self.dtype.itemsize
         actual = (self.root / GRIDS).stat().st_size if (self.root / GRIDS).exists() else -1
@@ -89,6 +97,7 @@ class MemmapStore(FeatureStore):
                              f'{self._shape} {self.dtype}, found {actual} (truncated or '
                              f'not this manifest\'s data)')
         self._grids: np.memmap | None = None
+        self._masks: np.memmap | None = None
 
     def _map(self) -> np.memmap:
         if self._grids is None:
@@ -109,12 +118,31 @@ class MemmapStore(FeatureStore):
             return None
         return np.fromfile(self.root / COORDS, dtype='<i8').reshape(-1, 2)
 
+    def read_masks(self, indices: Sequence[int]) -> np.ndarray:
+        if not self.has_masks:
+            return super().read_masks(indices)
+        if self._masks is None:
+            g = self.grid_size
+            size = (self.root / MASKS).stat().st_size if (self.root / MASKS).exists() else -1
+            if size != self.num_regions * g * g:
+                raise StoreError(f'{self.root / MASKS}: expected {self.num_regions * g * g} '
+                                 f'bytes of masks, found {size}')
+            self._masks = np.memmap(self.root / MASKS, dtype=np.uint8, mode='r',
+                                    shape=(self.num_regions, g, g))
+        return self._masks[np.asarray(indices, dtype=np.int64)].astype(bool)
+
+    @property
+    def provenance(self) -> dict | None:
+        return self._provenance
+
     def close(self) -> None:
         self._grids = None
+        self._masks = None
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state['_grids'] = None
+        state['_masks'] = None
         return state
 
 
@@ -129,38 +157,45 @@ class MemmapStoreWriter(StoreWriter):
         path: The store folder.
         channels: Expected ``C``; None takes it from the first slide (or the journal).
         dtype: ``'float16'`` (default, half the bytes) or ``'float32'`` (exact).
+        grid_size: ``G``; must match the store's. Defaults to 16.
     """
 
     def __init__(self, path: str | os.PathLike, channels: int | None = None,
-                 dtype: str = 'float16') -> None:
+                 dtype: str = 'float16', grid_size: int = GRID_SIZE) -> None:
         self.root = Path(path)
         self.location = str(self.root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.dtype = store_dtype(dtype)
         self.channels = channels
+        self.grid_size = grid_size
         self.records: list[SlideRecord] = []
         self.has_coords = False
+        self.provenance = None
         self._recover()
 
     def _recover(self) -> None:
         journal = self.root / JOURNAL
+        unmasked = 0  # regions of slides journaled before masks existed (all tissue)
         if journal.exists():
             for line in journal.read_text().splitlines():
                 if not line.strip():
                     continue
                 entry = json.loads(line)
-                if entry['dtype'] != self.dtype.name:
-                    raise StoreError(f'{self.root}: store holds {entry["dtype"]} grids, '
-                                     f'writer asked for {self.dtype.name}')
-                if self.channels not in (None, entry['channels']):
-                    raise StoreError(f'{self.root}: store holds C={entry["channels"]}, '
-                                     f'writer asked for C={self.channels}')
-                self.channels = entry['channels']
-                self.has_coords |= entry['has_coords']
-                self.records.append(SlideRecord(**entry['record']))
+                if entry.get('grid_size', GRID_SIZE) != self.grid_size:
+                    raise StoreError(f'{self.root}: store holds {entry.get("grid_size", 16)}'
+                                     f'x{entry.get("grid_size", 16)} grids, writer asked for '
+                                     f'G={self.grid_size}')
+                record = self.recover_entry(entry)
+                self.records.append(record)
+                if not entry.get('has_masks'):
+                    unmasked += record.count
         n = sum(r.count for r in self.records)
-        region_bytes = (self.channels or 0) * GRID_SIZE * GRID_SIZE * self.dtype.itemsize
-        for name, size in ((GRIDS, n * region_bytes), (COORDS, n * 16)):
+        cells = self.grid_size * self.grid_size
+        region_bytes = (self.channels or 0) * cells * self.dtype.itemsize
+        with open(self.root / MASKS, 'ab') as f:
+            if f.tell() < unmasked * cells:  # a store from before masks: all tissue
+                f.write(np.ones((unmasked - f.tell() // cells) * cells, np.uint8).tobytes())
+        for name, size in ((GRIDS, n * region_bytes), (COORDS, n * 16), (MASKS, n * cells)):
             with open(self.root / name, 'ab') as f:
                 if f.tell() < size:
                     raise StoreError(f'{self.root / name}: {f.tell()} bytes, but the journal '
@@ -168,21 +203,37 @@ class MemmapStoreWriter(StoreWriter):
                                      f'move the store away and ingest again')
                 f.truncate(size)  # drop a half-written slide's bytes
 
-    def add_slide(self, slide_id: str, grids: np.ndarray,
-                  coords: np.ndarray | None = None) -> SlideRecord:
-        data, coords = self.prepare_slide(slide_id, grids, coords)
+    def add_slide_parts(self, slide_id: str, parts: Iterable[SlidePart],
+                        source: dict | None = None) -> SlideRecord:
+        self.check_new_slide(slide_id)
         (self.root / MANIFEST).unlink(missing_ok=True)
-        offset = sum(r.count for r in self.records)
-        record = SlideRecord(slide_id, offset, len(data), slide_checksum(data))
-        for name, arr in ((GRIDS, data), (COORDS, coords)):
-            with open(self.root / name, 'ab') as f:
-                f.write(arr.tobytes())
-                f.flush()
-                os.fsync(f.fileno())
+        channels, has_coords = self.channels, self.has_coords
+        names = (GRIDS, COORDS, MASKS)
+        sizes = {name: (self.root / name).stat().st_size for name in names}
+        digest, count = hashlib.sha256(), 0
+        try:
+            with ExitStack() as stack:
+                files = [stack.enter_context(open(self.root / name, 'ab')) for name in names]
+                for grids, coords, masks in parts:
+                    arrays = self.prepare_part(slide_id, grids, coords, masks)
+                    digest.update(arrays[0])
+                    count += len(arrays[0])
+                    for f, arr in zip(files, arrays):
+                        f.write(arr.tobytes())
+                if count == 0:
+                    raise StoreError(f'slide {slide_id!r}: slide has no regions')
+                for f in files:
+                    f.flush()
+                    os.fsync(f.fileno())
+        except BaseException:
+            for name in names:  # nothing of this slide stays
+                os.truncate(self.root / name, sizes[name])
+            self.channels, self.has_coords = channels, has_coords
+            raise
+        record = SlideRecord(slide_id, sum(r.count for r in self.records), count,
+                             digest.hexdigest(), source)
         with open(self.root / JOURNAL, 'a') as f:
-            f.write(json.dumps(dict(record=record.to_json(), channels=self.channels,
-                                    dtype=self.dtype.name,
-                                    has_coords=self.has_coords)) + '\n')
+            f.write(json.dumps(self.journal_entry(record)) + '\n')
             f.flush()
             os.fsync(f.fileno())
         self.records.append(record)
@@ -193,7 +244,4 @@ class MemmapStoreWriter(StoreWriter):
             raise StoreError(f'{self.root}: refusing to finalise an empty store '
                              f'(no slides were written)')
         _write_json_atomic(self.root / MANIFEST, dict(
-            format=FORMAT, version=MANIFEST_VERSION, complete=True,
-            channels=self.channels, dtype=self.dtype.name, grid_size=GRID_SIZE,
-            num_regions=sum(r.count for r in self.records), has_coords=self.has_coords,
-            slides=[r.to_json() for r in self.records]))
+            format=FORMAT, version=MANIFEST_VERSION, complete=True, **self.manifest()))

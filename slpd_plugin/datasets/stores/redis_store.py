@@ -6,6 +6,8 @@ Keys of a store with prefix ``P`` (slides numbered by storage position ``s``)::
     P:journal        list of JSON lines, one per committed slide (resumable ingest)
     P:grids:s:k      part k of slide s: regions [k*R, (k+1)*R) as raw (n, C, G, G) bytes
     P:coords:s       int64 (n, 2) region top-left corners, -1 where unknown
+    P:masks:s        uint8 (n, G, G) tissue masks, 1 where a cell holds a patch (absent in
+                     stores written before masks existed: those read as all 1)
 
 ``R`` (``blob_regions`` in the manifest) keeps every value far below Redis's 512 MB
 limit; with 64 MB blobs nearly every slide is one key. A batch of regions is one
@@ -106,6 +108,8 @@ class RedisStore(FeatureStore):
         self.dtype = store_dtype(meta['dtype'])
         self.blob_regions = int(meta['blob_regions'])
         self.has_coords = bool(meta.get('has_coords', False))
+        self.has_masks = bool(meta.get('has_masks', False))
+        self._provenance = meta.get('provenance')
         self.slides = [SlideRecord(**s) for s in meta['slides']]
         counts = np.array([s.count for s in self.slides], dtype=np.int64)
         self._offsets = np.cumsum(counts) - counts
@@ -192,6 +196,35 @@ class RedisStore(FeatureStore):
                                  f'{rec.slide_id!r}) is missing or has the wrong size')
             parts.append(np.frombuffer(blob, dtype='<i8').reshape(rec.count, 2))
         return np.concatenate(parts).astype(np.int64)
+
+    def read_masks(self, indices: Sequence[int]) -> np.ndarray:
+        if not self.has_masks:
+            return super().read_masks(indices)
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.num_regions):
+            raise IndexError(f'{self.location}: region index out of range '
+                             f'[0, {self.num_regions})')
+        slide = np.searchsorted(self._offsets, idx, side='right') - 1
+        cells = self.grid_size ** 2
+        starts = ((idx - self._offsets[slide]) * cells).tolist()
+        keys = [store_key(self.loc.prefix, 'masks', s) for s in slide]
+
+        def fetch(client):
+            pipe = client.pipeline(transaction=False)
+            for key, start in zip(keys, starts):
+                pipe.getrange(key, start, start + cells - 1)
+            return pipe.execute()
+        blobs = self._conn.call(f'read {len(keys)} mask(s)', fetch) if keys else []
+        if any(len(b) != cells for b in blobs):
+            bad = next(k for k, b in zip(keys, blobs) if len(b) != cells)
+            raise StoreError(f'{self.location}: key {bad!r} is missing or shorter than the '
+                             f'manifest says (store deleted or overwritten since ingest?)')
+        flat = np.frombuffer(b''.join(blobs), dtype=np.uint8)
+        return flat.reshape(len(idx), self.grid_size, self.grid_size).astype(bool)
+
+    @property
+    def provenance(self) -> dict | None:
+        return self._provenance
 
     def close(self) -> None:
         self._conn.close()

@@ -1,18 +1,22 @@
 """Append slides to a Redis store resumably; the manifest key is written last.
 
-Each slide is committed in one ``MULTI``/``EXEC`` transaction (its blobs, its coords,
-its journal line, and the removal of any manifest), so a killed ingest leaves whole
-slides only and a re-run continues after the last one. See :mod:`.redis_store` for the
-key layout.
+Each slide is committed in one ``MULTI``/``EXEC`` transaction (its last blob, its
+coords, masks, journal line, and the removal of any manifest), so a killed ingest leaves
+whole slides only and a re-run continues after the last one. A slide larger than one
+blob (64 MiB) is streamed: its full blobs are written before the transaction, under the
+keys of the slide's position, which no journal line lists until the commit (a re-run
+overwrites them). See :mod:`.redis_store` for the key layout.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+from typing import Iterable
 
 import numpy as np
 
-from .base import (GRID_SIZE, MANIFEST_VERSION, SlideRecord, StoreError, StoreWriter,
-                   slide_checksum, store_dtype)
+from .base import (GRID_SIZE, MANIFEST_VERSION, SlidePart, SlideRecord, StoreError,
+                   StoreWriter, store_dtype)
 from .redis_conn import RedisConnection
 from .redis_store import BLOB_BYTES, FORMAT, blob_regions_for, part_sizes, store_key
 from .redis_uri import RedisLocation, parse_redis_uri
@@ -31,14 +35,18 @@ class RedisStoreWriter(StoreWriter):
         channels: Expected ``C``; None takes it from the first slide (or the journal).
         dtype: ``'float16'`` (default, half the bytes) or ``'float32'`` (exact).
         blob_bytes: Largest value written to one key. Defaults to 64 MiB.
+        grid_size: ``G``; must match the store's. Defaults to 16.
     """
 
     def __init__(self, uri: str | RedisLocation, channels: int | None = None,
-                 dtype: str = 'float16', blob_bytes: int = BLOB_BYTES) -> None:
+                 dtype: str = 'float16', blob_bytes: int = BLOB_BYTES,
+                 grid_size: int = GRID_SIZE) -> None:
         self.loc = uri if isinstance(uri, RedisLocation) else parse_redis_uri(uri)
         self.location = str(self.loc)
         self.dtype = store_dtype(dtype)
         self.channels = channels
+        self.grid_size = grid_size
+        self.provenance = None
         self.blob_bytes = blob_bytes
         self.blob_regions: int | None = None
         self.records: list[SlideRecord] = []
@@ -52,31 +60,56 @@ class RedisStoreWriter(StoreWriter):
     def _recover(self) -> None:
         lines = self._conn.call('read the journal',
                                 lambda c: c.lrange(self._key('journal'), 0, -1))
+        self._unmasked: set[int] = set()  # positions of slides from before masks existed
         for line in lines:
             entry = json.loads(line)
-            if entry['dtype'] != self.dtype.name:
-                raise StoreError(f'{self.location}: store holds {entry["dtype"]} grids, '
-                                 f'writer asked for {self.dtype.name}')
-            if self.channels not in (None, entry['channels']):
-                raise StoreError(f'{self.location}: store holds C={entry["channels"]}, '
-                                 f'writer asked for C={self.channels}')
-            self.channels = entry['channels']
+            if entry.get('grid_size', GRID_SIZE) != self.grid_size:
+                raise StoreError(f'{self.location}: store holds G={entry.get("grid_size")} '
+                                 f'grids, writer asked for G={self.grid_size}')
+            if not entry.get('has_masks'):
+                self._unmasked.add(len(self.records))
             self.blob_regions = entry['blob_regions']
-            self.has_coords |= entry['has_coords']
-            self.records.append(SlideRecord(**entry['record']))
+            self.records.append(self.recover_entry(entry))
 
-    def add_slide(self, slide_id: str, grids: np.ndarray,
-                  coords: np.ndarray | None = None) -> SlideRecord:
-        data, coords = self.prepare_slide(slide_id, grids, coords)
-        if self.blob_regions is None:
-            self.blob_regions = blob_regions_for(data[0].nbytes, self.blob_bytes)
+    def _stream_blobs(self, slide_id: str, position: int, parts: Iterable[SlidePart]):
+        """Write every full blob of a streamed slide; returns what the commit needs:
+        (count, sha256, last blob bytes, its part number, coords, masks)."""
+        digest, count, blob, k = hashlib.sha256(), 0, [], 0
+        coords, masks = [], []
+        for grids, xy, mask in parts:
+            data, xy, mask = self.prepare_part(slide_id, grids, xy, mask)
+            if self.blob_regions is None:
+                self.blob_regions = blob_regions_for(data[0].nbytes, self.blob_bytes)
+            digest.update(data)
+            count += len(data)
+            coords.append(xy)
+            masks.append(mask)
+            blob.append(data)
+            while sum(len(b) for b in blob) > self.blob_regions:
+                joined = np.concatenate(blob)
+                key = self._key('grids', position, k)
+                self._conn.call(f'write slide {slide_id!r}',
+                                lambda c: c.set(key, joined[:self.blob_regions].data))
+                blob, k = [joined[self.blob_regions:]], k + 1
+        if count == 0:
+            raise StoreError(f'slide {slide_id!r}: slide has no regions')
+        last = np.ascontiguousarray(np.concatenate(blob))
+        return (count, digest.hexdigest(), last, k, np.concatenate(coords),
+                np.concatenate(masks))
+
+    def add_slide_parts(self, slide_id: str, parts: Iterable[SlidePart],
+                        source: dict | None = None) -> SlideRecord:
+        self.check_new_slide(slide_id)
         position = len(self.records)
-        record = SlideRecord(slide_id, sum(r.count for r in self.records), len(data),
-                             slide_checksum(data))
-        entry = json.dumps(dict(record=record.to_json(), channels=self.channels,
-                                dtype=self.dtype.name, has_coords=self.has_coords,
-                                blob_regions=self.blob_regions))
-        starts = np.cumsum([0] + part_sizes(len(data), self.blob_regions))
+        state = self.channels, self.has_coords, self.blob_regions
+        try:
+            count, sha, last, k, coords, masks = self._stream_blobs(slide_id, position, parts)
+        except BaseException:
+            self.channels, self.has_coords, self.blob_regions = state
+            raise
+        record = SlideRecord(slide_id, sum(r.count for r in self.records), count, sha,
+                             source)
+        entry = json.dumps(self.journal_entry(record, blob_regions=self.blob_regions))
 
         def commit(client) -> None:
             committed = client.llen(self._key('journal'))
@@ -88,9 +121,9 @@ class RedisStoreWriter(StoreWriter):
                                  f'using this prefix')
             pipe = client.pipeline(transaction=True)
             pipe.delete(self._key('manifest'))
-            for k in range(len(starts) - 1):
-                pipe.set(self._key('grids', position, k), data[starts[k]:starts[k + 1]].data)
+            pipe.set(self._key('grids', position, k), last.data)
             pipe.set(self._key('coords', position), coords.data)
+            pipe.set(self._key('masks', position), masks.data)
             pipe.rpush(self._key('journal'), entry)
             pipe.execute()
         self._conn.call(f'write slide {slide_id!r}', commit)
@@ -101,13 +134,20 @@ class RedisStoreWriter(StoreWriter):
         if not self.records:
             raise StoreError(f'{self.location}: refusing to finalise an empty store '
                              f'(no slides were written)')
+        cells = self.grid_size ** 2
+        ones = {self._key('masks', s): np.ones(self.records[s].count * cells, np.uint8).data
+                for s in sorted(self._unmasked)}  # slides from before masks: all tissue
         manifest = json.dumps(dict(
             format=FORMAT, version=MANIFEST_VERSION, complete=True,
-            channels=self.channels, dtype=self.dtype.name, grid_size=GRID_SIZE,
-            blob_regions=self.blob_regions, has_coords=self.has_coords,
-            num_regions=sum(r.count for r in self.records),
-            slides=[r.to_json() for r in self.records]))
-        self._conn.call('write the manifest', lambda c: c.set(self._key('manifest'), manifest))
+            **self.manifest(blob_regions=self.blob_regions)))
+
+        def write(client) -> None:
+            pipe = client.pipeline(transaction=True)
+            for key, value in ones.items():
+                pipe.set(key, value)
+            pipe.set(self._key('manifest'), manifest)
+            pipe.execute()
+        self._conn.call('write the manifest', write)
         self._conn.close()
 
 
@@ -129,7 +169,7 @@ def delete_redis_store(uri: str | RedisLocation) -> int:
             entry = json.loads(line)
             parts = part_sizes(entry['record']['count'], entry['blob_regions'])
             keys += [store_key(loc.prefix, 'grids', s, k) for k in range(len(parts))]
-            keys.append(store_key(loc.prefix, 'coords', s))
+            keys += [store_key(loc.prefix, 'coords', s), store_key(loc.prefix, 'masks', s)]
         return sum(client.unlink(*keys[i:i + 1000]) for i in range(0, len(keys), 1000))
     try:
         return conn.call('delete the store', delete)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .base import FeatureStore, StoreError, StoreWriter
+from .base import GRID_SIZE, FeatureStore, StoreError, StoreWriter
 from .memmap_store import MemmapStore, MemmapStoreWriter
 from .redis_store import RedisStore
 from .redis_uri import is_redis_uri, parse_redis_uri
@@ -33,11 +33,12 @@ def open_store(uri: str | os.PathLike) -> FeatureStore:
 
 
 def open_writer(uri: str | os.PathLike, channels: int | None = None,
-                dtype: str = 'float16') -> StoreWriter:
+                dtype: str = 'float16', grid_size: int = GRID_SIZE) -> StoreWriter:
     """Open (or create) a store for appending slides; see :class:`StoreWriter`."""
     if is_redis_uri(uri):
-        return RedisStoreWriter(str(uri), channels=channels, dtype=dtype)
-    return MemmapStoreWriter(uri, channels=channels, dtype=dtype)
+        return RedisStoreWriter(str(uri), channels=channels, dtype=dtype,
+                                grid_size=grid_size)
+    return MemmapStoreWriter(uri, channels=channels, dtype=dtype, grid_size=grid_size)
 
 
 def store_location_problem(location: str) -> str | None:

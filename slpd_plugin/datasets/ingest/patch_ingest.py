@@ -1,0 +1,189 @@
+"""Ingest patch-feature files (TRIDENT, CLAM, STAMP) as region grids with tissue masks.
+
+Per slide: open the file (:mod:`.patch_readers`), place its patches on one lattice
+(:mod:`.lattice`), check it against the store (D, encoder, patch size, magnification),
+choose the regions (:mod:`.grid_assembly`), hash the file, then stream the regions into
+the store. Every check that needs no feature value runs before anything is written; a
+NaN/Inf found while streaming drops the slide's partial bytes. Either way the error
+names the file and both values, and the slides before it stay committed (re-run the
+same command after fixing the file).
+
+A slide with no region left after the tissue filter is skipped with a one-line warning
+(a small biopsy should not stop a cohort's ingest); the report lists it.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+from slpd_plugin.utils.progress import progress_bar
+
+from ..stores import StoreError, StoreWriter, open_writer
+from ..stores.base import GRID_SIZE
+from .grid_assembly import DEFAULT_MIN_TISSUE, PART_BYTES, iter_region_parts, plan_regions
+from .ingest import IngestReport, _check_range
+from .lattice import place
+from .patch_readers import READERS, PatchSlide
+from .sources import SlideSource
+
+# Facts that must agree between the slides of one store (None = unknown, not compared).
+SHARED = ('format', 'encoder', 'patch_size_px', 'target_magnification', 'mpp',
+          'coords_unit', 'tile_size_um', 'grid_size', 'min_tissue')
+
+
+@dataclass
+class PatchOptions:
+    """How patch files become regions.
+
+    Attributes:
+        fmt: ``'trident'``, ``'clam'`` or ``'stamp'``.
+        grid_size: ``G``, patches per region side. Defaults to 16.
+        min_tissue: Keep regions with at least this fraction of cells present.
+            Defaults to 0.25.
+        patch_size_level0: Level-0 stride given by the user (checked against the file's
+            attributes and coordinates), or None.
+        patches_dir: CLAM ``patches/`` folder, or None to look beside ``h5_files/``.
+        part_bytes: Features assembled per streamed part. Defaults to 32 MiB.
+    """
+
+    fmt: str
+    grid_size: int = GRID_SIZE
+    min_tissue: float = DEFAULT_MIN_TISSUE
+    patch_size_level0: int | None = None
+    patches_dir: str | None = None
+    part_bytes: int = PART_BYTES
+
+
+@dataclass
+class PatchIngestReport(IngestReport):
+    """:class:`IngestReport` plus ``patches`` read and slides ``no_tissue`` skipped."""
+
+    patches: int = 0
+    no_tissue: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        text = super().summary() + f'; {self.patches:,} patches'
+        if self.no_tissue:
+            text += (f'; {len(self.no_tissue)} slide(s) had no region with enough tissue '
+                     f'and were skipped (e.g. {self.no_tissue[0]!r})')
+        return text
+
+
+def file_sha256(path: str, chunk: int = 2 ** 22) -> str:
+    """SHA-256 hex digest of a file's bytes, read in 4 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(chunk), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_against_store(slide: PatchSlide, info: dict, writer: StoreWriter) -> None:
+    """Refuse a slide whose D or shared facts differ from the store's (both named)."""
+    where = slide.path
+    if writer.channels is not None and slide.dim != writer.channels:
+        raise StoreError(f'{where}: D={slide.dim} features, but the store {writer.location} '
+                         f'(or the slides before it) has D={writer.channels}: all slides of '
+                         f'a store must come from the same patch encoder')
+    if writer.records and writer.provenance is None:
+        raise StoreError(f'{where}: the store {writer.location} holds region grids without '
+                         f'patch provenance; ingest patch features into a new store')
+    have = writer.provenance or {}
+    for key in SHARED:
+        if info.get(key) is not None and have.get(key) is not None \
+                and info[key] != have[key]:
+            raise StoreError(f'{where}: {key} is {info[key]!r}, but the store '
+                             f'{writer.location} (or the slides before it) has '
+                             f'{have[key]!r}; one store holds one extraction setting')
+
+
+def _open(source: SlideSource, options: PatchOptions, f: h5py.File) -> PatchSlide:
+    return READERS[options.fmt](f, source.path, patch_size_level0=options.patch_size_level0,
+                                patches_dir=options.patches_dir)
+
+
+def ingest_patch_slide(source: SlideSource, writer: StoreWriter, options: PatchOptions,
+                       dtype: str) -> tuple[int, int]:
+    """Check and write one slide; returns (regions written, patches in the file).
+
+    Raises:
+        StoreError: naming the file, for anything listed in the module docstring.
+    """
+    try:
+        f = h5py.File(source.path, 'r')
+    except OSError as e:
+        raise StoreError(f'{source.describe()}: cannot read as HDF5 (truncated or '
+                         f'corrupt?): {e}') from None
+    with f:
+        slide = _open(source, options, f)
+        lattice = place(slide.coords, slide.stride, slide.path)
+        info = dict(slide.store_info, grid_size=options.grid_size,
+                    min_tissue=options.min_tissue)
+        check_against_store(slide, info, writer)
+        plan = plan_regions(lattice, options.grid_size, options.min_tissue)
+        if plan.num_regions == 0:
+            warnings.warn(f'{slide.path}: no region of {options.grid_size}x'
+                          f'{options.grid_size} patches has tissue fraction >= '
+                          f'{options.min_tissue:g} ({len(slide.coords)} patches in '
+                          f'{plan.occupied} regions); slide skipped')
+            return 0, len(slide.coords)
+        stride = slide.stride.item() if hasattr(slide.stride, 'item') else slide.stride
+        facts = {k: v for k, v in slide.slide_info.items() if v is not None}
+        record = dict(file=str(Path(slide.path).resolve()), file_sha256=file_sha256(slide.path),
+                      stride=stride, stride_source=slide.stride_source,
+                      phase=list(lattice.phase), patches=len(slide.coords),
+                      patches_in_regions=len(plan.rows), **facts)
+        if writer.provenance is None:
+            writer.set_provenance({**info, 'anchor': 'slide origin'})
+
+        def parts():
+            for grids, corners, masks in iter_region_parts(
+                    slide.features, slide.coords, plan, slide.path, options.part_bytes):
+                _check_range(grids, dtype, slide.path)
+                yield grids, corners, masks
+        writer.add_slide_parts(source.slide_id, parts(), source=record)
+        return plan.num_regions, len(slide.coords)
+
+
+def ingest_patches(sources: list[SlideSource], store: str, options: PatchOptions,
+                   dtype: str = 'float16', channels: int | None = None,
+                   progress: bool = False) -> PatchIngestReport:
+    """Write every source slide not yet in ``store`` as region grids, then the manifest.
+
+    Args:
+        sources: From :func:`find_patch_sources`.
+        store: Destination folder or ``redis://`` URI.
+        options: Format, region size, tissue threshold, stride hints.
+        dtype: Storage dtype. Defaults to 'float16'.
+        channels: Expected ``D``; None takes it from the first slide. Defaults to None.
+        progress: Show a progress bar (slides). Defaults to False.
+
+    Raises:
+        StoreError: at the first bad slide (see the module docstring).
+    """
+    start = time.perf_counter()
+    writer = open_writer(store, channels=channels, dtype=dtype,
+                         grid_size=options.grid_size)
+    stored = set(writer.written_slides())
+    report = PatchIngestReport(skipped=[s.slide_id for s in sources if s.slide_id in stored])
+    todo = [s for s in sources if s.slide_id not in stored]
+    for source in progress_bar(todo, unit='slide', desc='ingest', disable=not progress):
+        regions, patches = ingest_patch_slide(source, writer, options, dtype)
+        report.patches += patches
+        if regions == 0:
+            report.no_tissue.append(source.slide_id)
+            continue
+        report.written.append(source.slide_id)
+        report.regions += regions
+        report.layouts[options.fmt] += 1
+    if not writer.records:
+        raise StoreError(f'{store}: nothing to write: no slide has a region with tissue '
+                         f'fraction >= {options.min_tissue:g} (see the warnings above)')
+    writer.finalize()
+    report.channels = writer.channels
+    report.seconds = time.perf_counter() - start
+    return report
