@@ -15,7 +15,8 @@ It checks (a) top-level keys against those mmengine's ``Runner.from_cfg`` and
 config variables such as ``max_epochs``), (b) every component's keys against its
 class's signature (following ``**kwargs`` up the class hierarchy) and its ``type``
 against the registry, (c) values whose parameter is annotated with ``int``, ``float``,
-``str`` or ``bool`` (or a union of them with None).
+``str`` or ``bool`` (or a union of them with None), (d) settings that cannot work
+together: ``PrototypeHook(embedding='cls')`` with a prototype head.
 
 Checkpoints of another architecture are refused by
 :func:`slpd_plugin.engine.checkpoint_check.check_checkpoint_shapes`.
@@ -34,6 +35,8 @@ from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
 from slpd_plugin import registry as R
+
+from .hooks.prototype_hook import CLS_WITH_PROTOTYPE_HEAD
 
 RUNNER_EXTRAS = frozenset({
     'runner_type', 'custom_imports', 'model_wrapper_cfg', 'vis_backends', 'compile',
@@ -167,6 +170,23 @@ def _check_dataloader(path: str, cfg: Any) -> Iterator[str]:
     yield from _check_component(f'{path}.collate_fn', cfg.get('collate_fn'), R.FUNCTIONS)
 
 
+def _prototype_hook_problems(cfg: Config | dict) -> Iterator[str]:
+    """A ``PrototypeHook(embedding='cls')`` next to a prototype head (it would crash at
+    the first refresh, after the warm-up epochs)."""
+    model = cfg.get('model')
+    if not isinstance(model, dict) or not model.get('prototype_head'):
+        return
+    hooks = [(f'default_hooks.{name}', h)
+             for name, h in (cfg.get('default_hooks') or {}).items()]
+    hooks += [(f'custom_hooks[{i}]', h) for i, h in enumerate(cfg.get('custom_hooks') or [])]
+    for path, hook in hooks:
+        if not isinstance(hook, dict):
+            continue
+        kind = hook.get('type')
+        if getattr(kind, '__name__', kind) == 'PrototypeHook' and hook.get('embedding') == 'cls':
+            yield f"{path}.embedding='cls': {CLS_WITH_PROTOTYPE_HEAD}"
+
+
 def _as_list(value: Any) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
@@ -203,6 +223,7 @@ def config_problems(cfg: Config | dict) -> list[str]:
         problems += _check_component(f'vis_backends[{i}]', backend, R.VISBACKENDS)
     problems += _check_component('log_processor', cfg.get('log_processor'),
                                  R.LOG_PROCESSORS, 'LogProcessor')
+    problems += _prototype_hook_problems(cfg)
     return problems
 
 

@@ -1,4 +1,5 @@
-"""One encoder's weights out of a training checkpoint.
+"""One encoder's weights out of a training checkpoint, and pretrained backbone weights
+(HIPT/DINO layout or ours) for ``backbone.init_cfg=dict(type='Pretrained', ...)``.
 
 Checkpoints of ``tools/train.py`` load with ``torch.load(weights_only=True)`` (the
 runner's :class:`~slpd_plugin.engine.hooks.weights_only_checkpoint_hook.WeightsOnlyCheckpointHook`
@@ -9,9 +10,12 @@ existed are refused with a clear message; retrain or re-save them.
 """
 from __future__ import annotations
 
+import os
+
+import torch
 from torch import Tensor
 
-__all__ = ['CheckpointError', 'encoder_state']
+__all__ = ['CheckpointError', 'encoder_state', 'load_backbone_weights']
 
 
 class CheckpointError(ValueError):
@@ -53,4 +57,63 @@ def encoder_state(checkpoint: dict, encoder: str = 'teacher',
         raise CheckpointError(f'{source}: no "{prefix}*" weights; its state_dict has '
                               f'top-level names {tops[:10]} (is it an SLPD/DINO-4K '
                               f'checkpoint of this plugin?)')
+    return out
+
+
+def load_backbone_weights(path: str | os.PathLike, prefix: str | None = None
+                          ) -> dict[str, Tensor]:
+    """A backbone's weights from a local file, loaded weights-only (never unpickled).
+
+    Layouts, by what the file holds:
+
+    - ``{'state_dict': ...}``, a checkpoint of this plugin: its teacher backbone;
+    - ``{'teacher': ...}``, a DINO/HIPT/SLPD checkpoint such as HIPT's
+      ``vit4k_xs_dino.pth``: its teacher, without the ``head.`` weights (what HIPT's
+      loader keeps);
+    - otherwise a bare backbone state dict.
+
+    A leading ``module.`` and ``backbone.`` are removed from every key, as HIPT's loader
+    does. With ``prefix`` (mmengine's ``Pretrained(prefix=...)``), only the keys of the
+    file's state dict that start with it are kept, without it.
+
+    Args:
+        path: The file.
+        prefix: Keep only keys starting with this. Defaults to None.
+
+    Returns:
+        ``{name: tensor}``, e.g. ``phi.0.weight``, ``blocks.0.attn.qkv.weight``.
+
+    Raises:
+        CheckpointError: if the file is missing, not loadable weights-only, or holds no
+            backbone weights.
+    """
+    if not os.path.isfile(path):
+        raise CheckpointError(f'{path}: pretrained backbone weights not found (a local '
+                              f'file is needed)')
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f'{path}: not loadable weights-only ({type(e).__name__}: '
+                              f'{str(e).splitlines()[0]}); it must hold only tensors and '
+                              f'plain values') from e
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f'{path}: expected a dict of weights, got '
+                              f'{type(checkpoint).__name__}')
+    if prefix is not None:
+        state = checkpoint.get('state_dict', checkpoint)
+        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    elif isinstance(checkpoint.get('state_dict'), dict):
+        state = encoder_state(checkpoint, 'teacher', 'backbone', source=str(path))
+    elif isinstance(checkpoint.get('teacher'), dict):
+        state = {k: v for k, v in checkpoint['teacher'].items()
+                 if not k.removeprefix('module.').startswith('head.')}
+    else:
+        state = checkpoint
+    out = {}
+    for key, value in state.items():
+        if isinstance(value, Tensor):
+            out[key.removeprefix('module.').removeprefix('backbone.')] = value
+    if not out:
+        raise CheckpointError(f'{path}: no backbone weights found (prefix={prefix!r}; '
+                              f'top-level keys {sorted(checkpoint)[:10]})')
     return out

@@ -1,5 +1,6 @@
 """The real training tool, end to end: single process, resume, and 2-process gloo DDP."""
 import json
+import math
 import re
 import shutil
 
@@ -30,9 +31,17 @@ def test_trains_logs_schedules_and_checkpoints(baseline_run):
     temps = [r['teacher_temp'] for r in rows]
     assert temps[0] < temps[-1] == pytest.approx(0.04)  # warm-up 0.02 -> 0.04
     cfg = Config.fromfile(TINY_CONFIG)
-    moms = [r['teacher_momentum'] for r in rows]
-    assert moms == sorted(moms) and moms[0] >= cfg.default_hooks.teacher_ema.momentum
-    assert moms[-1] == pytest.approx(cfg.default_hooks.teacher_ema.end_momentum)
+    # Teacher momentum: a cosine from `momentum` at iteration 0 (logged as iter 1) to
+    # exactly `end_momentum` at the last iteration, and not before.
+    start, end = (cfg.default_hooks.teacher_ema[k] for k in ('momentum', 'end_momentum'))
+    last = max(r['iter'] for r in rows) - 1
+    assert [r['iter'] for r in rows] == list(range(1, last + 2))
+    for r in rows:
+        cosine = (1 + math.cos(math.pi * (r['iter'] - 1) / last)) / 2
+        assert r['teacher_momentum'] == pytest.approx(end - (end - start) * cosine, abs=1e-12)
+    assert rows[0]['teacher_momentum'] == pytest.approx(start, abs=1e-12)
+    assert rows[-1]['teacher_momentum'] == pytest.approx(end, abs=1e-12)
+    assert rows[-2]['teacher_momentum'] < end - 1e-7
     wds = [r['wd'] for r in rows]
     assert wds == sorted(wds) and wds[0] >= cfg.optim_wrapper.optimizer.weight_decay
     assert (root / 'store' / 'manifest.json').is_file()  # generated on first use

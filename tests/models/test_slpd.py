@@ -86,3 +86,114 @@ def test_compile_flag_keeps_state_dict_keys_and_outputs():
     compiled.load_state_dict(plain.state_dict())
     x = torch.randn(2, 16, 14, 14)
     torch.testing.assert_close(compiled.embed(x), plain.embed(x))
+
+
+class _RandomDropPath(torch.nn.Module):
+    """A user's stochastic depth (rate in ``drop_prob``, as timm's DropPath)."""
+
+    def __init__(self, drop_prob: float) -> None:
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x):
+        if not self.training or self.drop_prob == 0:
+            return x
+        keep = torch.rand(x.shape[0], *([1] * (x.dim() - 1))) >= self.drop_prob
+        return x * keep / (1 - self.drop_prob)
+
+
+@MODELS.register_module(force=True)
+class DropoutHeavyNet(torch.nn.Module):
+    """A user-registered backbone with every kind of stochastic layer: nn.Dropout,
+    attention dropout, a custom drop-path module and functional dropout from an
+    argument."""
+
+    def __init__(self, in_channels: int = 16, embed_dims: int = 24, dropout: float = 0.5,
+                 attn_dropout: float = 0.5, drop_path: float = 0.5,
+                 feature_drop: float = 0.5) -> None:
+        super().__init__()
+        self.embed_dims, self.feature_drop = embed_dims, feature_drop
+        self.proj = torch.nn.Sequential(torch.nn.Linear(in_channels, embed_dims),
+                                        torch.nn.Dropout(dropout))
+        self.attn = torch.nn.MultiheadAttention(embed_dims, 2, dropout=attn_dropout,
+                                                batch_first=True)
+        self.path = _RandomDropPath(drop_path)
+
+    def forward(self, x):
+        tokens = self.proj(x.flatten(2).transpose(1, 2))  # (B, HW, E)
+        tokens = tokens + self.path(self.attn(tokens, tokens, tokens)[0])
+        return F.dropout(tokens.mean(1), self.feature_drop, self.training)
+
+
+def test_teacher_of_any_backbone_holds_no_stochastic_layer():
+    model = MODELS.build(tiny_cfg(dict(type='DropoutHeavyNet'))).train()
+    x = torch.randn(4, 16, 14, 14)
+    with torch.no_grad():
+        assert not torch.equal(model.student.backbone(x), model.student.backbone(x))
+        first = model.teacher.head(model.teacher.backbone(x))
+        assert torch.equal(first, model.teacher.head(model.teacher.backbone(x)))
+    teacher = model.teacher.backbone
+    assert teacher.proj[1].p == teacher.attn.dropout == teacher.path.drop_prob == 0.0
+    assert teacher.feature_drop == 0.0
+    assert model.student.backbone.proj[1].p == 0.5  # the student keeps its regulariser
+
+
+def test_unknown_drop_module_in_teacher_is_refused():
+    from slpd_plugin.models.algorithms.teacher import disable_stochastic_layers
+
+    class DropTokens(torch.nn.Module):
+        keep = 0.5
+
+    with pytest.raises(ValueError, match=r"'tokens' \(DropTokens\).*cannot be switched off"):
+        disable_stochastic_layers(torch.nn.ModuleDict(dict(tokens=DropTokens())))
+
+
+def _vit_weights(seed, c=16):
+    net = MODELS.build(dict(type='ViT4K', in_channels=c, depth=1))
+    torch.manual_seed(seed)
+    for p in net.parameters():
+        torch.nn.init.normal_(p)
+    return {k: v.clone() for k, v in net.state_dict().items()}
+
+
+@pytest.mark.parametrize('layout', ['hipt', 'plugin', 'bare'])
+def test_backbone_pretrained_init_cfg_loads_into_student_and_teacher(layout, tmp_path):
+    weights = _vit_weights(1)
+    path = tmp_path / f'{layout}.pth'
+    if layout == 'hipt':  # HIPT/DINO: {'teacher': {'backbone.*', 'head.*'}}
+        torch.save({'teacher': {**{f'backbone.{k}': v for k, v in weights.items()},
+                                'head.mlp.0.weight': torch.zeros(3, 3)}}, path)
+    elif layout == 'plugin':  # a checkpoint of tools/train.py: its teacher backbone
+        torch.save({'state_dict': {**{f'teacher.backbone.{k}': v for k, v in weights.items()},
+                                   'student.backbone.cls_token': torch.zeros(1)}}, path)
+    else:
+        torch.save({f'module.{k}': v for k, v in weights.items()}, path)
+    backbone = dict(type='ViT4K', in_channels=16, depth=1,
+                    init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    model = MODELS.build(tiny_cfg(backbone))
+    assert not torch.equal(model.student.backbone.cls_token, weights['cls_token'])
+    model.init_weights()
+    for encoder in (model.student, model.teacher):
+        state = encoder.backbone.state_dict()
+        assert all(torch.equal(state[k], v) for k, v in weights.items())
+    for (_, ps), (_, pt) in zip(model.student.named_parameters(),
+                                model.teacher.named_parameters()):
+        assert torch.equal(ps, pt)
+
+
+def test_backbone_pretrained_of_another_shape_is_a_clear_error(tmp_path):
+    from slpd_plugin.utils.checkpoint import CheckpointError
+    path = tmp_path / 'other.pth'
+    torch.save({'teacher': {f'backbone.{k}': v for k, v in _vit_weights(0, c=8).items()}},
+               path)
+    backbone = dict(type='ViT4K', in_channels=16, depth=1,
+                    init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    model = MODELS.build(tiny_cfg(backbone))
+    with pytest.raises(CheckpointError, match=r'other\.pth: model\.backbone\.init_cfg '
+                                              r'Pretrained weights do not fit ViT4K.*phi'):
+        model.init_weights()
+    missing = MODELS.build(tiny_cfg(dict(backbone, init_cfg=dict(
+        type='Pretrained', checkpoint=str(tmp_path / 'missing.pth')))))
+    with pytest.raises(CheckpointError, match='missing.pth: pretrained backbone weights not '
+                                              'found'):
+        missing.init_weights()

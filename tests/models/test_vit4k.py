@@ -101,3 +101,52 @@ def test_pos_embed_is_untouched_at_14_and_interpolated_elsewhere():
 def test_built_from_registry_with_depth_override():
     model = MODELS.build(dict(type='ViT4K', arch='xs', depth=2, in_channels=64))
     assert len(model.blocks) == 2 and model.embed_dims == 192
+
+
+def test_input_dropout_defaults_to_hipt_drop_rate_0():
+    model = ViT4K()
+    assert model.phi[2].p == 0.0
+    assert ViT4K(drop_rate=0.1).phi[2].p == 0.1
+
+
+@pytest.mark.parametrize('side', [14, 6, 16])
+def test_hipt_weights_reproduce_reference_in_training_mode(side):
+    """HIPT's vit4k_xs has no dropout by default: in train mode (no stochastic depth, as
+    HIPT's teacher) its output is the same as in eval mode."""
+    sd = hipt_vit4k_xs_state_dict()
+    model = ViT4K(arch='xs', drop_path_rate=0.0).train()
+    model.load_state_dict(sd, strict=True)
+    x = torch.randn(2, 384, side, side, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference_forward(sd, x), atol=1e-5, rtol=1e-4)
+
+
+def write_hipt_checkpoint(path, sd: dict) -> None:
+    """A file in the layout of HIPT's vit4k_xs_dino.pth: the DINO teacher, backbone and
+    head, under 'teacher' (only tensors, so it loads weights-only)."""
+    head = {'head.mlp.0.weight': torch.zeros(2048, 192), 'head.last_layer.weight_g':
+            torch.ones(65536, 1)}
+    torch.save({'teacher': {**{f'backbone.{k}': v for k, v in sd.items()}, **head},
+                'epoch': 100}, path)
+
+
+@pytest.mark.parametrize('side', [14, 6])
+def test_training_mode_slpd_teacher_with_hipt_weights_gives_hipt_output(side, tmp_path):
+    """The paper model's teacher, started from a HIPT checkpoint through
+    ``backbone.init_cfg=Pretrained`` and run in training mode, computes HIPT's output."""
+    from mmengine.config import Config
+
+    from tests.utils import ROOT
+    sd = hipt_vit4k_xs_state_dict()
+    write_hipt_checkpoint(tmp_path / 'vit4k_xs_dino.pth', sd)
+    cfg = Config.fromfile(ROOT / 'configs' / 'dino4k_lung.py').model
+    cfg.head.update(hidden_dims=64, out_channels=128)  # small head; backbone as in the paper
+    cfg.loss.output_dim = 128
+    cfg.backbone.init_cfg = dict(type='Pretrained', checkpoint=str(tmp_path / 'vit4k_xs_dino.pth'))
+    model = MODELS.build(cfg)
+    model.init_weights()
+    model.train()
+    x = torch.randn(2, 384, side, side, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(model.teacher.backbone(x), reference_forward(sd, x),
+                                   atol=1e-5, rtol=1e-4)

@@ -31,6 +31,12 @@ from ...models.data_preprocessors import center_crop
 from .teacher_ema_hook import unwrap
 
 CKPT_KEY = 'prototype_bank'
+CLS_WITH_PROTOTYPE_HEAD = (
+    "prototypes of backbone CLS embeddings cannot be distilled: the prototype head turns "
+    "each prototype into a target with the teacher's last layer, which takes the head's "
+    "bottleneck z (model.head.bottleneck_dims), not the backbone's embed_dims. Use "
+    "embedding='z' (the spec's and SLPD's choice; SLPD's own 'backbone' option fails the "
+    "same way), or remove model.prototype_head to build 'cls' banks for inspection only")
 
 
 def gather_rows(local: torch.Tensor) -> torch.Tensor:
@@ -54,8 +60,9 @@ class PrototypeHook(Hook):
         warm_epochs: Epochs of plain DINO before the first refresh; the first refresh is
             at the start of 0-based epoch ``warm_epochs`` (the original starts one epoch
             later, at index ``warm_epochs + 1``). Defaults to 20.
-        embedding: ``'z'`` (normalised head bottleneck) or ``'cls'`` (backbone output).
-            Defaults to 'z'.
+        embedding: ``'z'`` (normalised head bottleneck) or ``'cls'`` (backbone output;
+            only without a prototype head, whose targets need ``z``-space prototypes:
+            refused before training otherwise). Defaults to 'z'.
         backend: k-means backend, ``'torch'`` (batched) or ``'faiss'``. Defaults to 'torch'.
         iters: k-means iterations. Defaults to 10.
         restarts: k-means restarts. Defaults to 5.
@@ -67,8 +74,8 @@ class PrototypeHook(Hook):
             ``'memory'`` reuses the teacher's embedding of global view 0 from each region's
             last training step in the previous epoch and embeds only unseen regions: the
             refresh costs almost nothing, but the embeddings are stale (made by the teacher
-            of up to one epoch ago, on a random 14x14 crop with flips and with the
-            teacher's input dropout active, not the centre crop). Defaults to 'pass'.
+            of up to one epoch ago, on a random 14x14 crop with flips, not the centre
+            crop). Defaults to 'pass'.
     """
 
     priority = 'NORMAL'
@@ -96,7 +103,11 @@ class PrototypeHook(Hook):
         self._warned_empty = False
 
     def before_train(self, runner) -> None:
-        """Say once which k-means, faiss and device the refreshes use."""
+        """Refuse a CLS prototype space with a prototype head; say once which k-means,
+        faiss and device the refreshes use."""
+        if self.embedding == 'cls' and getattr(unwrap(runner.model), 'prototype_head',
+                                               None) is not None:
+            raise ValueError(f"PrototypeHook(embedding='cls'): {CLS_WITH_PROTOTYPE_HEAD}")
         line, warning = describe_refresh(self.kmeans['backend'],
                                          next(unwrap(runner.model).parameters()).device)
         runner.logger.info(line)

@@ -19,8 +19,11 @@ class TeacherEMAHook(Hook):
     """After every optimizer step, ``teacher = m * teacher + (1 - m) * student``.
 
     ``m`` (the weight KEPT by the teacher, DINO's convention; mmengine's ``EMAHook`` uses
-    the opposite one) follows a cosine from ``momentum`` to ``end_momentum`` over all
-    training iterations. It is logged as ``teacher_momentum`` (mmengine logs AdamW's beta1 as ``momentum``).
+    the opposite one) follows a cosine over the ``T`` training iterations,
+    ``m_i = end - (end - momentum) * (1 + cos(pi * i / (T - 1))) / 2``: exactly
+    ``momentum`` at iteration 0 and exactly ``end_momentum`` at the last one, ``T - 1``.
+    (DINO's own schedule divides by ``T`` and stops just short of ``end_momentum``.) It is
+    logged as ``teacher_momentum`` (mmengine logs AdamW's beta1 as ``momentum``).
 
     Args:
         momentum: Teacher momentum at the first iteration. Defaults to 0.996.
@@ -38,7 +41,8 @@ class TeacherEMAHook(Hook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         model = unwrap(runner.model)
-        m = cosine_schedule(runner.iter, max(runner.max_iters - 1, 1), self.momentum,
-                            self.end_momentum)
+        # lightly's schedule runs from step 0 to step max_steps - 1 (cosine over
+        # max_steps - 1 intervals): passing T puts end_momentum at the last iteration.
+        m = cosine_schedule(runner.iter, runner.max_iters, self.momentum, self.end_momentum)
         update_momentum(model.student, model.teacher, m)
         runner.message_hub.update_scalar('train/teacher_momentum', m)

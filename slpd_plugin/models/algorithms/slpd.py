@@ -14,24 +14,44 @@ Data path of one step (spec §3-§4)::
 """
 from __future__ import annotations
 
-import inspect
-
 import torch
+from mmengine.logging import print_log
 from mmengine.model import BaseModel
+from mmengine.model.weight_init import PretrainedInit
 from torch import Tensor, nn
 
 from slpd_plugin.registry import MODELS
+from slpd_plugin.utils.checkpoint import CheckpointError, load_backbone_weights
+
+from .teacher import disable_stochastic_layers, teacher_backbone_cfg
 
 from ..losses import merged_center_updates
 
 
-def _teacher_backbone_cfg(backbone: dict) -> dict:
-    """The student's backbone config without stochastic depth (if it has any)."""
+def _split_pretrained(backbone: dict) -> tuple[dict, dict | None]:
+    """Take a ``Pretrained`` entry out of the backbone's ``init_cfg``.
+
+    mmengine's ``init_weights`` does not descend into the student's and teacher's
+    ``nn.ModuleDict``, so the backbone would never see it; :meth:`SLPD.init_weights`
+    loads it into both backbones instead.
+    """
     cfg = dict(backbone)
-    backbone_cls = MODELS.get(cfg['type']) if isinstance(cfg['type'], str) else cfg['type']
-    if backbone_cls is not None and 'drop_path_rate' in inspect.signature(backbone_cls).parameters:
-        cfg['drop_path_rate'] = 0.0
-    return cfg
+    entries = cfg.get('init_cfg')
+    entries = [] if entries is None else list(entries) if isinstance(
+        entries, (list, tuple)) else [entries]
+    pretrained = [e for e in entries if e.get('type') in ('Pretrained', PretrainedInit)]
+    if len(pretrained) > 1:
+        raise ValueError(f'model.backbone.init_cfg has {len(pretrained)} Pretrained '
+                         f'entries; give one')
+    if 'init_cfg' in cfg:
+        cfg['init_cfg'] = [e for e in entries if e not in pretrained] or None
+    if not pretrained:
+        return cfg, None
+    unknown = set(pretrained[0]) - {'type', 'checkpoint', 'prefix'}
+    if 'checkpoint' not in pretrained[0] or unknown:
+        raise ValueError(f'model.backbone.init_cfg: Pretrained needs `checkpoint` (and '
+                         f'optionally `prefix`), got {dict(pretrained[0])}')
+    return cfg, dict(pretrained[0])
 
 
 def _split_by_size(views: list[Tensor]) -> list[list[Tensor]]:
@@ -52,13 +72,19 @@ class SLPD(BaseModel):
 
     With no prototype head (or before a :class:`PrototypeHook` has built a bank) this is
     exactly DINO-4K, HIPT's region-level pretraining. The teacher is built separately from
-    the same configs (no stochastic depth), starts as a copy of the student and receives
-    no gradients; :class:`TeacherEMAHook` updates it and :class:`TeacherTempHook` sets
+    the same configs with every dropout and stochastic-depth rate at 0 (whatever the
+    backbone, see :mod:`.teacher`), starts as a copy of the student and receives no
+    gradients; :class:`TeacherEMAHook` updates it and :class:`TeacherTempHook` sets
     :attr:`teacher_temp`.
 
     Args:
         backbone: Config of the region encoder, ``(B, C, H, W) -> (B, E)``; must expose
-            ``embed_dims``.
+            ``embed_dims``. Its ``init_cfg=dict(type='Pretrained', checkpoint=PATH)``
+            (optional ``prefix``) is loaded weights-only into the student's and the
+            teacher's backbone by :meth:`init_weights` (the runner calls it before
+            ``load_from``/resume); PATH may be a HIPT/DINO checkpoint (its teacher
+            backbone, e.g. HIPT's ``vit4k_xs_dino.pth``), a checkpoint of this plugin
+            (its teacher backbone) or a bare backbone state dict.
         head: Config of a :class:`DINOHead`; ``in_channels`` defaults to the backbone's
             ``embed_dims``.
         loss: Config of the DINO loss. Defaults to ``dict(type='DINOLoss')``.
@@ -87,8 +113,10 @@ class SLPD(BaseModel):
         # no default scope is set, e.g. outside a Runner).
         super().__init__(data_preprocessor=MODELS.build(
             data_preprocessor or dict(type='GridMultiCropPreprocessor')), init_cfg=init_cfg)
+        backbone, self.backbone_pretrained = _split_pretrained(backbone)
         self.student = self._build_encoder(backbone, head)
-        self.teacher = self._build_encoder(_teacher_backbone_cfg(backbone), head)
+        self.teacher = self._build_encoder(teacher_backbone_cfg(backbone), head)
+        disable_stochastic_layers(self.teacher)
         self.teacher.load_state_dict(self.student.state_dict())
         self.teacher.requires_grad_(False)
         self.loss_module = MODELS.build(loss or dict(type='DINOLoss'))
@@ -112,6 +140,29 @@ class SLPD(BaseModel):
             raise ValueError(f'head in_channels={head["in_channels"]} does not match the '
                              f'backbone\'s embed_dims={dims}')
         return nn.ModuleDict(dict(backbone=net, head=MODELS.build(head)))
+
+    def init_weights(self) -> None:
+        """mmengine's initialisation, plus what it cannot reach inside the student: the
+        ``init_cfg`` of its backbone and head, then the backbone's Pretrained weights;
+        the teacher is then a copy of the student again."""
+        super().init_weights()
+        parts = [m for m in self.student.values() if getattr(m, 'init_cfg', None)]
+        for part in parts:
+            part.init_weights()
+        if self.backbone_pretrained is not None:
+            path = self.backbone_pretrained['checkpoint']
+            state = load_backbone_weights(path, self.backbone_pretrained.get('prefix'))
+            try:
+                self.student.backbone.load_state_dict(state, strict=True)
+            except RuntimeError as e:
+                raise CheckpointError(
+                    f'{path}: model.backbone.init_cfg Pretrained weights do not fit '
+                    f'{type(self.student.backbone).__name__}: '
+                    f'{" ".join(str(e).split())[:600]}') from e
+            print_log(f'loaded {len(state)} backbone tensors from {path} into the student '
+                      f'and the teacher', logger='current')
+        if parts or self.backbone_pretrained is not None:
+            self.teacher.load_state_dict(self.student.state_dict())
 
     def forward(self, inputs: Tensor | list[Tensor], data_samples: dict | None = None,
                 mode: str = 'tensor') -> dict[str, Tensor] | Tensor:

@@ -46,12 +46,16 @@ class ViT4K(BaseModule):
         pos_grid_size: Side of the grid the positional embedding is learned for.
             Defaults to 14.
         mlp_ratio: Hidden/embedding ratio of the MLPs. Defaults to 4.
-        phi_dropout: Dropout after the input projection. Defaults to 0.25 (HIPT).
+        drop_rate: Dropout after the input projection (HIPT's ``drop_rate``). Defaults
+            to 0.0, as in HIPT's and SLPD's ``vit4k_xs``, which their training scripts
+            never change.
         drop_path_rate: Stochastic depth, linearly increasing over blocks.
             Defaults to 0.1 (the student; build the teacher with 0).
         attn_impl: ``'sdpa'`` (``F.scaled_dot_product_attention``) or ``'math'`` (explicit
             softmax attention, the reference and benchmark baseline). Defaults to 'sdpa'.
-        init_cfg: mmengine init config, e.g. ``dict(type='Pretrained', checkpoint=...)``.
+        init_cfg: mmengine init config. Inside :class:`SLPD`, a
+            ``dict(type='Pretrained', checkpoint=...)`` here is loaded by the SLPD model
+            into the student and the teacher (HIPT checkpoints work as they are).
 
     Shapes:
         input ``(B, C, H, W)`` -> output ``(B, E)``.
@@ -64,7 +68,7 @@ class ViT4K(BaseModule):
 
     def __init__(self, arch: str | dict = 'xs', in_channels: int = 384,
                  depth: int | None = None, pos_grid_size: int = 14, mlp_ratio: float = 4.0,
-                 phi_dropout: float = 0.25, drop_path_rate: float = 0.1,
+                 drop_rate: float = 0.0, drop_path_rate: float = 0.1,
                  attn_impl: str = 'sdpa', init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if isinstance(arch, str):
@@ -81,7 +85,7 @@ class ViT4K(BaseModule):
         depth = int(arch['depth'] if depth is None else depth)
 
         self.phi = nn.Sequential(nn.Linear(in_channels, self.embed_dims), nn.GELU(),
-                                 nn.Dropout(phi_dropout))
+                                 nn.Dropout(drop_rate))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims))
         self.pos_embed = nn.Parameter(torch.zeros(1, pos_grid_size**2 + 1, self.embed_dims))
         rates = torch.linspace(0, drop_path_rate, depth).tolist()
