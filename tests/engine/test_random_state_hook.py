@@ -129,7 +129,9 @@ def toy_runner(work_dir, name, *, workers=0, persistent=False, batch_size=3, epo
                   log_level='WARNING')
 
 
-@pytest.mark.parametrize('workers,persistent', [(0, False), (2, False), (2, True)])
+@pytest.mark.parametrize('workers,persistent', [
+    (0, False), pytest.param(2, False, marks=pytest.mark.slow),
+    pytest.param(2, True, marks=pytest.mark.slow)])
 def test_plain_runner_resume_repeats_the_draws(tmp_path, workers, persistent):
     full = toy_runner(tmp_path / 'full', f'full{workers}{persistent}', workers=workers,
                       persistent=persistent)
@@ -146,6 +148,7 @@ def test_plain_runner_resume_repeats_the_draws(tmp_path, workers, persistent):
     assert resumed.model.draws == full.model.draws[per_epoch:]
 
 
+@pytest.mark.slow
 def test_draws_do_not_depend_on_the_loader_workers(tmp_path):
     runs = []
     for workers, persistent in [(0, False), (2, True)]:
