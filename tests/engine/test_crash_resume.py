@@ -29,7 +29,7 @@ def start(work, store):
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def wait_for(condition, proc, timeout=120):
+def wait_for(condition, proc, timeout=300):  # start-up alone can take a minute on a busy host
     deadline = time.time() + timeout
     while not condition():
         assert proc.poll() is None, 'training ended before the kill point'

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from mmengine.dist import all_gather, get_dist_info
 from mmengine.hooks import Hook
+from torch.utils.data import DataLoader
 
 from slpd_plugin.registry import HOOKS
 from slpd_plugin.utils.random_states import apply_states, capture_states, pack, unpack
@@ -54,8 +55,8 @@ class RandomStateHook(Hook):
 
     def before_train(self, runner) -> None:
         loader = runner.train_loop.dataloader
-        if getattr(loader, 'generator', False) is None:
-            loader.generator = torch.Generator().manual_seed(runner.seed)
+        if isinstance(loader, DataLoader) and loader.generator is None:
+            loader.generator = torch.Generator().manual_seed(runner.seed)  # see class doc
         if self._loaded is not None:
             loaded_iter, states = self._loaded
             self._loaded = None
