@@ -17,6 +17,7 @@ default_hooks = dict(
     weight_decay_log=dict(type='WeightDecayLogHook'),
     state_consistency=dict(type='StateConsistencyHook', interval=1),  # no-op without DDP
     random_state=dict(type='RandomStateHook'),  # resumed runs repeat the same draws
+    run_layout=dict(type='RunLayoutHook'),  # refuse a resume that would shift schedules
     non_finite_loss=dict(type='NonFiniteLossHook'),  # stop after NaN/Inf, name step+slides
 )
 

@@ -31,8 +31,6 @@ from .hooks.weights_only_checkpoint_hook import WeightsOnlyCheckpointHook
 class SLPDRunner(Runner):
     """:class:`mmengine.runner.Runner` with weights-only loading and atomic saving."""
 
-    resuming = False
-
     def register_hooks(self, default_hooks=None, custom_hooks=None) -> None:
         super().register_hooks(default_hooks, custom_hooks)
         self.register_hook(WeightsOnlyCheckpointHook())
@@ -40,11 +38,7 @@ class SLPDRunner(Runner):
     def resume(self, filename: str, *args, **kwargs) -> None:
         if not osp.isfile(filename):
             raise FileNotFoundError(f'resume: checkpoint not found: {filename}')
-        self.resuming = True
-        try:
-            super().resume(filename, *args, **kwargs)
-        finally:
-            self.resuming = False
+        super().resume(filename, *args, **kwargs)
 
     def load_checkpoint(self, filename: str, map_location: str | Callable = 'cpu',
                         strict: bool = False,

@@ -3,10 +3,11 @@ from .deferred_scalars_hook import DeferredRuntimeInfoHook
 from .non_finite_loss_hook import NonFiniteLossError, NonFiniteLossHook
 from .prototype_hook import PrototypeHook
 from .random_state_hook import RandomStateHook
+from .run_layout_hook import RunLayoutHook
 from .state_consistency_hook import StateConsistencyHook
 from .teacher_ema_hook import TeacherEMAHook
 from .teacher_temp_hook import TeacherTempHook
 from .weight_decay_log_hook import WeightDecayLogHook
 
-__all__ = ['DeferredRuntimeInfoHook', 'NonFiniteLossError', 'NonFiniteLossHook', 'PrototypeHook', 'RandomStateHook', 'StateConsistencyHook', 'TeacherEMAHook', 'TeacherTempHook',
+__all__ = ['DeferredRuntimeInfoHook', 'NonFiniteLossError', 'NonFiniteLossHook', 'PrototypeHook', 'RandomStateHook', 'RunLayoutHook', 'StateConsistencyHook', 'TeacherEMAHook', 'TeacherTempHook',
            'WeightDecayLogHook']

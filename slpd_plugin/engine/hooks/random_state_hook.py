@@ -1,67 +1,70 @@
 """Save every rank's RNG states in checkpoints so a resumed run repeats the same steps."""
 from __future__ import annotations
 
-import random
-
-import numpy as np
 import torch
 from mmengine.dist import all_gather, get_dist_info
 from mmengine.hooks import Hook
+from torch.utils.data import DataLoader
 
 from slpd_plugin.registry import HOOKS
+from slpd_plugin.utils.random_states import apply_states, capture_states, pack, unpack
+
+from .resume_detection import checkpoint_iter, is_resume_of
 
 CKPT_KEY = 'random_state'
-NUM_PARTS = 6
 
 
-def capture() -> torch.Tensor:
-    """This process's torch, numpy and Python RNG states packed into one uint8 tensor."""
-    np_state = np.random.get_state()
-    py_state = random.getstate()
-    parts = [torch.get_rng_state(),
-             torch.from_numpy(np.asarray(np_state[1], dtype='<u4').view(np.uint8).copy()),
-             torch.tensor([np_state[2], np_state[3]], dtype=torch.int64).view(torch.uint8),
-             torch.tensor(np.float64(np_state[4]).reshape(1)).view(torch.uint8),
-             torch.tensor(py_state[1], dtype=torch.int64).view(torch.uint8),
-             torch.tensor([np.nan if py_state[2] is None else py_state[2]],
-                          dtype=torch.float64).view(torch.uint8)]
-    sizes = torch.tensor([len(p) for p in parts], dtype=torch.int64).view(torch.uint8)
-    return torch.cat([sizes, *parts])
-
-
-def restore(packed: torch.Tensor) -> None:
-    """Inverse of :func:`capture`."""
-    header = 8 * NUM_PARTS
-    sizes = packed[:header].clone().view(torch.int64).tolist()
-    parts = torch.split(packed[header:], sizes)
-    torch.set_rng_state(parts[0].clone())
-    pos, has_gauss = parts[2].clone().view(torch.int64).tolist()
-    gauss = float(parts[3].clone().view(torch.float64))
-    np.random.set_state(('MT19937', parts[1].numpy().view('<u4'), pos, has_gauss, gauss))
-    py_gauss = float(parts[5].clone().view(torch.float64))
-    random.setstate((3, tuple(parts[4].clone().view(torch.int64).tolist()),
-                     None if np.isnan(py_gauss) else py_gauss))
+def gather_packed_states() -> torch.Tensor:
+    """Every rank's packed generator states, zero-padded to one length, (W, bytes)."""
+    local = pack(capture_states())
+    longest = max(int(n) for n in all_gather(torch.tensor([len(local)])))
+    return torch.stack(all_gather(torch.cat([local, local.new_zeros(longest - len(local))])))
 
 
 @HOOKS.register_module()
 class RandomStateHook(Hook):
-    """Put each rank's RNG states (torch CPU, numpy, Python) into epoch-end checkpoints.
+    """Put each rank's RNG states into epoch-end checkpoints and restore them on resume.
 
-    Crops, dropout and stochastic depth draw from these generators; restoring them on
-    resume makes the resumed run take the same steps as the uninterrupted one (CPU,
-    fp32). States are gathered at the end of every epoch (all ranks take part) and
-    written by rank 0; on resume each rank takes its own, if the world size is the same
-    and the checkpoint was written at the end of an epoch.
+    Saved per rank: torch CPU, numpy and Python generators and, when the process uses
+    CUDA, every CUDA device's generator (crops, dropout and stochastic depth draw from
+    them). States are gathered at the end of every epoch (all ranks take part) and
+    written by rank 0. When the run resumes from such a checkpoint with the same world
+    size, each rank takes its own states back in ``before_train``, so the resumed run
+    takes the same steps as the uninterrupted one. With ``load_from`` (weights only) the
+    states are left alone. Resume is told from ``load_from`` by the loop's iteration
+    (set from the checkpoint on resume, 0 otherwise), so the hook works under mmengine's
+    plain ``Runner`` as well as ``SLPDRunner``.
+
+    The train DataLoader gets its own ``torch.Generator`` (seeded with the run's seed)
+    unless it has one: otherwise each new loader iterator draws its workers' base seed
+    from the global torch generator, once per epoch without persistent workers but only
+    once per run with them, so a resumed run (whose iterator is new) would be one draw
+    ahead. With it, the global stream is the same for any ``num_workers`` and
+    ``persistent_workers``.
+
+    Example:
+        >>> default_hooks = dict(random_state=dict(type='RandomStateHook'))
     """
 
     priority = 'HIGH'  # gathered before CheckpointHook (VERY_LOW) saves
 
     def __init__(self) -> None:
-        self._states: torch.Tensor | None = None
+        self._states: torch.Tensor | None = None  # (W, bytes)
         self._iter = -1
+        self._loaded: tuple[int, torch.Tensor | None] | None = None  # (iter, states)
+
+    def before_train(self, runner) -> None:
+        loader = runner.train_loop.dataloader
+        if isinstance(loader, DataLoader) and loader.generator is None:
+            loader.generator = torch.Generator().manual_seed(runner.seed)  # see class doc
+        if self._loaded is not None:
+            loaded_iter, states = self._loaded
+            self._loaded = None
+            if is_resume_of(runner, loaded_iter):
+                self.restore(runner, states)
 
     def after_train_epoch(self, runner) -> None:
-        self._states = torch.stack(all_gather(capture()))  # (W, bytes)
+        self._states = gather_packed_states()
         self._iter = runner.iter
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
@@ -69,12 +72,21 @@ class RandomStateHook(Hook):
             checkpoint[CKPT_KEY] = self._states.clone()
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        if not getattr(runner, 'resuming', False):
-            return  # load_from: weights only, fresh randomness
-        states = checkpoint.get(CKPT_KEY)
+        # Resume or load_from? Only known in before_train, once the loop has its iteration.
+        self._loaded = (checkpoint_iter(checkpoint), checkpoint.get(CKPT_KEY))
+
+    def restore(self, runner, states: torch.Tensor | None) -> None:
+        """Set this rank's generators from a checkpoint's ``(W, bytes)`` states."""
         rank, world = get_dist_info()
-        if states is None or len(states) != world:
-            runner.logger.warning('checkpoint has no RNG states for this world size: the '
-                                  'resumed run will not repeat the same random draws')
+        if states is None:
+            runner.logger.warning('resumed from a checkpoint without RNG states (not written '
+                                  'at the end of an epoch): the resumed run will not repeat '
+                                  'the same random draws')
             return
-        restore(states[rank].cpu())
+        if len(states) != world:
+            runner.logger.warning(f'RNG states not restored: the checkpoint holds them for '
+                                  f'{len(states)} rank(s), this run has {world}; the resumed '
+                                  f'run will not repeat the same random draws')
+            return
+        for problem in apply_states(unpack(states[rank])):
+            runner.logger.warning(f'RNG states of rank {rank}: {problem}')
