@@ -32,8 +32,9 @@ regions). Counts are drawn from those 180 BRCA counts and rescaled to the NSCLC 
    (cProfile; ``--profile`` prints only this and writes nothing).
 
 Usage: ``python benchmarks/prototypes.py [--quick] [--profile] [--scale 0.25 0.5 1 10]
-[--k 2 3 4 6 8] [--repeats N] [--threads N] [--out PATH]`` (quick: about 1 minute on 2
-idle cores).
+[--k 2 3 4 6 8] [--repeats N] [--threads N] [--sections refresh matching] [--out PATH]``
+(quick: about 1 minute on 2 idle cores). ``--sections refresh`` re-measures sections 0-2
+and carries sections 3-4 over from the JSON already at ``--out`` (``carried_over``).
 """
 from __future__ import annotations
 
@@ -334,6 +335,34 @@ def timing_row(r: dict[str, Any]) -> dict[str, Any]:
                 base_peak_mb=base['peak_rss_mb'])
 
 
+SECTIONS = ('refresh', 'matching')  # refresh: profile, vs slides, vs K; matching: the rest
+MATCHING_KEYS = ('matching_vs_slides', 'matching_vs_k', 'shortlist_recall')
+
+
+def matching_sections(result: dict[str, Any], quick: bool, runs: list, scales: list) -> None:
+    """Neighbour search vs slides and vs K, and the shortlist's recall, into ``result``;
+    the recall on k-means prototypes uses the scale-1 refresh's bank when ``runs`` has
+    one (else a fresh build_bank at scale 1)."""
+    sizes = [1000, 10000] if quick else [1000, 10000, 100000]
+    result['matching_vs_slides'] = matching_vs_slides(sizes)
+    print_table('find_neighbors vs number of slides (K = 4)', result['matching_vs_slides'])
+    result['matching_vs_k'] = matching_vs_k(
+        [2, 4, 5, 6, 8, 16] if quick else [2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16])
+    print_table('set_similarity (200 x 200 slides, all pairs) and find_neighbors (1,000 '
+                'slides) vs K', result['matching_vs_k'])
+    recall_slides = 2000 if quick else 5000
+    recall = shortlist_recall(synthetic_prototypes(recall_slides, K, seed=7), [16, 64],
+                              'synthetic prototypes')
+    tcga = next((bank for s, (_, bank) in zip(scales, runs) if s == 1), None)
+    if tcga is None:
+        embeddings, slide_index, num_slides = synthetic_scale(1)
+        tcga = build_bank(embeddings, slide_index, K, MIN_REGIONS, num_slides=num_slides)
+    recall += shortlist_recall(tcga.centroids[tcga.valid], [16, 64],
+                               'k-means, scale 1 refresh')
+    result['shortlist_recall'] = recall
+    print_table('Shortlist path vs exact (recall@1; similarity ratio = found / best)', recall)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--quick', action='store_true', help='small sweeps, < ~2 minutes')
@@ -347,6 +376,9 @@ def main() -> None:
                         help='threads for torch and faiss (default: torch default)')
     parser.add_argument('--repeats', type=int, default=3,
                         help='best-of repeats of the clusterings, scales <= 1')
+    parser.add_argument('--sections', nargs='+', choices=SECTIONS, default=list(SECTIONS),
+                        help='sections to run; the others are carried over from the JSON '
+                             'already at --out, if any (listed under "carried_over")')
     parser.add_argument('--profile', action='store_true',
                         help='only profile build_bank at TCGA scale (stage breakdown)')
     parser.add_argument('--out', default=str(REPO / 'benchmarks/results/prototypes.json'))
@@ -370,40 +402,32 @@ def main() -> None:
     if args.profile:
         print(f"\nmachine: load average {os.getloadavg()}")
         return
-    runs = [refresh(s, args.repeats if s <= 1 else 1) for s in scales]
-    result['refresh'] = [out for out, _ in runs]
-    print_table(f'Full refresh vs slides (K = {K}), seconds and peak RSS increase, MB (best '
-                f'of repeats, the two sides interleaved)',
-                [dict(scale=r['scale'], **timing_row(r),
-                      faiss_backend_total=r['faiss_backend']['total_s'],
-                      faiss_backend_peak_mb=r['faiss_backend']['peak_rss_mb'])
-                 for r in result['refresh']])
-    print_table('Agreement of the torch backend with faiss and with the baseline', [dict(
-        scale=r['scale'], inertia_torch_over_faiss=r['inertia_torch_over_faiss'],
-        neighbours_agree=f"{r['neighbours_agree']}/{r['neighbours_checked']}",
-        matched_agree=f"{r['matched_agree']}/{r['neighbours_checked']}")
-        for r in result['refresh']])
-    result['refresh_vs_k'] = refresh_vs_k(ks, args.repeats, result['refresh'])
-    print_table('Full refresh vs K (scale 1), seconds and peak RSS increase, MB',
-                [timing_row(r) for r in result['refresh_vs_k']])
-
-    sizes = [1000, 10000] if args.quick else [1000, 10000, 100000]
-    result['matching_vs_slides'] = matching_vs_slides(sizes)
-    print_table('find_neighbors vs number of slides (K = 4)', result['matching_vs_slides'])
-    result['matching_vs_k'] = matching_vs_k(
-        [2, 4, 5, 6, 8, 16] if args.quick else [2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16])
-    print_table('set_similarity (200 x 200 slides, all pairs) and find_neighbors (1,000 '
-                'slides) vs K', result['matching_vs_k'])
-
-    recall_slides = 2000 if args.quick else 5000
-    recall = shortlist_recall(synthetic_prototypes(recall_slides, K, seed=7), [16, 64],
-                              'synthetic prototypes')
-    scale, tcga = next(((s, bank) for s, (_, bank) in zip(scales, runs) if s == 1),
-                       (scales[0], runs[0][1]))
-    recall += shortlist_recall(tcga.centroids[tcga.valid], [16, 64],
-                               f'k-means, scale {scale:g} refresh')
-    result['shortlist_recall'] = recall
-    print_table('Shortlist path vs exact (recall@1; similarity ratio = found / best)', recall)
+    previous = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
+    carried = [key for section, keys in (('refresh', ('refresh', 'refresh_vs_k')),
+                                         ('matching', MATCHING_KEYS))
+               if section not in args.sections for key in keys if key in previous]
+    result.update({key: previous[key] for key in carried})
+    result['carried_over'] = carried
+    runs = []
+    if 'refresh' in args.sections:
+        runs = [refresh(s, args.repeats if s <= 1 else 1) for s in scales]
+        result['refresh'] = [out for out, _ in runs]
+        print_table(f'Full refresh vs slides (K = {K}), seconds and peak RSS increase, MB '
+                    f'(best of repeats, the two sides interleaved)',
+                    [dict(scale=r['scale'], **timing_row(r),
+                          faiss_backend_total=r['faiss_backend']['total_s'],
+                          faiss_backend_peak_mb=r['faiss_backend']['peak_rss_mb'])
+                     for r in result['refresh']])
+        print_table('Agreement of the torch backend with faiss and with the baseline', [dict(
+            scale=r['scale'], inertia_torch_over_faiss=r['inertia_torch_over_faiss'],
+            neighbours_agree=f"{r['neighbours_agree']}/{r['neighbours_checked']}",
+            matched_agree=f"{r['matched_agree']}/{r['neighbours_checked']}")
+            for r in result['refresh']])
+        result['refresh_vs_k'] = refresh_vs_k(ks, args.repeats, result['refresh'])
+        print_table('Full refresh vs K (scale 1), seconds and peak RSS increase, MB',
+                    [timing_row(r) for r in result['refresh_vs_k']])
+    if 'matching' in args.sections:
+        matching_sections(result, args.quick, runs, scales)
 
     result['machine']['load_average_at_end'] = os.getloadavg()
     print('\nmachine: ' + ', '.join(f'{k}={v}' for k, v in result['machine'].items()))
