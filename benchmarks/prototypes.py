@@ -6,15 +6,14 @@ Prints tables and writes JSON (``--out``). Sections:
    prototypes on synthetic embeddings at ``--scale`` times TCGA-NSCLC (1,041 slides,
    ~62,853 regions, 256-d, K = 4, min_regions = 32; default 0.25, 0.5, 1 and, unless
    quick, 10): the torch backend (``cluster_slides`` + ``finish_bank``), the faiss
-   backend, and the original's way (a faiss k-means per slide, then a Python loop over
-   slide pairs scoring every permutation; ``baselines/original_prototypes.py``). The two
-   clusterings run interleaved, best of ``--repeats`` at scales <= 1. The pair loop runs
-   on as many slides, spread evenly, as fit in ``--budget`` seconds and is extrapolated
-   linearly in slides from them (``extrapolated``). Agreement checks: inertia against
-   the faiss backend, neighbours and matches against the baseline.
-2. Full refresh vs K (``refresh_vs_k``): the same comparison at scale 1 for each ``--k``
-   (the baseline's K! permutations per pair make it extrapolated from few slides at
-   large K).
+   backend, and the original's way (a faiss k-means and search per slide, then one
+   (S, S, K!) tensor of permutation scores; ``baselines/original_prototypes.py``). The
+   two sides run interleaved, best of ``--repeats`` at scales <= 1. When the
+   permutation tensor would take more than 60 GFLOP (K >= 6 at TCGA scale), only its
+   first rows are filled and the time is extrapolated linearly in rows
+   (``extrapolated``). Agreement checks: inertia against the faiss backend, neighbours
+   and matches against the baseline's rule applied to our prototypes.
+2. Full refresh vs K (``refresh_vs_k``): the same comparison at scale 1 for each ``--k``.
 3. Neighbour search time against the number of slides (exact up to 20,000 valid
    slides, shortlist above) and set-similarity time against K.
 4. Recall@1 of the shortlist path against the exact search.
@@ -29,16 +28,24 @@ counts; ``tcga_brca_4k_subset.json`` has one entry per region (180 slides, 6-124
 regions). Counts are drawn from those 180 BRCA counts and rescaled to the NSCLC mean
 (62,853 / 1,041 regions per slide).
 
-Usage: ``python benchmarks/prototypes.py [--quick] [--scale 0.25 0.5 1 10] [--k 2 3 4 6 8]
-[--budget S] [--threads N] [--out PATH]`` (quick: about 1 minute on 2 idle cores).
+0. Profile (``profile``): cumulative seconds of ``build_bank``'s stages at TCGA scale
+   (cProfile; ``--profile`` prints only this and writes nothing).
+
+Usage: ``python benchmarks/prototypes.py [--quick] [--profile] [--scale 0.25 0.5 1 10]
+[--k 2 3 4 6 8] [--repeats N] [--threads N] [--sections refresh matching] [--out PATH]``
+(quick: about 1 minute on 2 idle cores). ``--sections refresh`` re-measures sections 0-2
+and carries sections 3-4 over from the JSON already at ``--out`` (``carried_over``).
 """
 from __future__ import annotations
 
 import argparse
 import collections
+import cProfile
 import json
+import math
 import os
 import platform
+import pstats
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -107,34 +114,25 @@ def synthetic_prototypes(num_slides: int, k: int, seed: int) -> torch.Tensor:
 
 
 # ============ sections ============
-def time_pair_loop(centroids: np.ndarray, valid: np.ndarray, rows: list[int],
-                   budget_s: float, base_mb: float) -> dict[str, Any]:
-    """The baseline's Python pair loop over ``rows``: seconds, peak RSS, rows timed.
-
-    Times one row, then as many rows, spread evenly, as fit in ``budget_s``; when that
-    is not all of them the time is extrapolated linearly in rows (``extrapolated``).
-    """
-    _, first, peak = measure(lambda: neighbours_by_permutations(centroids, valid, rows[:1]),
-                             base_mb=base_mb)
-    stride = -(-len(rows) // max(1, int(budget_s / first)))
-    sample = rows[::stride]
-    _, seconds, peak_sample = measure(
-        lambda: neighbours_by_permutations(centroids, valid, sample), base_mb=base_mb)
-    return dict(match_s=seconds * len(rows) / len(sample),
-                peak_rss_mb=max(peak, peak_sample), pair_rows_timed=len(sample),
-                extrapolated=len(sample) < len(rows))
+def baseline_rows(num_slides: int, k: int, max_gflop: float = 60.0) -> int:
+    """Rows of the baseline's (S, S, K!) tensor to time: all of them unless its
+    ``S * S * K! * K * D * 2`` FLOPs exceed ``max_gflop`` (K >= 6 at TCGA scale); then
+    as many as fit, and the time is extrapolated linearly in rows."""
+    flops = num_slides * num_slides * math.factorial(k) * k * DIM * 2
+    return min(num_slides, max(1, int(num_slides * max_gflop * 1e9 / flops)))
 
 
 def compare(embeddings: torch.Tensor, slide_index: torch.Tensor, num_slides: int, k: int,
-            repeats: int, budget_s: float) -> tuple[dict[str, Any], Any]:
-    """Refresh with the torch backend vs the original's way (faiss loop + pair loop).
+            repeats: int) -> tuple[dict[str, Any], Any, dict[str, torch.Tensor]]:
+    """Refresh with the torch backend vs the original's way, interleaved, best of repeats.
 
-    Both clusterings run interleaved, so that they see the same background load; best of
-    ``repeats``. Peak RSS of a side: over its steps, above this process's RSS before its
-    first step. Returns the measurements and the torch backend's bank.
+    Each repeat runs ours (``cluster_slides`` + ``finish_bank``) and then the baseline
+    (per-slide faiss k-means and search, then the (S, S, K!) permutation tensor), so
+    that both see the same background load. Peak RSS of a side: over its steps, above
+    this process's RSS before its first step. Returns the measurements, the torch
+    backend's bank and the baseline's refresh.
     """
     cluster_slides(embeddings[:2000], slide_index[:2000] % 8, 8, k, 1, torch.arange(8))
-    z, index = embeddings.numpy(), slide_index.numpy()
     times: dict[str, list[float]] = collections.defaultdict(list)
     peaks: dict[str, float] = collections.defaultdict(float)
 
@@ -144,8 +142,9 @@ def compare(embeddings: torch.Tensor, slide_index: torch.Tensor, num_slides: int
         peaks[name] = max(peaks[name], peak)
         return result
 
+    sample = baseline_rows(num_slides, k)
     for _ in range(repeats):
-        parts = bank = centroids = None  # the previous repeat's results are freed first
+        parts = bank = centroids = theirs = None  # the previous repeat's results are freed
         base = reset_peak()
         parts = timed('torch_cluster', lambda: cluster_slides(
             embeddings, slide_index, num_slides, k, MIN_REGIONS, torch.arange(num_slides)),
@@ -154,21 +153,25 @@ def compare(embeddings: torch.Tensor, slide_index: torch.Tensor, num_slides: int
                      base)
         parts = None
         base = reset_peak()
-        centroids, valid, _ = timed('base_cluster', lambda: cluster_per_slide(
-            z, index, num_slides, k, MIN_REGIONS), base)
+        centroids, valid, assignments = timed('base_cluster', lambda: cluster_per_slide(
+            embeddings, slide_index, num_slides, k, MIN_REGIONS), base)
+        neighbours, matched = timed('base_match', lambda: neighbours_by_permutations(
+            centroids, rows=sample), base)
+        theirs = dict(centroids=centroids, valid=valid, assignments=assignments,
+                      neighbors=neighbours, matched=matched)
     best = {name: min(values) for name, values in times.items()}
-    valid_ids = bank.valid.nonzero().squeeze(1).tolist()
-    pairs = time_pair_loop(centroids, valid, valid_ids, budget_s, base)
-    out: dict[str, Any] = dict(valid_slides=len(valid_ids), k=k)
+    out: dict[str, Any] = dict(valid_slides=int(bank.valid.sum()), k=k, repeats=repeats)
     out['torch'] = dict(cluster_s=best['torch_cluster'], match_s=best['torch_finish'],
                         total_s=best['torch_cluster'] + best['torch_finish'],
                         peak_rss_mb=max(peaks['torch_cluster'], peaks['torch_finish']))
-    out['baseline'] = dict(pairs, cluster_s=best['base_cluster'],
-                           total_s=best['base_cluster'] + pairs['match_s'],
-                           peak_rss_mb=max(peaks['base_cluster'], pairs['peak_rss_mb']))
+    base_match = best['base_match'] * num_slides / sample
+    out['baseline'] = dict(cluster_s=best['base_cluster'], match_s=base_match,
+                           total_s=best['base_cluster'] + base_match,
+                           peak_rss_mb=max(peaks['base_cluster'], peaks['base_match']),
+                           match_rows_timed=sample, extrapolated=sample < num_slides)
     out['speedup_total'] = out['baseline']['total_s'] / out['torch']['total_s']
     out['speedup_cluster'] = best['base_cluster'] / best['torch_cluster']
-    return out, bank
+    return out, bank, theirs
 
 
 def synthetic_scale(scale: float) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -177,31 +180,81 @@ def synthetic_scale(scale: float) -> tuple[torch.Tensor, torch.Tensor, int]:
     return *synthetic_regions(counts, seed=round(100 * scale)), len(counts)
 
 
-def refresh(scale: float, repeats: int, budget_s: float) -> tuple[dict[str, Any], Any]:
+def refresh(scale: float, repeats: int) -> tuple[dict[str, Any], Any]:
     """Full refresh at ``scale``: :func:`compare`, the faiss backend and agreement checks.
 
-    Returns the measurements and the torch backend's bank.
+    Agreement: the inertia of the torch and faiss backends (both L2 k-means of the
+    normalised embeddings), and our neighbours and matches against those the baseline's
+    permutation tensor finds from our prototypes (the same rule on the same prototypes;
+    the rows of :func:`baseline_rows`). Returns the measurements and the torch backend's
+    bank.
     """
     embeddings, slide_index, num_slides = synthetic_scale(scale)
     out: dict[str, Any] = {'scale': int(scale) if scale == int(scale) else scale,
                            'slides': num_slides, 'regions': len(slide_index)}
-    measured, bank = compare(embeddings, slide_index, num_slides, K, repeats, budget_s)
+    measured, bank, _ = compare(embeddings, slide_index, num_slides, K, repeats)
     out.update(measured)
     faiss_bank, seconds, peak = measure(lambda: build_bank(
         embeddings, slide_index, K, MIN_REGIONS, backend='faiss', num_slides=num_slides))
     out['faiss_backend'] = dict(total_s=seconds, peak_rss_mb=peak)
     out['inertia_torch_over_faiss'] = (bank.inertia[bank.valid].sum()
                                        / faiss_bank.inertia[faiss_bank.valid].sum()).item()
-    check = bank.valid.nonzero().squeeze(1).tolist()[:40]
-    theirs, matched = neighbours_by_permutations(bank.centroids.numpy(), bank.valid.numpy(),
-                                                 check)
-    out['neighbours_agree'] = int((bank.neighbors[check, 0].numpy() == theirs).sum())
-    out['matched_agree'] = int((bank.matched[check, :, 0].numpy() == matched).all(1).sum())
-    out['neighbours_checked'] = len(check)
+    rows = baseline_rows(num_slides, K)
+    theirs, matched = neighbours_by_permutations(bank.centroids, rows=rows)
+    check = bank.valid[:rows]
+    out['neighbours_agree'] = int((bank.neighbors[:rows][check, 0] == theirs[check, 0]).sum())
+    out['matched_agree'] = int((bank.matched[:rows][check, :, 0] == matched[check, :, 0])
+                               .all(1).sum())
+    out['neighbours_checked'] = int(check.sum())
     return out, bank
 
 
-def refresh_vs_k(ks: list[int], repeats: int, budget_s: float,
+STAGES = {  # profile row -> (module suffix, function) whose cumulative time it reports
+    'build_bank (total)': ('build.py', 'build_bank'),
+    'cluster_slides': ('build.py', 'cluster_slides'),
+    '  packing (pack_slides, both passes)': ('packing.py', 'pack_slides'),
+    '  k-means++ init': ('kmeans.py', '_kmeanspp_init'),
+    '  Lloyd distances': ('kmeans.py', '_distances'),
+    '  Lloyd updates': ('kmeans.py', '_update'),
+    'finish_bank': ('build.py', 'finish_bank'),
+    '  assignment': ('build.py', '_assign'),
+    '  neighbours (find_neighbors)': ('neighbors.py', 'find_neighbors'),
+    '    exact matchings of candidates': ('neighbors.py', '_top_by_bound'),
+    '  matched prototypes': ('matching.py', 'match_prototypes'),
+}
+
+
+def profile_build_bank(repeats: int) -> list[dict[str, Any]]:
+    """Where ``build_bank`` spends its time at TCGA scale: cProfile cumulative seconds of
+    its stages, the fastest of ``repeats`` profiled runs (the cProfile overhead is small:
+    the stages are a few hundred tensor calls)."""
+    embeddings, slide_index, num_slides = synthetic_scale(1)
+    build_bank(embeddings, slide_index, K, MIN_REGIONS, num_slides=num_slides)
+    best: list[dict[str, Any]] | None = None
+    for _ in range(repeats):
+        profiler = cProfile.Profile()
+        profiler.runcall(build_bank, embeddings, slide_index, K, MIN_REGIONS,
+                         num_slides=num_slides)
+        stats = pstats.Stats(profiler).stats  # (file, line, name) -> (..., cumtime, ...)
+        cumulative = {(Path(f).name, name): row[3] for (f, _, name), row in stats.items()}
+        rows = [dict(stage=stage, seconds=cumulative.get(key, 0.0))
+                for stage, key in STAGES.items()]
+        if best is None or rows[0]['seconds'] < best[0]['seconds']:
+            best = rows
+    total = best[0]['seconds']
+    return [dict(row, share=row['seconds'] / total) for row in best]
+
+
+def matmul_gflops(repeats: int = 5) -> float:
+    """This CPU's float32 matmul rate, GFLOP/s: (4164 x 256) @ (256 x 4164), the shape of
+    the TCGA-scale neighbour search's inner products (1,041 slides x K = 4), best of
+    ``repeats``."""
+    a = torch.randn(LUNG_SLIDES * K, DIM)
+    _, seconds, _ = measure(lambda: a @ a.T, repeats=repeats)
+    return 2 * a.shape[0] ** 2 * DIM / seconds / 1e9
+
+
+def refresh_vs_k(ks: list[int], repeats: int,
                  done: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """:func:`compare` at TCGA-NSCLC scale for each K; a K with a scale-1 row in ``done``
     (the refreshes vs slides) takes that row."""
@@ -210,7 +263,7 @@ def refresh_vs_k(ks: list[int], repeats: int, budget_s: float,
     rows = []
     for k in ks:
         if k not in known:
-            measured, _ = compare(embeddings, slide_index, num_slides, k, repeats, budget_s)
+            measured, _, _ = compare(embeddings, slide_index, num_slides, k, repeats)
             known[k] = dict(scale=1, slides=num_slides, regions=len(slide_index), **measured)
         rows.append(known[k])
     return rows
@@ -277,9 +330,37 @@ def timing_row(r: dict[str, Any]) -> dict[str, Any]:
                 torch_cluster=r['torch']['cluster_s'], torch_match=r['torch']['match_s'],
                 torch_total=r['torch']['total_s'], base_cluster=base['cluster_s'],
                 base_match=base['match_s'], base_total=base['total_s'],
-                base_rows_timed=f"{base['pair_rows_timed']}/{r['valid_slides']}",
+                base_rows_timed=f"{base['match_rows_timed']}/{r['slides']}",
                 speedup_total=r['speedup_total'], torch_peak_mb=r['torch']['peak_rss_mb'],
                 base_peak_mb=base['peak_rss_mb'])
+
+
+SECTIONS = ('refresh', 'matching')  # refresh: profile, vs slides, vs K; matching: the rest
+MATCHING_KEYS = ('matching_vs_slides', 'matching_vs_k', 'shortlist_recall')
+
+
+def matching_sections(result: dict[str, Any], quick: bool, runs: list, scales: list) -> None:
+    """Neighbour search vs slides and vs K, and the shortlist's recall, into ``result``;
+    the recall on k-means prototypes uses the scale-1 refresh's bank when ``runs`` has
+    one (else a fresh build_bank at scale 1)."""
+    sizes = [1000, 10000] if quick else [1000, 10000, 100000]
+    result['matching_vs_slides'] = matching_vs_slides(sizes)
+    print_table('find_neighbors vs number of slides (K = 4)', result['matching_vs_slides'])
+    result['matching_vs_k'] = matching_vs_k(
+        [2, 4, 5, 6, 8, 16] if quick else [2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16])
+    print_table('set_similarity (200 x 200 slides, all pairs) and find_neighbors (1,000 '
+                'slides) vs K', result['matching_vs_k'])
+    recall_slides = 2000 if quick else 5000
+    recall = shortlist_recall(synthetic_prototypes(recall_slides, K, seed=7), [16, 64],
+                              'synthetic prototypes')
+    tcga = next((bank for s, (_, bank) in zip(scales, runs) if s == 1), None)
+    if tcga is None:
+        embeddings, slide_index, num_slides = synthetic_scale(1)
+        tcga = build_bank(embeddings, slide_index, K, MIN_REGIONS, num_slides=num_slides)
+    recall += shortlist_recall(tcga.centroids[tcga.valid], [16, 64],
+                               'k-means, scale 1 refresh')
+    result['shortlist_recall'] = recall
+    print_table('Shortlist path vs exact (recall@1; similarity ratio = found / best)', recall)
 
 
 def main() -> None:
@@ -295,57 +376,58 @@ def main() -> None:
                         help='threads for torch and faiss (default: torch default)')
     parser.add_argument('--repeats', type=int, default=3,
                         help='best-of repeats of the clusterings, scales <= 1')
-    parser.add_argument('--budget', type=float, default=None,
-                        help='seconds of the baseline pair loop per refresh before it is '
-                             'extrapolated (default 20; quick: 2)')
+    parser.add_argument('--sections', nargs='+', choices=SECTIONS, default=list(SECTIONS),
+                        help='sections to run; the others are carried over from the JSON '
+                             'already at --out, if any (listed under "carried_over")')
+    parser.add_argument('--profile', action='store_true',
+                        help='only profile build_bank at TCGA scale (stage breakdown)')
     parser.add_argument('--out', default=str(REPO / 'benchmarks/results/prototypes.json'))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     faiss.omp_set_num_threads(args.threads)
     scales = args.scale or ([0.25, 0.5, 1] if args.quick else [0.25, 0.5, 1, 10])
     ks = args.k or ([2, 4, 8] if args.quick else [2, 3, 4, 6, 8])
-    budget = args.budget or (2.0 if args.quick else 20.0)
     result: dict[str, Any] = dict(
         machine=dict(cpu=platform.processor() or platform.machine(), cores=os.cpu_count(),
                      threads=args.threads, torch=torch.__version__,
                      faiss=faiss.__version__, device='cpu',
                      load_average_at_start=os.getloadavg()),
-        quick=args.quick, pair_loop_budget_s=budget)
+        quick=args.quick)
 
-    runs = [refresh(s, args.repeats if s <= 1 else 1, budget) for s in scales]
-    result['refresh'] = [out for out, _ in runs]
-    print_table(f'Full refresh vs slides (K = {K}), seconds and peak RSS increase, MB (best '
-                f'of repeats; baseline pair loop extrapolated from the rows timed)',
-                [dict(scale=r['scale'], **timing_row(r),
-                      faiss_backend_total=r['faiss_backend']['total_s'],
-                      faiss_backend_peak_mb=r['faiss_backend']['peak_rss_mb'])
-                 for r in result['refresh']])
-    print_table('Agreement of the torch backend with faiss and with the baseline', [dict(
-        scale=r['scale'], inertia_torch_over_faiss=r['inertia_torch_over_faiss'],
-        neighbours_agree=f"{r['neighbours_agree']}/{r['neighbours_checked']}",
-        matched_agree=f"{r['matched_agree']}/{r['neighbours_checked']}")
-        for r in result['refresh']])
-    result['refresh_vs_k'] = refresh_vs_k(ks, args.repeats, budget, result['refresh'])
-    print_table('Full refresh vs K (scale 1), seconds and peak RSS increase, MB',
-                [timing_row(r) for r in result['refresh_vs_k']])
-
-    sizes = [1000, 10000] if args.quick else [1000, 10000, 100000]
-    result['matching_vs_slides'] = matching_vs_slides(sizes)
-    print_table('find_neighbors vs number of slides (K = 4)', result['matching_vs_slides'])
-    result['matching_vs_k'] = matching_vs_k(
-        [2, 4, 5, 6, 8, 16] if args.quick else [2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16])
-    print_table('set_similarity (200 x 200 slides, all pairs) and find_neighbors (1,000 '
-                'slides) vs K', result['matching_vs_k'])
-
-    recall_slides = 2000 if args.quick else 5000
-    recall = shortlist_recall(synthetic_prototypes(recall_slides, K, seed=7), [16, 64],
-                              'synthetic prototypes')
-    scale, tcga = next(((s, bank) for s, (_, bank) in zip(scales, runs) if s == 1),
-                       (scales[0], runs[0][1]))
-    recall += shortlist_recall(tcga.centroids[tcga.valid], [16, 64],
-                               f'k-means, scale {scale:g} refresh')
-    result['shortlist_recall'] = recall
-    print_table('Shortlist path vs exact (recall@1; similarity ratio = found / best)', recall)
+    result['profile'] = profile_build_bank(args.repeats)
+    result['matmul_gflops'] = matmul_gflops()
+    print_table('build_bank at TCGA scale: cumulative seconds of each stage (cProfile, '
+                f"fastest of repeats); matmul {result['matmul_gflops']:.1f} GFLOP/s",
+                result['profile'])
+    if args.profile:
+        print(f"\nmachine: load average {os.getloadavg()}")
+        return
+    previous = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
+    carried = [key for section, keys in (('refresh', ('refresh', 'refresh_vs_k')),
+                                         ('matching', MATCHING_KEYS))
+               if section not in args.sections for key in keys if key in previous]
+    result.update({key: previous[key] for key in carried})
+    result['carried_over'] = carried
+    runs = []
+    if 'refresh' in args.sections:
+        runs = [refresh(s, args.repeats if s <= 1 else 1) for s in scales]
+        result['refresh'] = [out for out, _ in runs]
+        print_table(f'Full refresh vs slides (K = {K}), seconds and peak RSS increase, MB '
+                    f'(best of repeats, the two sides interleaved)',
+                    [dict(scale=r['scale'], **timing_row(r),
+                          faiss_backend_total=r['faiss_backend']['total_s'],
+                          faiss_backend_peak_mb=r['faiss_backend']['peak_rss_mb'])
+                     for r in result['refresh']])
+        print_table('Agreement of the torch backend with faiss and with the baseline', [dict(
+            scale=r['scale'], inertia_torch_over_faiss=r['inertia_torch_over_faiss'],
+            neighbours_agree=f"{r['neighbours_agree']}/{r['neighbours_checked']}",
+            matched_agree=f"{r['matched_agree']}/{r['neighbours_checked']}")
+            for r in result['refresh']])
+        result['refresh_vs_k'] = refresh_vs_k(ks, args.repeats, result['refresh'])
+        print_table('Full refresh vs K (scale 1), seconds and peak RSS increase, MB',
+                    [timing_row(r) for r in result['refresh_vs_k']])
+    if 'matching' in args.sections:
+        matching_sections(result, args.quick, runs, scales)
 
     result['machine']['load_average_at_end'] = os.getloadavg()
     print('\nmachine: ' + ', '.join(f'{k}={v}' for k, v in result['machine'].items()))

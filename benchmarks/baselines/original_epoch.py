@@ -3,8 +3,8 @@
 A plain loop written from the spec for ``benchmarks/epoch.py``:
 
 1. refresh: embed every region with the teacher (centre crop) reading one pickled
-   ``GET`` per region; cluster each slide on its own and find neighbours by scoring
-   every permutation (``original_prototypes``);
+   ``GET`` per region; cluster each slide on its own (faiss) and find neighbours with
+   the original's (S, S, K!) permutation tensor (``original_prototypes``);
 2. train: per-sample CPU crops (``NaiveMultiCropDataset``) over the same per-region
    ``GET`` reads, explicit attention, a host sync (``loss.item()``) every step;
 3. save a checkpoint of student, teacher and optimizer with ``torch.save``.
@@ -48,20 +48,21 @@ class OriginalRedisDataset(Dataset):
                     data_samples=dict(index=i, slide_index=int(self.slide_index[i])))
 
 
-def _bank(centroids: np.ndarray, valid: np.ndarray, assignments: np.ndarray,
-          slide_index: np.ndarray, neighbours: np.ndarray,
-          matched: np.ndarray) -> PrototypeBank:
-    """The baseline's refresh in the plugin's bank layout (r = 1 neighbour)."""
+def _bank(refreshed: dict[str, torch.Tensor], slide_index: np.ndarray) -> PrototypeBank:
+    """The baseline's refresh in the plugin's bank layout (r = 1 neighbour); slides
+    without prototypes get neighbour and matches -1."""
+    centroids, valid, assignments = (refreshed[key] for key in
+                                     ('centroids', 'valid', 'assignments'))
     s, k, _ = centroids.shape
+    slides = torch.from_numpy(np.asarray(slide_index, dtype=np.int64))
     assigned = assignments >= 0
-    sizes = np.bincount(slide_index[assigned] * k + assignments[assigned], minlength=s * k)
+    sizes = torch.bincount(slides[assigned] * k + assignments[assigned], minlength=s * k)
+    neighbours = torch.where(valid[:, None], refreshed['neighbors'], -1)
     return PrototypeBank(
-        centroids=torch.from_numpy(centroids), valid=torch.from_numpy(valid),
-        assignments=torch.from_numpy(assignments), neighbors=torch.from_numpy(neighbours)[:, None],
-        matched=torch.from_numpy(matched)[:, :, None],
+        centroids=centroids, valid=valid, assignments=assignments, neighbors=neighbours,
+        matched=torch.where(valid[:, None, None], refreshed['matched'], -1),
         neighbor_similarity=torch.full((s, 1), float('nan')),
-        inertia=torch.full((s,), float('nan')),
-        cluster_sizes=torch.from_numpy(sizes.reshape(s, k)))
+        inertia=torch.full((s,), float('nan')), cluster_sizes=sizes.view(s, k))
 
 
 @torch.no_grad()
@@ -76,13 +77,11 @@ def refresh(model, dataset: OriginalRedisDataset, num_clusters: int, min_regions
         grids = center_crop(batch['inputs'].to(device), 14)
         parts.append(model.embed(grids, output='z').cpu())
     model.teacher.train()
-    z = torch.cat(parts).float().numpy()
     num_slides = int(dataset.slide_index.max()) + 1
-    centroids, valid, assignments = original_prototypes.cluster_per_slide(
-        z, dataset.slide_index, num_slides, num_clusters, min_regions)
-    neighbours, matched = original_prototypes.neighbours_by_permutations(
-        centroids, valid, list(range(num_slides)))
-    return _bank(centroids, valid, assignments, dataset.slide_index, neighbours, matched)
+    refreshed = original_prototypes.refresh(
+        torch.cat(parts).float(), torch.as_tensor(dataset.slide_index, dtype=torch.long),
+        num_slides, num_clusters, min_regions)
+    return _bank(refreshed, dataset.slide_index)
 
 
 def train_epoch(model, optim, dataset: OriginalRedisDataset, batch_size: int, workers: int,

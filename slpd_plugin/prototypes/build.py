@@ -20,9 +20,10 @@ from .faiss_backend import faiss_kmeans
 from .kmeans import batched_kmeans
 from .matching import match_prototypes
 from .neighbors import find_neighbors
-from .packing import pack_slides, slide_layout
+from .packing import SlideLayout, pack_slides, slide_layout
 
 BACKENDS = ('torch', 'faiss')
+ASSIGNMENTS = ('l2', 'cosine')
 _CHUNK_BYTES = 256 * 2**20
 _ASSIGN_GROUP = 256
 
@@ -43,8 +44,10 @@ def cluster_slides(embeddings: Tensor, slide_index: Tensor, num_slides: int,
                    seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:
     """k-means prototypes of the given slides (one rank's share of the work).
 
-    Embeddings are L2-normalised, every slide with at least ``min_regions`` regions is
-    clustered into ``num_clusters`` clusters, and its centroids are L2-normalised.
+    Embeddings are L2-normalised and every slide with at least ``min_regions`` regions is
+    clustered into ``num_clusters`` clusters. The centroids are returned raw (means of
+    normalised embeddings, norm <= 1): :func:`finish_bank` assigns regions to them and
+    then L2-normalises them into the prototypes.
     Slides are clustered in buckets of equal padded length, the length depending only
     on the slide's own region count, so that the result for a slide does not depend on
     the other slides in ``slides``.
@@ -64,8 +67,8 @@ def cluster_slides(embeddings: Tensor, slide_index: Tensor, num_slides: int,
         seed: Random seed. Defaults to 0.
 
     Returns:
-        tuple[Tensor, Tensor, Tensor]: Prototypes (C, K, D), zeros for invalid slides;
-        validity (C,), bool; inertia (C,), NaN for invalid slides.
+        tuple[Tensor, Tensor, Tensor]: Raw k-means centroids (C, K, D), zeros for invalid
+        slides; validity (C,), bool; inertia (C,), NaN for invalid slides.
     """
     if backend not in BACKENDS:
         raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
@@ -96,7 +99,7 @@ def cluster_slides(embeddings: Tensor, slide_index: Tensor, num_slides: int,
                                         slide_ids=slides[rows])
             else:
                 result = faiss_kmeans(points, mask, num_clusters, iters, restarts, seed)
-            centroids[rows] = F.normalize(result.centroids, dim=-1)
+            centroids[rows] = result.centroids
             inertia[rows] = result.inertia
     return centroids, valid, inertia
 
@@ -114,17 +117,27 @@ def _padded_length(counts: Tensor) -> Tensor:
 
 def finish_bank(embeddings: Tensor, slide_index: Tensor, centroids: Tensor, valid: Tensor,
                 inertia: Tensor, num_neighbors: int = 1, exact_max_slides: int = 20000,
-                shortlist: int = 64) -> PrototypeBank:
-    """Assignments, neighbours and matched prototypes from every slide's prototypes.
+                shortlist: int = 64, assignment: str = 'l2') -> PrototypeBank:
+    """Assignments, prototypes, neighbours and matched prototypes from the centroids.
 
-    A region's assignment is ``argmax_k <e, c_k>``: for unit-norm prototypes this is
-    the nearest prototype (L2) of the normalised embedding, and the embedding's norm
-    does not change the argmax, so the embeddings are not normalised here.
+    The prototypes are the L2-normalised centroids. A region's assignment follows
+    ``assignment``:
+
+    - ``'l2'`` (the original SLPD's rule: a faiss L2 search against the raw k-means
+      centroids): the centroid nearest (L2) to the L2-normalised embedding,
+      ``argmin_k ||z/|z| - c_k||^2``. Raw centroids differ in norm (a tight cluster's
+      mean is longer), so this is not the nearest prototype by angle.
+    - ``'cosine'``: the prototype with the highest cosine similarity,
+      ``argmax_k <z, c_k/|c_k|>``.
+
+    The two agree when all of a slide's centroids have the same norm (e.g. when
+    ``centroids`` are already normalised).
 
     Args:
         embeddings: Region embeddings with shape (N, D).
         slide_index: Slide of each region, shape (N,), long in [0, S).
-        centroids: Prototypes of every slide with shape (S, K, D), L2-normalised.
+        centroids: k-means centroids of every slide with shape (S, K, D), as returned by
+            :func:`cluster_slides` (raw: not normalised).
         valid: Whether each slide has prototypes, shape (S,), bool.
         inertia: k-means inertia of each slide, shape (S,).
         num_neighbors: Neighbour slides per slide r. Defaults to 1.
@@ -132,10 +145,13 @@ def finish_bank(embeddings: Tensor, slide_index: Tensor, centroids: Tensor, vali
             Defaults to 20000.
         shortlist: See :func:`~slpd_plugin.prototypes.neighbors.find_neighbors`.
             Defaults to 64.
+        assignment: ``'l2'`` or ``'cosine'``, see above. Defaults to 'l2'.
 
     Returns:
         PrototypeBank: The bank, on the device of ``centroids``.
     """
+    if assignment not in ASSIGNMENTS:
+        raise ValueError(f'assignment must be one of {ASSIGNMENTS}, got {assignment!r}')
     num_slides, k, _ = centroids.shape
     _check_regions(embeddings, slide_index, num_slides)
     if valid.shape != (num_slides,) or inertia.shape != (num_slides,):
@@ -144,8 +160,31 @@ def finish_bank(embeddings: Tensor, slide_index: Tensor, centroids: Tensor, vali
     device = centroids.device
     slide_index = slide_index.to(device)
     embeddings = embeddings.to(device=device, dtype=centroids.dtype)
-    assignments = torch.full_like(slide_index, -1)
     layout = slide_layout(slide_index, num_slides)
+    prototypes = F.normalize(centroids, dim=-1)
+    assignments = _assign(embeddings, layout, centroids if assignment == 'l2' else prototypes,
+                          valid, assignment == 'l2')
+    assigned = assignments >= 0
+    cluster_sizes = torch.bincount(slide_index[assigned] * k + assignments[assigned],
+                                   minlength=num_slides * k).view(num_slides, k)
+    neighbors, similarity = find_neighbors(prototypes, valid, num_neighbors,
+                                           exact_max_slides, shortlist)
+    return PrototypeBank(
+        centroids=prototypes, valid=valid, assignments=assignments, neighbors=neighbors,
+        matched=match_prototypes(prototypes, prototypes, neighbors),
+        neighbor_similarity=similarity, inertia=inertia, cluster_sizes=cluster_sizes)
+
+
+def _assign(embeddings: Tensor, layout: SlideLayout, targets: Tensor, valid: Tensor,
+            euclidean: bool) -> Tensor:
+    """Target of each region within its slide, shape (N,); -1 for invalid slides.
+
+    ``euclidean``: nearest target (L2) to the normalised embedding, i.e. the argmax of
+    ``<z/|z|, t> - |t|^2 / 2``; otherwise the argmax of ``<z, t>``.
+    """
+    assignments = torch.full((len(layout.order),), -1, dtype=torch.long,
+                             device=embeddings.device)
+    offsets = -0.5 * targets.pow(2).sum(-1) if euclidean else None  # (S, K)
     # Slides sorted by region count, packed in groups of similar length.
     todo = valid.nonzero().squeeze(1)
     todo = todo[torch.argsort(layout.counts[todo], stable=True)]
@@ -153,24 +192,19 @@ def finish_bank(embeddings: Tensor, slide_index: Tensor, centroids: Tensor, vali
         rows = todo[i:i + _ASSIGN_GROUP]
         points, mask, regions = pack_slides(embeddings, layout, rows,
                                             int(layout.counts[rows[-1]]))
-        nearest = torch.bmm(points, centroids[rows].transpose(1, 2)).argmax(-1)
-        assignments[regions[mask]] = nearest[mask]
-    assigned = assignments >= 0
-    cluster_sizes = torch.bincount(slide_index[assigned] * k + assignments[assigned],
-                                   minlength=num_slides * k).view(num_slides, k)
-    neighbors, similarity = find_neighbors(centroids, valid, num_neighbors,
-                                           exact_max_slides, shortlist)
-    return PrototypeBank(
-        centroids=centroids, valid=valid, assignments=assignments, neighbors=neighbors,
-        matched=match_prototypes(centroids, centroids, neighbors),
-        neighbor_similarity=similarity, inertia=inertia, cluster_sizes=cluster_sizes)
+        scores = torch.bmm(F.normalize(points, dim=-1) if euclidean else points,
+                           targets[rows].transpose(1, 2))  # (C, L, K)
+        if euclidean:
+            scores += offsets[rows, None, :]
+        assignments[regions[mask]] = scores.argmax(-1)[mask]
+    return assignments
 
 
 def build_bank(embeddings: Tensor, slide_index: Tensor, num_clusters: int,
                min_regions: int, num_neighbors: int = 1, backend: str = 'torch',
                iters: int = 10, restarts: int = 5, seed: int = 0,
-               num_slides: int | None = None,
-               slide_subset: Tensor | None = None) -> PrototypeBank:
+               num_slides: int | None = None, slide_subset: Tensor | None = None,
+               assignment: str = 'l2') -> PrototypeBank:
     """The whole prototype refresh in one process: cluster, assign, find neighbours.
 
     Equal to :func:`cluster_slides` over all slides followed by :func:`finish_bank`.
@@ -190,10 +224,14 @@ def build_bank(embeddings: Tensor, slide_index: Tensor, num_clusters: int,
         num_slides: Number of slides S. Defaults to None (``slide_index.max() + 1``).
         slide_subset: Slides allowed to have prototypes, shape (C,), long; the others
             are invalid. Defaults to None (all slides).
+        assignment: Region assignment rule, ``'l2'`` (the original's) or ``'cosine'``;
+            see :func:`finish_bank`. Defaults to 'l2'.
 
     Returns:
         PrototypeBank: The bank, on the device of ``embeddings``.
     """
+    if assignment not in ASSIGNMENTS:
+        raise ValueError(f'assignment must be one of {ASSIGNMENTS}, got {assignment!r}')
     if num_slides is None:
         num_slides = int(slide_index.max()) + 1 if len(slide_index) else 0
     slides = torch.arange(num_slides) if slide_subset is None else slide_subset
@@ -205,4 +243,5 @@ def build_bank(embeddings: Tensor, slide_index: Tensor, num_clusters: int,
     valid = torch.zeros(num_slides, dtype=torch.bool, device=embeddings.device)
     inertia = part.new_full((num_slides,), float('nan'))
     centroids[slides], valid[slides], inertia[slides] = part, part_valid, part_inertia
-    return finish_bank(embeddings, slide_index, centroids, valid, inertia, num_neighbors)
+    return finish_bank(embeddings, slide_index, centroids, valid, inertia, num_neighbors,
+                       assignment=assignment)

@@ -60,8 +60,9 @@ def batched_kmeans(x: Tensor, mask: Tensor, k: int, iters: int = 10, restarts: i
     """Lloyd's k-means on every slide of a padded batch at once.
 
     Each restart is initialised by k-means++ (D² sampling) or by ``k`` distinct random
-    points, runs up to ``iters`` Lloyd iterations (stopping early once every slide and
-    restart has reached a fixed point), and the restart with the lowest inertia is
+    points, runs up to ``iters`` Lloyd iterations (a slide leaves the batch once all its
+    restarts have reached a fixed point, after which iterations would change nothing),
+    and the restart with the lowest inertia is
     kept for each slide separately. A cluster that becomes empty is re-seeded with the
     point farthest from its current centroid. The returned assignments and inertia are
     those of the returned centroids.
@@ -126,11 +127,20 @@ def _kmeans_chunk(x: Tensor, mask: Tensor, uniforms: Tensor, k: int, iters: int,
         weights = _kmeanspp_init(gram, mask, uniforms, spherical)
     else:
         weights = _random_init(gram, mask, uniforms)
+    # Slides with a restart still moving; a slide whose restarts are all at a fixed point
+    # leaves the batch (its later iterations would be no-ops).
+    active = torch.arange(len(x), device=x.device)
     for _ in range(iters):
-        updated = _update(gram, mask, _distances(gram, weights, spherical), spherical)
-        if torch.equal(updated, weights):
-            break  # A fixed point of every slide and restart: later iterations are no-ops.
-        weights = updated
+        if len(active) == len(x):
+            g, m, w = gram, mask, weights
+        else:
+            g, m, w = gram[active], mask[active], weights[active]
+        updated = _update(g, m, _distances(g, w, spherical), spherical)
+        moving = (updated != w).flatten(1).any(1)
+        weights[active] = updated
+        active = active[moving]
+        if not len(active):
+            break
     min_dist, assign = _distances(gram, weights, spherical).min(2)
     inertia = (min_dist.clamp_min(0) * mask[:, None]).sum(-1)
     best = inertia.argmin(1)

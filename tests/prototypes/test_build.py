@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from slpd_plugin.engine.hooks import PrototypeHook
 from slpd_plugin.prototypes import (PrototypeBank, build_bank, cluster_slides,
                                     find_neighbors, finish_bank, set_similarity)
 from slpd_plugin.prototypes.build import _padded_length
@@ -30,12 +31,15 @@ def test_bank_matches_brute_force(regions, backend):
     torch.testing.assert_close(bank.centroids[bank.valid].norm(dim=-1),
                                torch.ones(int(bank.valid.sum()), 3))
     assert (bank.centroids[~bank.valid] == 0).all()
+    raw, _, _ = cluster_slides(embeddings, slide_index, len(COUNTS), 3, 30,
+                               torch.arange(len(COUNTS)), backend)
+    torch.testing.assert_close(bank.centroids, F.normalize(raw, dim=-1))
     z = F.normalize(embeddings.double(), dim=-1)
     for i, s in enumerate(slide_index.tolist()):
         if not bank.valid[s]:
             assert bank.assignments[i] == -1
             continue
-        dist = ((z[i] - bank.centroids[s].double()) ** 2).sum(-1)
+        dist = ((z[i] - raw[s].double()) ** 2).sum(-1)
         assert dist[bank.assignments[i]] <= dist.min() + 1e-6
     for s in range(len(COUNTS)):
         sizes = [int(((slide_index == s) & (bank.assignments == k)).sum()) for k in range(3)]
@@ -67,6 +71,56 @@ def test_shards_then_finish_equals_build_bank(regions):
         centroids[shard], valid[shard], inertia[shard] = cluster_slides(
             embeddings, slide_index, len(COUNTS), 3, 30, shard, seed=5)
     _assert_same(full, finish_bank(embeddings, slide_index, centroids, valid, inertia, 2))
+
+
+def _hand_made_bank_inputs() -> tuple[torch.Tensor, ...]:
+    """Two 2-d slides whose raw centroids differ in norm: slide 0 has a short centroid
+    (a spread-out cluster) near the regions' direction and a long one farther away."""
+    centroids = torch.tensor([[[0.1, 0.0], [0.6, 0.8]],
+                              [[0.0, 0.9], [0.7, -0.7]]])
+    embeddings = torch.tensor([[2.0, 0.0], [3.0, 0.3], [0.5, 0.5],  # slide 0
+                               [0.1, 1.0], [1.0, -0.8], [1.0, 0.2]])  # slide 1
+    slide_index = torch.tensor([0, 0, 0, 1, 1, 1])
+    return embeddings, slide_index, centroids, torch.ones(2, dtype=torch.bool), torch.zeros(2)
+
+
+@pytest.mark.parametrize('assignment', ['l2', 'cosine'])
+def test_assignment_rules_against_brute_force(assignment):
+    embeddings, slide_index, centroids, valid, inertia = _hand_made_bank_inputs()
+    bank = finish_bank(embeddings, slide_index, centroids, valid, inertia,
+                       assignment=assignment)
+    expected = []
+    for e, s in zip(embeddings.double().tolist(), slide_index.tolist()):
+        norm = sum(v * v for v in e) ** 0.5
+        scores = []
+        for c in centroids[s].double().tolist():
+            if assignment == 'l2':  # minus the squared distance to the raw centroid
+                scores.append(-sum((a / norm - b) ** 2 for a, b in zip(e, c)))
+            else:  # cosine similarity with the centroid's direction
+                scores.append(sum(a * b for a, b in zip(e, c))
+                              / (norm * sum(b * b for b in c) ** 0.5))
+        expected.append(max(range(len(scores)), key=scores.__getitem__))
+    assert bank.assignments.tolist() == expected
+    torch.testing.assert_close(bank.centroids, F.normalize(centroids, dim=-1))
+
+
+def test_assignment_rules_disagree_on_the_hand_made_case():
+    inputs = _hand_made_bank_inputs()
+    l2 = finish_bank(*inputs, assignment='l2').assignments
+    cosine = finish_bank(*inputs, assignment='cosine').assignments
+    assert (l2 != cosine).any()
+    assert build_bank(inputs[0], inputs[1], 2, 1).assignments.tolist() == \
+        build_bank(inputs[0], inputs[1], 2, 1, assignment='l2').assignments.tolist()
+
+
+def test_unknown_assignment_rule_raises():
+    inputs = _hand_made_bank_inputs()
+    with pytest.raises(ValueError, match="assignment must be one of .*'dot'"):
+        finish_bank(*inputs, assignment='dot')
+    with pytest.raises(ValueError, match="assignment must be one of .*'dot'"):
+        build_bank(inputs[0], inputs[1], 2, 1, assignment='dot')
+    with pytest.raises(ValueError, match="PrototypeHook: assignment must be one of"):
+        PrototypeHook(assignment='dot')
 
 
 def test_padded_length_buckets():

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Subset
 from slpd_plugin.utils.progress import progress_bar
 
 from slpd_plugin.prototypes import PrototypeBank, cluster_slides, finish_bank
+from slpd_plugin.prototypes.build import ASSIGNMENTS
 from slpd_plugin.prototypes.churn import assignment_churn
 from slpd_plugin.prototypes.faiss_backend import describe_refresh
 from slpd_plugin.registry import HOOKS
@@ -76,6 +77,11 @@ class PrototypeHook(Hook):
             refresh costs almost nothing, but the embeddings are stale (made by the teacher
             of up to one epoch ago, on a random 14x14 crop with flips, not the centre
             crop). Defaults to 'pass'.
+        assignment: How a region picks its prototype: ``'l2'``, the k-means centroid
+            nearest (L2) to its normalised embedding, as the original SLPD does (a faiss
+            search against the raw centroids); ``'cosine'``, the normalised prototype
+            with the highest dot product. See
+            :func:`~slpd_plugin.prototypes.build.finish_bank`. Defaults to 'l2'.
     """
 
     priority = 'NORMAL'
@@ -83,9 +89,13 @@ class PrototypeHook(Hook):
     def __init__(self, num_clusters: int = 4, min_regions: int = 32, num_neighbors: int = 1,
                  warm_epochs: int = 20, embedding: str = 'z', backend: str = 'torch',
                  iters: int = 10, restarts: int = 5, seed: int = 0, crop: int = 14,
-                 batch_size: int = 256, num_workers: int = 2, source: str = 'pass') -> None:
+                 batch_size: int = 256, num_workers: int = 2, source: str = 'pass',
+                 assignment: str = 'l2') -> None:
         if source not in ('pass', 'memory'):
             raise ValueError(f"source must be 'pass' or 'memory', got {source!r}")
+        if assignment not in ASSIGNMENTS:
+            raise ValueError(f'PrototypeHook: assignment must be one of {ASSIGNMENTS}, '
+                             f'got {assignment!r}')
         if embedding not in ('z', 'cls'):
             raise ValueError(f"embedding must be 'z' or 'cls', got {embedding!r}")
         if num_clusters < 1 or min_regions < 1 or num_neighbors < 1 or warm_epochs < 0:
@@ -97,7 +107,7 @@ class PrototypeHook(Hook):
         self.embedding, self.crop = embedding, crop
         self.kmeans = dict(backend=backend, iters=iters, restarts=restarts, seed=seed)
         self.batch_size, self.num_workers = batch_size, num_workers
-        self.source = source
+        self.source, self.assignment = source, assignment
         self._memory: tuple[torch.Tensor, torch.Tensor] | None = None  # (N, D), (N,)
         self.bank_epoch: int | None = None
         self._warned_empty = False
@@ -198,7 +208,7 @@ class PrototypeHook(Hook):
         runner.logger.info(f'prototype refresh: {num_slides} slides clustered once each '
                            f'over {world} rank(s)')
         bank = finish_bank(embeddings, slide_index, centroids, valid, inertia,
-                           num_neighbors=self.num_neighbors)
+                           num_neighbors=self.num_neighbors, assignment=self.assignment)
         previous = model.bank
         self.install(runner, bank if bool(bank.valid.any()) else None)
         self.bank_epoch = runner.epoch
