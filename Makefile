@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): setup.cfg requirements/constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q -c requirements/constraints.txt torch torchvision
-	$(PIP) install -q -c requirements/constraints.txt -e '.[dev]'
+	$(PIP) install -q -c requirements/constraints.txt -e '.[dev,mmpretrain]'
 	touch $(STAMP)
 
 install: $(STAMP)
