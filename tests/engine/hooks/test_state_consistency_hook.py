@@ -45,6 +45,9 @@ class DriftOnRank1(Hook):
 
 
 def _train_two_ranks(rank: int, port: int, work: str) -> None:
+    # forked from a process whose OpenMP pool may be busy: one thread, as DataLoader
+    # workers do (a forked child that waits on the parent's pool hangs)
+    torch.set_num_threads(1)
     os.environ['LOCAL_RANK'] = str(rank)  # as torchrun sets it; mmengine's DDP wrapper reads it
     dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
                             world_size=2)
