@@ -13,7 +13,7 @@ FAISS ?= cpu
 $(STAMP): setup.cfg requirements/constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q -c requirements/constraints.txt torch torchvision
-	$(PIP) install -q -c requirements/constraints.txt -e '.[dev,$(FAISS)]'
+	$(PIP) install -q -c requirements/constraints.txt -e '.[dev,mmpretrain,$(FAISS)]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,7 +1,7 @@
 # Runtime shared by every config: registry scope, hooks, logging, environment.
 default_scope = 'slpd_plugin'
 custom_imports = dict(imports=['slpd_plugin'], allow_failed_imports=False)
-runner_type = 'SLPDRunner'
+runner_type = 'slpd_plugin.SLPDRunner'
 
 default_hooks = dict(
     runtime_info=dict(type='DeferredRuntimeInfoHook'),  # no host sync per step
