@@ -19,7 +19,6 @@ import math
 
 import numpy as np
 import torch
-from sksurv.metrics import concordance_index_censored
 
 __all__ = ['c_index', 'discretize', 'nll_survival_loss', 'risk_from_logits', 'time_bins']
 
@@ -34,6 +33,7 @@ def c_index(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> float:
         event: True where death was observed, shape (P,).
         risk: Predicted risk (higher = earlier death), shape (P,).
     """
+    from sksurv.metrics import concordance_index_censored  # heavy import: only when used
     time, event, risk = (np.asarray(a) for a in (time, event, risk))
     if len(time) < 2 or not event.any():
         return math.nan
