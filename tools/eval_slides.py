@@ -1,8 +1,11 @@
-"""Slide-level evaluation of region embeddings over HIPT's splits (KNN, linear probe, MIL).
+"""Slide-level evaluation of region embeddings over HIPT's splits (KNN, linear probe, MIL,
+survival, few-shot, retrieval).
 
-Writes, under --out: summary.csv (HIPT's layout), results.json (per-split metrics,
-mean ± std, counts of missing slides), predictions.csv (test probabilities) and ROC
-curves (roc_fold{k}.png, roc_mean.png). See docs/evaluation.md.
+knn/linear/mil write, under --out: summary.csv (HIPT's layout), results.json (per-split
+metrics, mean ± std, counts of missing slides), predictions.csv (test probabilities) and
+ROC curves (roc_fold{k}.png, roc_mean.png). survival/fewshot/retrieval take one or more
+--embeddings [NAME=]DIR and write summary.csv and results.json per set (plus
+comparison.md for several sets). See docs/evaluation.md.
 """
 from __future__ import annotations
 
@@ -24,6 +27,11 @@ from slpd_plugin.evaluation import (TASK_PRESETS, MILConfig, evaluate_mil,  # no
                                     parse_label_map, report_missing, write_json,
                                     write_predictions, write_roc_plots, write_summary_csv)
 from slpd_plugin.evaluation.embeddings import index_embedding_dir  # noqa: E402
+from slpd_plugin.evaluation.fewshot import DEFAULT_SHOTS  # noqa: E402
+from slpd_plugin.evaluation.jobs import run_fewshot, run_retrieval, run_survival  # noqa: E402
+from slpd_plugin.evaluation.survival import CoxConfig  # noqa: E402
+from slpd_plugin.evaluation.survival_data import (load_survival_labels,  # noqa: E402
+                                                  load_survival_splits)
 
 PROG = 'eval_slides.py'
 EXAMPLES = """\
@@ -43,6 +51,15 @@ examples:
   # gated-attention MIL, 20 epochs per split (minutes on CPU; --device cuda if available)
   python tools/eval_slides.py mil --task tcga_lung ...
 
+  # survival (Cox, penalty chosen by inner CV on train) on HIPT's 5-fold survival splits
+  python tools/eval_slides.py survival --embeddings ours=emb_slpd --embeddings dino=emb_dino \
+      --csv ../shared/data/hipt/tcga_brca_subset.csv \
+      --splits ../shared/data/hipt/splits/survival_5foldcv/tcga_brca --out results/surv_brca
+
+  # few-shot (k = 1..32 per class, 50 draws) and retrieval, e.g. on a TRIDENT folder
+  python tools/eval_slides.py fewshot --task tcga_lung --embeddings titan=job/slide_features_titan ...
+  python tools/eval_slides.py retrieval --task tcga_lung --embeddings emb_slpd ...
+
   # any CSV with a label column (classes numbered in sorted order, or given explicitly)
   python tools/eval_slides.py knn --label-col label --label-map "neg:0,pos:1" \\
       --embeddings emb/ --csv bench.csv --splits bench_splits/ --out results/bench
@@ -51,6 +68,43 @@ examples:
 
 class CLIError(Exception):
     """A user-facing error: printed as one line, exit status 1."""
+
+
+def _add_label_args(parser: argparse.ArgumentParser) -> None:
+    lab = parser.add_argument_group('labels')
+    lab.add_argument('--task', choices=sorted(TASK_PRESETS),
+                     help="HIPT's subtyping label map: tcga_brca IDC:0,ILC:1 (other codes "
+                          'dropped); tcga_lung LUAD:0,LUSC:1; tcga_kidney '
+                          'CCRCC:0,PRCC:1,CHRCC:2')
+    lab.add_argument('--label-col', default=None, metavar='COL',
+                     help='label column when --task is not given (default: oncotree_code)')
+    lab.add_argument('--label-map', default=None, metavar='MAP',
+                     help='"A:0,B:1", JSON \'{"A": 0, "B": 1}\' or "A,B"; rows with other '
+                          'values are dropped (default: every distinct value, sorted)')
+    lab.add_argument('--slide-col', default='slide_id', metavar='COL',
+                     help='slide id column (default: slide_id)')
+
+
+def _multi_parent(labels: bool) -> argparse.ArgumentParser:
+    """Inputs of survival/fewshot/retrieval: several embedding sets side by side."""
+    parent = argparse.ArgumentParser(add_help=False)
+    io = parent.add_argument_group('inputs and output')
+    io.add_argument('--embeddings', required=True, action='append', metavar='[NAME=]DIR',
+                    help='folder of per-slide {slide_id}.pt or .h5 files (region embeddings '
+                         '(N, D) or slide embeddings (D,), e.g. a TRIDENT '
+                         'slide_features_<encoder>/ folder); repeat as NAME=DIR to compare '
+                         'sets on the same splits')
+    io.add_argument('--csv', required=True, type=Path, metavar='FILE',
+                    help='dataset CSV (survival: case_id, slide_id, survival_months, '
+                         'censorship with 1 = censored)')
+    io.add_argument('--splits', required=True, type=Path, metavar='DIR',
+                    help='folder of splits_{k}.csv (survival: train,val case ids)')
+    io.add_argument('--out', required=True, type=Path, metavar='DIR',
+                    help='output folder (created; existing files are overwritten)')
+    parent.add_argument('--seed', type=int, default=0, help='seed (default: 0)')
+    if labels:
+        _add_label_args(parent)
+    return parent
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,18 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help='folder of HIPT split files splits_{k}.csv (train,val,test)')
     io.add_argument('--out', required=True, type=Path, metavar='DIR',
                     help='output folder (created; existing files are overwritten)')
-    lab = common.add_argument_group('labels')
-    lab.add_argument('--task', choices=sorted(TASK_PRESETS),
-                     help="HIPT's subtyping label map: tcga_brca IDC:0,ILC:1 (other codes "
-                          'dropped); tcga_lung LUAD:0,LUSC:1; tcga_kidney '
-                          'CCRCC:0,PRCC:1,CHRCC:2')
-    lab.add_argument('--label-col', default=None, metavar='COL',
-                     help='label column when --task is not given (default: oncotree_code)')
-    lab.add_argument('--label-map', default=None, metavar='MAP',
-                     help='"A:0,B:1", JSON \'{"A": 0, "B": 1}\' or "A,B"; rows with other '
-                          'values are dropped (default: every distinct value, sorted)')
-    lab.add_argument('--slide-col', default='slide_id', metavar='COL',
-                     help='slide id column (default: slide_id)')
+    _add_label_args(common)
     run = common.add_argument_group('protocol')
     run.add_argument('--fraction', default='1.0', metavar='F',
                      help='share of each training part used: a number in (0, 1], or '
@@ -93,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG, description=__doc__, epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest='protocol', required=True,
-                                metavar='{knn,linear,mil}')
+                                metavar='{knn,linear,mil,survival,fewshot,retrieval}')
     sub.add_parser('knn', parents=[common], epilog=EXAMPLES,
                    formatter_class=argparse.RawDescriptionHelpFormatter,
                    help="HIPT's protocol: sklearn KNeighborsClassifier() defaults (k=5)",
@@ -124,7 +167,100 @@ def build_parser() -> argparse.ArgumentParser:
     mil.add_argument('--model', choices=['abmil', 'transformer'], default='abmil',
                      help='gated-attention MIL, or the HIPT-style slide transformer '
                      '(default: abmil)')
+    surv = sub.add_parser('survival', parents=[_multi_parent(False)], epilog=EXAMPLES,
+                          formatter_class=argparse.RawDescriptionHelpFormatter,
+                          help="c-index on HIPT's 5-fold survival splits (Cox or MIL)",
+                          description='Per patient (slides of a case pooled): elastic-net '
+                                      'Cox on the mean embedding with the penalty chosen by '
+                                      'inner CV on train (--model cox), or attention MIL '
+                                      'with the discrete-time NLL loss (--model mil); '
+                                      "Harrell's c-index on val per fold.")
+    surv.add_argument('--model', choices=('cox', 'mil'), default='cox',
+                      help='cox (default) or mil')
+    surv.add_argument('--l1-ratio', type=float, default=0.5,
+                      help='Cox elastic-net mixing in (0, 1] (default: 0.5)')
+    surv.add_argument('--inner-folds', type=int, default=5,
+                      help='inner CV folds choosing the Cox penalty (default: 5)')
+    surv.add_argument('--epochs', type=int, default=20, help='MIL epochs (default: 20)')
+    surv.add_argument('--lr', type=float, default=2e-4, help='MIL Adam lr (default: 2e-4)')
+    surv.add_argument('--weight-decay', type=float, default=1e-5,
+                      help='MIL Adam weight decay (default: 1e-5)')
+    surv.add_argument('--device', default='cpu', help='MIL torch device (default: cpu)')
+    surv.add_argument('--bootstrap', type=int, default=1000, metavar='B',
+                      help='bootstrap resamples of the test patients (default: 1000)')
+    few = sub.add_parser('fewshot', parents=[_multi_parent(True)], epilog=EXAMPLES,
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
+                         help='k-shot SimpleShot and logistic regression, many draws',
+                         description='k slides per class drawn from each train part, '
+                                     'SimpleShot and logistic regression scored on test.')
+    few.add_argument('--shots', type=int, nargs='+', default=list(DEFAULT_SHOTS),
+                     metavar='K', help='k values (default: 1 2 4 8 16 32)')
+    few.add_argument('--draws', type=int, default=50,
+                     help='random draws per split and k (default: 50)')
+    sub.add_parser('retrieval', parents=[_multi_parent(True)], epilog=EXAMPLES,
+                   formatter_class=argparse.RawDescriptionHelpFormatter,
+                   help='cosine slide retrieval, test against train: Acc@1/3/5, MVAcc@5',
+                   description='Each test slide retrieves the train slides of its split '
+                               'by cosine similarity of the slide embeddings.')
     return parser
+
+
+MULTI = ('survival', 'fewshot', 'retrieval')
+
+
+def parse_sets(values: list[str]) -> dict[str, Path]:
+    """``[NAME=]DIR`` values -> name -> folder (name defaults to the folder's name)."""
+    sets: dict[str, Path] = {}
+    for value in values:
+        name, sep, folder = value.partition('=')
+        if not sep:
+            name, folder = Path(value).name, value
+        path = Path(folder)
+        if not name or name in sets:
+            raise UsageError(f'--embeddings {value!r}: empty or repeated name {name!r}')
+        if not path.is_dir() or not (any(path.glob('*.pt')) or any(path.glob('*.h5'))):
+            raise UsageError(f'--embeddings {value!r}: not a folder of .pt/.h5 files')
+        sets[name] = path
+    return sets
+
+
+def run_multi(args: argparse.Namespace) -> int:
+    """survival / fewshot / retrieval: read, call the package, print."""
+    sets = parse_sets(args.embeddings)
+    if not args.csv.is_file():
+        raise UsageError(f'--csv: file not found: {args.csv}')
+    if not args.splits.is_dir():
+        raise UsageError(f'--splits: not a folder: {args.splits}')
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.protocol == 'survival':
+        if not 0 < args.l1_ratio <= 1 or args.inner_folds < 2 or args.epochs < 1:
+            raise UsageError('need 0 < --l1-ratio <= 1, --inner-folds >= 2, --epochs >= 1')
+        text = run_survival(sets, load_survival_labels(args.csv),
+                            load_survival_splits(args.splits), args.out, args.model,
+                            CoxConfig(l1_ratio=args.l1_ratio, inner_folds=args.inner_folds),
+                            MILConfig(epochs=args.epochs, lr=args.lr,
+                                      weight_decay=args.weight_decay, device=args.device),
+                            seed=args.seed, num_resamples=args.bootstrap)
+    else:
+        if args.task and (args.label_map or args.label_col):
+            raise UsageError('--task sets the label column and map; drop --label-col/'
+                             '--label-map or drop --task')
+        if args.task:
+            preset = TASK_PRESETS[args.task]
+            label_col, label_map = preset.label_col, dict(preset.label_map)
+        else:
+            label_col = args.label_col or 'oncotree_code'
+            label_map = parse_label_map(args.label_map) if args.label_map else None
+        table = load_labels(args.csv, label_col, label_map, slide_col=args.slide_col)
+        splits = load_splits(args.splits)
+        if args.protocol == 'fewshot':
+            text = run_fewshot(sets, table, splits, args.out, args.shots, args.draws,
+                               args.seed)
+        else:
+            text = run_retrieval(sets, table, splits, args.out)
+    print(text)
+    print(f'wrote {args.out}')
+    return 0
 
 
 class UsageError(CLIError):
@@ -139,8 +275,8 @@ def validate(args: argparse.Namespace) -> None:
     """Check the arguments before any work; raise UsageError on the first problem."""
     if not args.embeddings.is_dir():
         _bad(f'--embeddings: not a folder: {args.embeddings}')
-    if not any(args.embeddings.glob('*.pt')):
-        _bad(f'--embeddings: no .pt files in {args.embeddings}')
+    if not any(args.embeddings.glob('*.pt')) and not any(args.embeddings.glob('*.h5')):
+        _bad(f'--embeddings: no .pt or .h5 files in {args.embeddings}')
     if not args.csv.is_file():
         _bad(f'--csv: file not found: {args.csv}')
     if not args.splits.is_dir():
@@ -247,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with one_line_warnings(PROG):
         try:
+            if args.protocol in MULTI:
+                return run_multi(args)
             validate(args)
             return run(args)
         except UsageError as err:

@@ -4,6 +4,8 @@ Writes, under --out: one {slide_id}.pt per slide, a float32 tensor (N, D) of reg
 embeddings in store order (HIPT's naming; tools/eval_slides.py reads the folder as is),
 coords/{slide_id}.pt (N, 2) when the store has region coordinates, slide_embeddings.npz
 (slide_id, features = per-slide mean (S, D), num_regions) and extraction.json.
+--format trident writes TRIDENT's layout instead: features_<name>/{slide_id}.h5
+(features (N, D), coords (N, 2)) and slide_features_<name>/{slide_id}.h5 (features (D,)).
 See docs/evaluation.md.
 """
 from __future__ import annotations
@@ -22,8 +24,8 @@ import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
 from slpd_plugin.datasets import StoreError, open_store  # noqa: E402
-from slpd_plugin.evaluation.extract import (CROPS, extract_embeddings,  # noqa: E402
-                                            load_encoder)
+from slpd_plugin.evaluation.extract import (CROPS, FORMATS,  # noqa: E402
+                                            extract_embeddings, load_encoder)
 
 PROG = 'extract_embeddings.py'
 EXAMPLES = """\
@@ -37,6 +39,10 @@ examples:
   python tools/extract_embeddings.py configs/slpd_lung.py work_dirs/slpd_lung/epoch_100.pth \\
       --store 'redis://localhost:6379/0?prefix=lung' --out emb_student \\
       --encoder student --crop center --device cuda --batch-size 256
+
+  # TRIDENT layout for Patho-Bench / MIL-Lab / STAMP
+  python tools/extract_embeddings.py CONFIG CKPT --store data/tcga_lung_store \
+      --out work_dirs/slpd_lung/trident --format trident --name slpd_vit4k
 
   # then: python tools/eval_slides.py knn --embeddings work_dirs/slpd_lung/region_emb ...
 """
@@ -61,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help='which encoder embeds (default: teacher)')
     parser.add_argument('--crop', choices=CROPS, default='full',
                         help='full 16x16 grid (HIPT) or centre 14x14 crop (default: full)')
+    parser.add_argument('--format', choices=FORMATS, default='hipt',
+                        help='hipt: {slide_id}.pt per slide; trident: features_<name>/ and '
+                             'slide_features_<name>/ h5 folders (default: hipt)')
+    parser.add_argument('--name', default=None,
+                        help='encoder name of the TRIDENT folders (default: slpd_<encoder>)')
     parser.add_argument('--batch-size', type=int, default=64, metavar='B',
                         help='regions per forward pass (default: 64)')
     parser.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N (default: cpu)')
@@ -89,8 +100,10 @@ def validate(args: argparse.Namespace) -> None:
         raise UsageError(f'--device must be cpu, cuda or cuda:N, got {args.device!r}')
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f'--out exists and is not a folder: {args.out}')
-    if args.out.is_dir() and any(args.out.glob('*.pt')) and not args.overwrite:
-        raise UsageError(f'--out {args.out} already holds .pt files; pass --overwrite or '
+    held = args.out.is_dir() and (any(args.out.glob('*.pt'))
+                                  or any(args.out.glob('*features_*/*.h5')))
+    if held and not args.overwrite:
+        raise UsageError(f'--out {args.out} already holds embedding files; pass --overwrite or '
                          f'choose an empty folder')
 
 
@@ -103,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         meta = extract_embeddings(
             model, store, args.out, args.encoder, args.crop, args.batch_size, args.device,
             args.num_workers, progress=not args.no_progress,
-            provenance=dict(config=str(args.config), checkpoint=str(args.checkpoint)))
+            provenance=dict(config=str(args.config), checkpoint=str(args.checkpoint)),
+            fmt=args.format, name=args.name)
     except UsageError as err:
         print(f'{PROG}: error: {err}', file=sys.stderr)
         return 2

@@ -9,7 +9,9 @@ Steps (each a real run of the project's tools, logged under --out):
      with the same data, budget and seed (tools/train.py), embed every region with the
      frozen teacher (tools/extract_embeddings.py), run knn and linear
      (tools/eval_slides.py);
-  4. write report.md, loss_curves.png, auc_bars.png, prototype_map.png (SLPD's
+  4. survival (Cox c-index on the benchmark's survival outcomes, bootstrap CIs, paired
+     comparisons) and few-shot curves for the references and seed 0's encoders;
+  5. write report.md, loss_curves.png, auc_bars.png, prototype_map.png (SLPD's
      prototypes of one slide and its neighbour), phenotype_map.png (that slide's true
      phenotypes) and demo_results.json (every fold AUC).
 Results are reported as measured; a difference is only discussed with >= 3 seeds.
@@ -162,6 +164,34 @@ def _train_extract(method: str, seed: int, bench: Path, run_dir: Path, preset: d
     return ckpt, aucs
 
 
+def _survival_fewshot(bench: Path, out: Path, sets: dict[str, Path], draws: int,
+                      timings: dict) -> tuple[list[str], str]:
+    """Survival and few-shot runs of ``eval_slides.py`` on several embedding sets; the
+    report lines and the few-shot figure (relative to ``out``)."""
+    start = time.time()
+    emb_args = [arg for name, folder in sets.items() for arg in ('--embeddings', f'{name}={folder}')]
+    _call_tool('eval_slides', ['survival', *emb_args, '--csv', str(bench / 'survival.csv'),
+                               '--splits', str(bench / 'splits_survival'),
+                               '--out', str(out / 'survival')],
+               out / 'survival' / 'eval.log', 'survival evaluation')
+    _call_tool('eval_slides', ['fewshot', *emb_args, '--csv', str(bench / 'labels.csv'),
+                               '--splits', str(bench / 'splits'), '--out', str(out / 'fewshot'),
+                               '--shots', '1', '2', '4', '8', '16', '--draws', str(draws)],
+               out / 'fewshot' / 'eval.log', 'few-shot evaluation')
+    timings['survival + few-shot'] = time.time() - start
+    lines = ['| embeddings | survival: Cox val c-index (5 folds) | 95 % bootstrap CI |',
+             '| --- | --- | --- |']
+    for name in sets:
+        res = json.loads((out / 'survival' / name / 'results.json').read_text())
+        s, ci = res['summary'], res['bootstrap']
+        lines.append(f'| {name} | {s["mean"]:.3f} ± {s["std"]:.3f} | '
+                     f'[{ci["lo"]:.3f}, {ci["hi"]:.3f}] |')
+    comparison = (out / 'survival' / 'comparison.md').read_text().splitlines()
+    lines += ['', 'Paired bootstrap of the c-index difference (same patients):', '',
+              *[line for line in comparison if line.startswith('- ')]]
+    return lines, 'fewshot/fewshot.png'
+
+
 def _setup_lines(bench_params: dict, preset: dict, seeds: list[int], quick: bool) -> list[str]:
     b = bench_params
     slpd = ' '.join(preset['slpd'])
@@ -216,6 +246,12 @@ def run_demo(out: Path, seeds: list[int], quick: bool) -> Path:
         figures[f'Prototypes of one slide and its neighbour (SLPD, seed {seeds[0]}, last '
                 'epoch)'] = 'prototype_map.png'
         figures['True phenotypes of the same slide'] = 'phenotype_map.png'
+    sets = {**{m: ckpts[m][0].parents[1] / 'emb' for m in METHODS},  # DINO-4K first
+            'oracle': out / 'reference' / 'composition' / 'emb',
+            'raw_mean': out / 'reference' / 'raw_mean' / 'emb'}
+    survival, fewshot_png = _survival_fewshot(bench, out, sets, 10 if quick else 50, timings)
+    figures[f'Few-shot balanced accuracy (seed {seeds[0]}; SimpleShot and logistic '
+            'regression)'] = fewshot_png
     comparisons = {p: compare_methods(results[p]['DINO-4K'], results[p]['SLPD'])
                    for p in PROTOCOLS}
     timings['report'] = time.time() - start
@@ -225,7 +261,7 @@ def run_demo(out: Path, seeds: list[int], quick: bool) -> Path:
                '(other processes slow the wall times below).')
     return write_report(out, setup=[*_setup_lines(params, preset, seeds, quick), machine],
                         results=results, comparisons=comparisons, figures=figures,
-                        prototype_map=proto, timings=timings)
+                        prototype_map=proto, timings=timings, extra=survival)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,9 @@ Layout of a benchmark folder::
     labels.csv              HIPT-style CSV: ,case_id,slide_id,site,num_regions,oncotree_code
     splits/splits_{k}.csv   HIPT-style train/val/test splits
     ground_truth.npz        region phenotypes, slide compositions, labels, sites
+    survival.csv, splits_survival/, survival_truth.npz
+                            survival outcomes from the composition, HIPT's survival
+                            layout (:mod:`.synthetic_survival`)
     benchmark.json          generator arguments and counts (written last)
 
 Letters: ``S`` slides, ``N`` regions, ``P`` phenotypes, ``C`` channels.
@@ -47,6 +50,7 @@ from .stores.base import GRID_SIZE, STORE_DTYPES
 from .stores.memmap_store import MemmapStoreWriter
 from .synthetic import PhenotypeBank, ensure_generated
 from .synthetic_splits import stratified_splits, write_labels_csv, write_split_csv
+from .synthetic_survival import SURVIVAL_FILE, write_survival
 
 CLASS_CODES = ('SYN_A', 'SYN_B')
 REGION_PX = 4096
@@ -189,6 +193,7 @@ def make_wsi_benchmark(path: str | os.PathLike, num_slides: int = 200, channels:
     np.savez(root / TRUTH_FILE, region_phenotype=np.concatenate(region_pheno),
              slide_composition=composition, slide_label=labels, slide_site=sites,
              class_alpha=alpha, phenotype_means=bank.means)
+    write_survival(root, seed)
     summary = dict(num_regions=int(sizes.sum()), class_codes=list(CLASS_CODES),
                    class_counts=np.bincount(labels, minlength=2).tolist())
     (root / PARAMS_FILE).write_text(json.dumps(dict(params, **summary), indent=1))
@@ -203,4 +208,7 @@ def ensure_wsi_benchmark(path: str | os.PathLike, **kwargs) -> Path:
     Raises:
         StoreError: if ``path`` holds something else or a benchmark made differently.
     """
-    return ensure_generated(path, make_wsi_benchmark, PARAMS_FILE, PARAMS_FILE, **kwargs)
+    root = ensure_generated(path, make_wsi_benchmark, PARAMS_FILE, PARAMS_FILE, **kwargs)
+    if not (root / SURVIVAL_FILE).is_file():  # made before survival outcomes existed
+        write_survival(root)
+    return root

@@ -87,7 +87,8 @@ def _table(results: Mapping[str, Mapping[str, Sequence[Sequence[float]]]]) -> li
 def write_report(out_dir: str | os.PathLike, *, setup: Sequence[str],
                  results: Mapping[str, Mapping[str, Sequence[Sequence[float]]]],
                  comparisons: Mapping[str, str], figures: Mapping[str, str],
-                 prototype_map: dict | None, timings: Mapping[str, float]) -> Path:
+                 prototype_map: dict | None, timings: Mapping[str, float],
+                 extra: Sequence[str] = ()) -> Path:
     """Write ``report.md`` (and ``demo_results.json`` with the raw fold AUCs).
 
     Args:
@@ -99,6 +100,8 @@ def write_report(out_dir: str | os.PathLike, *, setup: Sequence[str],
         prototype_map: Output of
             :func:`~slpd_plugin.evaluation.demo_plots.plot_prototype_map`, or None.
         timings: Step -> wall seconds.
+        extra: Markdown lines of a "Survival" section (e.g. a c-index table).
+            Defaults to () (no section).
 
     Returns:
         The report path.
@@ -114,6 +117,8 @@ def write_report(out_dir: str | os.PathLike, *, setup: Sequence[str],
              'Reference rows involve no training and do not depend on the seed.', '',
              '## Verdict', '']
     lines += [f'- **{p}**: {sentence}' for p, sentence in comparisons.items()]
+    if extra:
+        lines += ['', '## Survival', '', *extra]
     lines += ['', '## Figures', '']
     for caption, name in figures.items():
         lines += [f'**{caption}**', '', f'![{caption}]({name})', '']

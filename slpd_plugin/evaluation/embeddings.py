@@ -1,8 +1,11 @@
 """Per-slide region embeddings on disk and their mean-pooled slide embeddings.
 
-A folder holds one ``{slide_id}.pt`` per slide (``{slide_id}.svs.pt`` is accepted too),
-each a tensor of shape (N, D) -- N region embeddings of size D -- or a dict whose
-``'features'`` entry is that tensor. Files are read with ``torch.load(...,
+A folder holds one ``{slide_id}.pt`` or ``{slide_id}.h5`` per slide (``{slide_id}.svs.pt``
+is accepted too), each a tensor of shape (N, D) -- N region embeddings of size D -- or a
+dict whose ``'features'`` entry is that tensor; an h5 file holds it as the dataset
+``features``. A file holding one vector of shape (D,) is a slide embedding (N = 1): a
+TRIDENT ``slide_features_<encoder>/`` folder (TITAN, PRISM, ... ``<slide>.h5`` with
+``features`` (D,)) is read as it is. ``.pt`` files are read with ``torch.load(...,
 weights_only=True)``, so a file cannot run code when loaded.
 
 Letters: S = slides, N = regions of one slide, D = embedding size.
@@ -30,13 +33,13 @@ __all__ = [
 
 
 def index_embedding_dir(emb_dir: str | Path) -> dict[str, Path]:
-    """Map normalised slide id -> ``.pt`` file for every ``*.pt`` in a folder.
+    """Map normalised slide id -> file for every ``*.pt`` and ``*.h5`` in a folder.
 
     Args:
         emb_dir: Folder of per-slide files.
 
     Returns:
-        Slide id (``.pt`` and ``.svs`` removed) -> path.
+        Slide id (``.pt``/``.h5`` and ``.svs`` removed) -> path.
 
     Raises:
         FileNotFoundError: If the folder does not exist.
@@ -46,8 +49,8 @@ def index_embedding_dir(emb_dir: str | Path) -> dict[str, Path]:
     if not emb_dir.is_dir():
         raise FileNotFoundError(f'embeddings folder not found: {emb_dir}')
     index: dict[str, Path] = {}
-    for path in sorted(emb_dir.glob('*.pt')):
-        slide_id = normalize_slide_id(path.name[:-len('.pt')])
+    for path in sorted([*emb_dir.glob('*.pt'), *emb_dir.glob('*.h5')]):
+        slide_id = normalize_slide_id(path.name[:-len(path.suffix)])
         if slide_id in index:
             raise ValueError(f'two embedding files for slide {slide_id!r}: '
                              f'{index[slide_id].name} and {path.name}')
@@ -59,16 +62,20 @@ def load_region_embeddings(path: str | Path) -> torch.Tensor:
     """Load one slide's region embeddings.
 
     Args:
-        path: A ``.pt`` file holding a tensor of shape (N, D), or a dict with the
-            tensor under ``'features'``.
+        path: A ``.pt`` file holding a tensor of shape (N, D) or (D,), or a dict with the
+            tensor under ``'features'``; or an ``.h5`` file with that array as dataset
+            ``features``. A (D,) vector is returned as one row.
 
     Returns:
         Float32 tensor of shape (N, D).
 
     Raises:
-        ValueError: If the content is not a finite (N, D) tensor with N >= 1.
+        ValueError: If the content is not a finite (N, D) or (D,) tensor with N >= 1.
     """
-    obj = torch.load(path, map_location='cpu', weights_only=True)
+    if Path(path).suffix == '.h5':
+        obj = _read_h5_features(path)
+    else:
+        obj = torch.load(path, map_location='cpu', weights_only=True)
     if isinstance(obj, dict):
         if 'features' not in obj:
             raise ValueError(f'{path}: dict without a "features" key '
@@ -77,13 +84,25 @@ def load_region_embeddings(path: str | Path) -> torch.Tensor:
     if not isinstance(obj, torch.Tensor):
         raise ValueError(f'{path}: expected a tensor or a dict with "features", '
                          f'got {type(obj).__name__}')
+    if obj.ndim == 1 and obj.shape[0] > 0:
+        obj = obj[None]  # a slide embedding (D,): one row
     if obj.ndim != 2 or obj.shape[0] == 0:
-        raise ValueError(f'{path}: expected shape (N, D) with N >= 1, '
+        raise ValueError(f'{path}: expected shape (N, D) with N >= 1 or (D,), '
                          f'got {tuple(obj.shape)}')
     feats = obj.float()
     if not torch.isfinite(feats).all():
         raise ValueError(f'{path}: embeddings contain NaN or inf')
     return feats
+
+
+def _read_h5_features(path: str | Path) -> torch.Tensor:
+    """The ``features`` dataset of an h5 file (TRIDENT's layout), as a tensor."""
+    import h5py
+    with h5py.File(path, 'r') as fh:
+        if 'features' not in fh:
+            raise ValueError(f'{path}: no "features" dataset (TRIDENT layout); datasets '
+                             f'are {sorted(fh)}')
+        return torch.from_numpy(np.asarray(fh['features'][()]))
 
 
 @dataclass
@@ -119,13 +138,17 @@ class SlideEmbeddings:
         rows = [self._row[s] for s in slide_ids]
         return self.features[rows]
 
+    def regions(self, slide_ids: Iterable[str]) -> np.ndarray:
+        """Region counts for the given ids, shape (len(slide_ids),)."""
+        return np.array([self.num_regions[self._row[s]] for s in slide_ids])
+
 
 def load_slide_embeddings(emb_dir: str | Path,
                           slide_ids: Iterable[str] | None = None) -> SlideEmbeddings:
     """Load and mean-pool the region embeddings of a folder.
 
     Args:
-        emb_dir: Folder of ``{slide_id}.pt`` files.
+        emb_dir: Folder of ``{slide_id}.pt`` or ``{slide_id}.h5`` files.
         slide_ids: Only load these slides (those without a file are skipped; see
             :func:`report_missing` to report them). ``None`` loads every file.
             Defaults to None.

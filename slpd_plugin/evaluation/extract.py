@@ -11,6 +11,10 @@ Output folder (read by :mod:`slpd_plugin.evaluation` and HIPT's slide-level code
                              slide's region embeddings, num_regions (S,) int64
     extraction.json          config, checkpoint, encoder, crop, store, counts, D, time
 
+With ``fmt='trident'`` the per-slide files are written in TRIDENT's layout instead
+(:mod:`.trident`: ``features_<name>/<slide>.h5`` with coords and
+``slide_features_<name>/<slide>.h5``); the table and ``extraction.json`` are the same.
+
 Letters: S slides, N regions of one slide, B batch, C channels, G grid side, D
 embedding size.
 """
@@ -34,10 +38,13 @@ from slpd_plugin.utils.checkpoint import CheckpointError, encoder_state
 from slpd_plugin.utils.progress import progress_bar
 from slpd_plugin.visualization.checkpoint import load_checkpoint
 
-__all__ = ['CROPS', 'TABLE_FILE', 'crop_grids', 'embed_store', 'extract_embeddings',
+from .trident import TridentWriter
+
+__all__ = ['CROPS', 'FORMATS', 'TABLE_FILE', 'crop_grids', 'embed_store', 'extract_embeddings',
            'load_encoder']
 
 CROPS = ('full', 'center')
+FORMATS = ('hipt', 'trident')
 CENTER = 14
 TABLE_FILE, META_FILE, COORDS_DIR = 'slide_embeddings.npz', 'extraction.json', 'coords'
 
@@ -145,7 +152,8 @@ def embed_store(model: nn.Module, store: FeatureStore, encoder: str = 'teacher',
 def extract_embeddings(model: nn.Module, store: FeatureStore, out_dir: str | os.PathLike,
                        encoder: str = 'teacher', crop: str = 'full', batch_size: int = 64,
                        device: str = 'cpu', num_workers: int = 0, progress: bool = True,
-                       provenance: dict | None = None) -> dict:
+                       provenance: dict | None = None, fmt: str = 'hipt',
+                       name: str | None = None) -> dict:
     """Write per-slide embeddings, coords and the slide table (module docstring).
 
     Args:
@@ -160,6 +168,9 @@ def extract_embeddings(model: nn.Module, store: FeatureStore, out_dir: str | os.
         progress: Show a progress bar. Defaults to True.
         provenance: Extra entries for ``extraction.json`` (config, checkpoint).
             Defaults to None.
+        fmt: ``'hipt'`` (``{slide_id}.pt``) or ``'trident'``. Defaults to 'hipt'.
+        name: Encoder name of the TRIDENT folders. Defaults to None
+            (``slpd_{encoder}``).
 
     Returns:
         The content of ``extraction.json``.
@@ -170,10 +181,13 @@ def extract_embeddings(model: nn.Module, store: FeatureStore, out_dir: str | os.
     bad = [s for s in store.slide_ids if not s or os.sep in s or s.startswith('.')]
     if bad:
         raise ValueError(f'{store.location}: slide ids that cannot be file names: {bad[:3]}')
+    if fmt not in FORMATS:
+        raise ValueError(f'format must be one of {FORMATS}, got {fmt!r}')
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     coords = store.coords()
-    if coords is not None:
+    trident = TridentWriter(out, name or f'slpd_{encoder}') if fmt == 'trident' else None
+    if coords is not None and trident is None:
         (out / COORDS_DIR).mkdir(exist_ok=True)
     model = model.to(device).eval()
     start = time.time()
@@ -181,8 +195,12 @@ def extract_embeddings(model: nn.Module, store: FeatureStore, out_dir: str | os.
     for s, feats in embed_store(model, store, encoder, crop, batch_size, device,
                                 num_workers, progress):
         rec = store.slides[s]
-        torch.save(feats, out / f'{rec.slide_id}.pt')
-        if coords is not None:
+        if trident is not None:
+            span = None if coords is None else coords[rec.offset:rec.offset + rec.count]
+            trident.write(rec.slide_id, feats.numpy(), span)
+        else:
+            torch.save(feats, out / f'{rec.slide_id}.pt')
+        if coords is not None and trident is None:
             torch.save(torch.from_numpy(coords[rec.offset:rec.offset + rec.count].copy()),
                        out / COORDS_DIR / f'{rec.slide_id}.pt')
         means.append(feats.mean(dim=0).numpy())
@@ -192,7 +210,7 @@ def extract_embeddings(model: nn.Module, store: FeatureStore, out_dir: str | os.
              num_regions=np.array([r.count for r in store.slides], dtype=np.int64))
     meta = dict(provenance or {}, store=store.location, encoder=encoder, crop=crop,
                 num_slides=store.num_slides, num_regions=store.num_regions,
-                embedding_dim=int(dim), coords=coords is not None, device=device,
+                embedding_dim=int(dim), coords=coords is not None, device=device, format=fmt,
                 batch_size=batch_size, seconds=round(time.time() - start, 2))
     (out / META_FILE).write_text(json.dumps(meta, indent=1))
     return meta

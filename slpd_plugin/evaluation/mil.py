@@ -31,8 +31,8 @@ from .metrics import auc_score
 from .protocols import ProtocolResult, fold_result, select_parts
 from .splits import Split
 
-__all__ = ['GatedAttentionMIL', 'MILConfig', 'MIL_MODELS', 'TransformerMIL', 'evaluate_mil',
-           'load_bags']
+__all__ = ['GatedAttentionMIL', 'MILConfig', 'MIL_MODELS', 'TransformerMIL', 'build_mil_model',
+           'evaluate_mil', 'load_bags']
 
 
 class GatedAttentionMIL(nn.Module):
@@ -142,6 +142,15 @@ class MILConfig:
     model: str = 'abmil'
 
 
+def build_mil_model(cfg: MILConfig, in_dim: int, num_outputs: int) -> GatedAttentionMIL:
+    """The model ``cfg.model`` with ``num_outputs`` logits (classes or survival bins),
+    on ``cfg.device``."""
+    if cfg.model == 'transformer':
+        return TransformerMIL(in_dim, num_outputs, dropout=cfg.dropout).to(cfg.device)
+    return GatedAttentionMIL(in_dim, num_outputs, cfg.hidden_dim, cfg.attn_dim,
+                             cfg.dropout).to(cfg.device)
+
+
 def load_bags(emb_dir: str | Path, slide_ids: Iterable[str]) -> dict[str, torch.Tensor]:
     """Load the (N, D) region embeddings of the given slides that have a file."""
     index = index_embedding_dir(emb_dir)
@@ -166,11 +175,7 @@ def _train_split(bags: Mapping[str, torch.Tensor], labels: Mapping[str, int],
                  train: list[str], val: list[str], num_classes: int, cfg: MILConfig,
                  generator: torch.Generator) -> tuple[GatedAttentionMIL, int]:
     dim = next(iter(bags.values())).shape[1]
-    if cfg.model == 'transformer':
-        model = TransformerMIL(dim, num_classes, dropout=cfg.dropout).to(cfg.device)
-    else:
-        model = GatedAttentionMIL(dim, num_classes, cfg.hidden_dim, cfg.attn_dim,
-                                  cfg.dropout).to(cfg.device)
+    model = build_mil_model(cfg, dim, num_classes)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     y_tr = np.array([labels[s] for s in train])
     counts = np.bincount(y_tr, minlength=num_classes)

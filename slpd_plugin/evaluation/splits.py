@@ -55,7 +55,8 @@ class Split:
         return set(self.train) | set(self.val) | set(self.test)
 
 
-def read_split_csv(path: str | Path, fold: int | None = None) -> Split:
+def read_split_csv(path: str | Path, fold: int | None = None,
+                   parts: tuple[str, ...] = PARTS) -> Split:
     """Read one ``splits_{k}.csv``.
 
     Blank cells (the padding of the shorter columns) are skipped and ``.svs`` suffixes
@@ -65,6 +66,8 @@ def read_split_csv(path: str | Path, fold: int | None = None) -> Split:
         path: The split file.
         fold: Fold number. ``None`` takes it from the file name (``splits_3.csv`` -> 3).
             Defaults to None.
+        parts: The columns the file must have; the others are empty. HIPT's survival
+            splits have ``('train', 'val')`` (case ids). Defaults to all three.
 
     Returns:
         The split.
@@ -88,27 +91,28 @@ def read_split_csv(path: str | Path, fold: int | None = None) -> Split:
     if not rows:
         raise ValueError(f'{path} is empty')
     header = [h.strip() for h in rows[0]]
-    missing = [p for p in PARTS if p not in header]
+    missing = [p for p in parts if p not in header]
     if missing:
         raise ValueError(f'{path.name}: missing column(s) {missing}; header is {header}')
-    parts: dict[str, list[str]] = {}
-    for part in PARTS:
+    ids_of: dict[str, list[str]] = {p: [] for p in PARTS}
+    for part in parts:
         col = header.index(part)
         ids = (normalize_slide_id(row[col]) for row in rows[1:] if col < len(row))
-        parts[part] = list(dict.fromkeys(i for i in ids if i))
+        ids_of[part] = list(dict.fromkeys(i for i in ids if i))
     for a, b in (('train', 'val'), ('train', 'test'), ('val', 'test')):
-        both = set(parts[a]) & set(parts[b])
+        both = set(ids_of[a]) & set(ids_of[b])
         if both:
             raise ValueError(f'{path.name}: {len(both)} slide(s) in both {a} and {b}, '
                              f'e.g. {sorted(both)[:3]}')
-    return Split(fold, parts['train'], parts['val'], parts['test'])
+    return Split(fold, ids_of['train'], ids_of['val'], ids_of['test'])
 
 
-def load_splits(split_dir: str | Path) -> list[Split]:
+def load_splits(split_dir: str | Path, parts: tuple[str, ...] = PARTS) -> list[Split]:
     """Read every ``splits_{k}.csv`` in a folder, ordered by ``k``.
 
     Args:
         split_dir: A folder such as ``shared/data/hipt/splits/10foldcv_subtype/tcga_brca``.
+        parts: The columns each file must have (see :func:`read_split_csv`).
 
     Returns:
         One :class:`Split` per file.
@@ -122,5 +126,5 @@ def load_splits(split_dir: str | Path) -> list[Split]:
     files = [p for p in split_dir.iterdir() if _SPLIT_NAME.match(p.name)]
     if not files:
         raise FileNotFoundError(f'no splits_<k>.csv files in {split_dir}')
-    splits = [read_split_csv(p) for p in files]
+    splits = [read_split_csv(p, parts=parts) for p in files]
     return sorted(splits, key=lambda s: s.fold)

@@ -23,9 +23,11 @@ def test_quick_demo_writes_report_and_figures(tmp_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     report = (out / 'report.md').read_text()
     for text in ('| DINO-4K |', '| SLPD |', '| composition (oracle) |',
-                 'no claim about a difference', '## Wall time'):
+                 'no claim about a difference', '## Wall time', '## Survival',
+                 '| SLPD | ', 'Cox val c-index'):
         assert text in report
-    for name in ('loss_curves.png', 'auc_bars.png', 'prototype_map.png', 'phenotype_map.png'):
+    for name in ('loss_curves.png', 'auc_bars.png', 'prototype_map.png', 'phenotype_map.png',
+                 'fewshot/fewshot.png'):
         assert (out / name).read_bytes()[:8] == PNG_MAGIC, name
         assert f']({name})' in report
     results = json.loads((out / 'demo_results.json').read_text())['test_auc_per_seed_per_fold']

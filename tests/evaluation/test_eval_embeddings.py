@@ -33,7 +33,7 @@ def test_mean_pooling_tensor_dict_and_svs_names(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize('obj, match', [
-    (torch.zeros(4), r'shape \(N, D\)'),
+    (torch.zeros(0), r'shape \(N, D\)'),  # a (D,) slide vector is accepted, an empty one not
     (torch.zeros(0, 4), r'N >= 1'),
     (torch.zeros(2, 3, 4), r'shape \(N, D\)'),
     ({'feats': torch.zeros(2, 4)}, 'without a "features" key'),

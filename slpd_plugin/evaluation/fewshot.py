@@ -1,0 +1,163 @@
+"""Few-shot slide classification: k labelled slides per class, many random draws.
+
+For every split, every ``k`` in :data:`DEFAULT_SHOTS` and each of ``num_draws`` draws,
+``k`` slides per class are drawn without replacement from the split's ``train`` part
+(with ``np.random.default_rng([seed, fold, k, draw])``), two classifiers are fit on
+them and scored on the split's ``test`` part:
+
+- ``simpleshot``: SimpleShot's CL2N nearest class mean (Wang et al. 2019): embeddings
+  are centred on the mean of the whole ``train`` part (labels unused), L2-normalised,
+  and a test slide goes to the class whose normalised support mean is nearest
+  (Euclidean); class probabilities are the softmax of negative distances.
+- ``linear``: logistic regression (lbfgs, L2, C = 1, 1000 iterations) on the same CL2N
+  embeddings; no validation data exists at k shots, so C is fixed.
+
+Metrics per draw: balanced accuracy and AUC (macro one-vs-rest for K > 2). Reported per
+(split, k, classifier): mean, std (ddof=1) and the 2.5 / 97.5 % percentiles over draws.
+A ``k`` larger than the smallest class of a split's ``train`` part is skipped there (a
+warning names the split).
+
+Letters: S slides, D embedding size, K classes, M test slides, R draws.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import balanced_accuracy_score
+from threadpoolctl import threadpool_limits
+
+from .embeddings import SlideEmbeddings
+from .metrics import auc_score
+from .splits import Split
+
+__all__ = ['DEFAULT_SHOTS', 'FEWSHOT_METRICS', 'FEWSHOT_MODELS', 'FewShotCell',
+           'FewShotResult', 'cl2n', 'draw_support', 'evaluate_fewshot', 'simpleshot_proba']
+
+DEFAULT_SHOTS = (1, 2, 4, 8, 16, 32)
+FEWSHOT_MODELS = ('simpleshot', 'linear')
+FEWSHOT_METRICS = ('bacc', 'auc')
+
+
+def cl2n(x: np.ndarray, center: np.ndarray) -> np.ndarray:
+    """Centre on ``center`` (D,), then L2-normalise each row of ``x`` (S, D)."""
+    x = x - center
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def simpleshot_proba(support: np.ndarray, y_support: np.ndarray, query: np.ndarray,
+                     num_classes: int) -> np.ndarray:
+    """Nearest-class-mean probabilities (M, K): softmax of minus the distance to each
+    class mean of the (normalised) support set."""
+    means = np.stack([support[y_support == c].mean(0) for c in range(num_classes)])
+    dist = np.linalg.norm(query[:, None, :] - means[None], axis=2)  # (M, K)
+    logits = -dist - (-dist).max(1, keepdims=True)
+    proba = np.exp(logits)
+    return proba / proba.sum(1, keepdims=True)
+
+
+def draw_support(y_train: np.ndarray, k: int, num_classes: int,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Positions of ``k`` slides per class, drawn without replacement, (k * K,)."""
+    return np.concatenate([rng.choice(np.flatnonzero(y_train == c), k, replace=False)
+                           for c in range(num_classes)])
+
+
+@dataclass
+class FewShotCell:
+    """Per-draw metrics of one (split, k).
+
+    Attributes:
+        fold: The split's ``k`` (file number).
+        k: Shots per class.
+        scores: Classifier -> metric -> values over draws, shape (R,).
+    """
+
+    fold: int
+    k: int
+    scores: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    def stats(self, model: str, metric: str) -> dict[str, float]:
+        """``mean``, ``std`` (ddof=1), ``lo`` / ``hi`` (2.5 / 97.5 % percentiles)."""
+        v = self.scores[model][metric]
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            return dict(mean=np.nan, std=np.nan, lo=np.nan, hi=np.nan)
+        return dict(mean=float(v.mean()), std=float(v.std(ddof=1)) if v.size > 1 else np.nan,
+                    lo=float(np.percentile(v, 2.5)), hi=float(np.percentile(v, 97.5)))
+
+
+@dataclass
+class FewShotResult:
+    """All (split, k) cells, in split then k order."""
+
+    cells: list[FewShotCell]
+    num_draws: int
+
+    def curve(self, model: str, metric: str) -> dict[int, tuple[float, float]]:
+        """k -> (mean over splits of the draw means, std over splits)."""
+        out = {}
+        for k in sorted({c.k for c in self.cells}):
+            means = [c.stats(model, metric)['mean'] for c in self.cells if c.k == k]
+            means = np.array(means, float)
+            means = means[np.isfinite(means)]
+            out[k] = (float(means.mean()) if means.size else np.nan,
+                      float(means.std(ddof=1)) if means.size > 1 else np.nan)
+        return out
+
+
+def evaluate_fewshot(embeddings: SlideEmbeddings, labels: Mapping[str, int],
+                     splits: Sequence[Split], num_classes: int,
+                     shots: Sequence[int] = DEFAULT_SHOTS, num_draws: int = 50,
+                     seed: int = 0, C: float = 1.0) -> FewShotResult:
+    """Run both few-shot classifiers on every split, k and draw (module docstring).
+
+    Raises:
+        ValueError: If ``num_draws < 1``, a k is < 1, or a split has no test slide.
+    """
+    if num_draws < 1 or min(shots) < 1:
+        raise ValueError(f'need num_draws >= 1 and every k >= 1, got {num_draws}, {shots}')
+    with threadpool_limits(1):  # thousands of tiny fits: BLAS threads only spin
+        return _evaluate(embeddings, labels, splits, num_classes, shots, num_draws, seed, C)
+
+
+def _evaluate(embeddings: SlideEmbeddings, labels: Mapping[str, int],
+              splits: Sequence[Split], num_classes: int, shots: Sequence[int],
+              num_draws: int, seed: int, C: float) -> FewShotResult:
+    cells = []
+    for split in splits:
+        train = [s for s in split.train if s in labels and s in embeddings]
+        test = [s for s in split.test if s in labels and s in embeddings]
+        if not test:
+            raise ValueError(f'split {split.fold}: no test slide has a label and an '
+                             'embedding')
+        x_tr, x_te = embeddings.take(train), embeddings.take(test)
+        center = x_tr.mean(0)
+        x_tr, x_te = cl2n(x_tr, center), cl2n(x_te, center)
+        y_tr = np.array([labels[s] for s in train])
+        y_te = np.array([labels[s] for s in test])
+        smallest = np.bincount(y_tr, minlength=num_classes).min()
+        for k in shots:
+            if k > smallest:
+                warnings.warn(f'split {split.fold}: k={k} skipped, the smallest class has '
+                              f'{smallest} training slide(s)', UserWarning, stacklevel=2)
+                continue
+            cell = FewShotCell(split.fold, k, {m: {q: np.full(num_draws, np.nan)
+                                                   for q in FEWSHOT_METRICS}
+                                               for m in FEWSHOT_MODELS})
+            for r in range(num_draws):
+                idx = draw_support(y_tr, k, num_classes,
+                                   np.random.default_rng([seed, split.fold, k, r]))
+                xs, ys = x_tr[idx], y_tr[idx]
+                probas = {'simpleshot': simpleshot_proba(xs, ys, x_te, num_classes)}
+                probas['linear'] = LogisticRegression(C=C, max_iter=1000).fit(
+                    xs, ys).predict_proba(x_te)
+                for model, proba in probas.items():
+                    cell.scores[model]['bacc'][r] = balanced_accuracy_score(
+                        y_te, proba.argmax(1))
+                    cell.scores[model]['auc'][r] = auc_score(y_te, proba)
+            cells.append(cell)
+    return FewShotResult(cells, num_draws)

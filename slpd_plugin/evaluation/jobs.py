@@ -1,0 +1,194 @@
+"""Survival, few-shot and retrieval runs from files to an output folder.
+
+Each ``run_*`` reads the labels, the splits and one or more embedding folders
+(``{slide_id}.pt``/``.h5`` region or slide embeddings, or a TRIDENT
+``slide_features_<encoder>/`` folder), evaluates every set on the same splits and writes,
+per set, ``summary.csv`` and ``results.json`` (into ``out`` for one set, ``out/<name>``
+for several). Survival also writes ``predictions.csv`` and a Kaplan-Meier plot; few-shot
+a curve. With several sets, ``comparison.md`` in ``out`` holds one table and, for
+survival, paired bootstrap comparisons against the first set. Returns the text to print.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .bootstrap import bootstrap_ci, metric_cindex, paired_bootstrap, verdict
+from .embeddings import SlideEmbeddings, load_slide_embeddings, report_missing
+from .fewshot import FEWSHOT_MODELS, evaluate_fewshot
+from .labels import LabelTable
+from .metrics import mean_std
+from .mil import MILConfig, load_bags
+from .plots import plot_fewshot_curves, plot_kaplan_meier
+from .retrieval import RETRIEVAL_COLUMNS, evaluate_retrieval
+from .splits import Split
+from .summaries import write_fewshot_summary, write_retrieval_summary, write_survival_summary
+from .survival import CoxConfig, SurvivalResult, evaluate_cox, evaluate_survival_mil
+from .survival_data import SurvivalTable
+
+__all__ = ['run_fewshot', 'run_retrieval', 'run_survival']
+
+
+def _set_dir(out: Path, name: str, several: bool) -> Path:
+    target = out / name if several else out
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def _json(path: Path, payload: Mapping[str, Any]) -> None:
+    def safe(obj: Any) -> Any:
+        if isinstance(obj, float) and math.isnan(obj):
+            return None
+        if isinstance(obj, dict):
+            return {k: safe(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [safe(v) for v in obj]
+        return obj
+    path.write_text(json.dumps(safe(dict(payload)), indent=2) + '\n')
+
+
+def _load_set(folder: Path, wanted: set[str], what: str) -> SlideEmbeddings:
+    emb = load_slide_embeddings(folder, wanted)
+    if not len(emb):
+        raise ValueError(f'no overlap between the files in {folder} and the {len(wanted)} '
+                         f'{what} (e.g. {sorted(wanted)[:1]})')
+    report_missing(wanted, emb, what=f'embeddings in {folder}')
+    return emb
+
+
+def run_survival(sets: Mapping[str, Path], table: SurvivalTable, splits: Sequence[Split],
+                 out: Path, model: str = 'cox', cox: CoxConfig | None = None,
+                 mil: MILConfig | None = None, seed: int = 0,
+                 num_resamples: int = 1000) -> str:
+    """Cox or MIL survival for every embedding set (module docstring)."""
+    cases = set().union(*(set(s.train) | set(s.val) for s in splits)) & set(table.time)
+    if not cases:
+        raise ValueError('no case of the splits has an outcome in the survival CSV')
+    wanted = {s for c in cases for s in table.slides[c]}
+    results: dict[str, SurvivalResult] = {}
+    lines = []
+    for name, folder in sets.items():
+        emb = _load_set(folder, wanted, 'slides of the split cases')
+        if model == 'cox':
+            result = evaluate_cox(table, emb, splits, cox, seed)
+        else:
+            result = evaluate_survival_mil(table, load_bags(folder, emb.ids), splits, mil,
+                                           seed=seed)
+        results[name] = result
+        target = _set_dir(out, name, len(sets) > 1)
+        write_survival_summary(result, target / 'summary.csv')
+        ci = bootstrap_ci(metric_cindex, [(f.time, f.event, f.risk) for f in result.folds],
+                          num_resamples, seed)
+        _json(target / 'results.json', dict(protocol=f'survival_{model}', embeddings=str(folder),
+                                            summary=result.summary(), bootstrap=ci.as_dict(),
+                                            folds=[f.as_dict() for f in result.folds]))
+        with (target / 'predictions.csv').open('w', newline='') as fh:
+            writer = csv.writer(fh)
+            writer.writerow(['fold', 'case_id', 'survival_months', 'event', 'risk'])
+            for f in result.folds:
+                for row in zip(f.cases, f.time, f.event.astype(int), f.risk):
+                    writer.writerow([f.fold, *row])
+        plot_kaplan_meier(result, target / 'km.png', title=f'{name} ({model})')
+        s = result.summary()
+        lines.append(f'{name}: val c-index {s["mean"]:.3f} ± {s["std"]:.3f} over '
+                     f'{s["n"]} folds; bootstrap 95 % CI of the fold mean {ci}')
+    if len(sets) > 1:
+        lines += _survival_comparison(results, out, seed, num_resamples)
+    return '\n'.join(lines)
+
+
+def _survival_comparison(results: Mapping[str, SurvivalResult], out: Path, seed: int,
+                         num_resamples: int) -> list[str]:
+    names = list(results)
+    base = results[names[0]]
+    md = ['# Survival: c-index per embedding set', '',
+          '| embeddings | val c-index (mean ± std over folds) | 95 % bootstrap CI |',
+          '| --- | --- | --- |']
+    sentences = []
+    for name, result in results.items():
+        s = result.summary()
+        ci = bootstrap_ci(metric_cindex, [(f.time, f.event, f.risk) for f in result.folds],
+                          num_resamples, seed)
+        md.append(f'| {name} | {s["mean"]:.3f} ± {s["std"]:.3f} | [{ci.lo:.3f}, {ci.hi:.3f}] |')
+        if name == names[0]:
+            continue
+        if [f.cases for f in result.folds] != [f.cases for f in base.folds]:
+            sentences.append(f'{name} vs {names[0]}: not the same cases, no paired comparison.')
+            continue
+        diff = paired_bootstrap(metric_cindex,
+                                [(f.time, f.event, f.risk) for f in base.folds],
+                                [(f.time, f.event, f.risk) for f in result.folds],
+                                num_resamples, seed)
+        sentences.append(verdict(diff, names[0], name))
+    md += ['', '## Paired comparisons (same cases, paired bootstrap of the difference)', '']
+    md += [f'- {s}' for s in sentences]
+    (out / 'comparison.md').write_text('\n'.join(md) + '\n')
+    return sentences
+
+
+def _labelled(labels: LabelTable, splits: Sequence[Split]) -> set[str]:
+    in_splits = set().union(*(s.all_ids() for s in splits))
+    wanted = in_splits & set(labels.labels)
+    if not wanted:
+        raise ValueError('no slide of the splits has a label in the CSV')
+    return wanted
+
+
+def run_fewshot(sets: Mapping[str, Path], labels: LabelTable, splits: Sequence[Split],
+                out: Path, shots: Sequence[int], num_draws: int, seed: int = 0) -> str:
+    """Few-shot SimpleShot and logistic regression for every embedding set."""
+    wanted = _labelled(labels, splits)
+    curves, lines = {}, []
+    for name, folder in sets.items():
+        emb = _load_set(folder, wanted, 'labelled slides of the splits')
+        result = evaluate_fewshot(emb, labels.labels, splits, labels.num_classes, shots,
+                                  num_draws, seed)
+        target = _set_dir(out, name, len(sets) > 1)
+        write_fewshot_summary(result, target / 'summary.csv')
+        curve = {m: result.curve(m, 'bacc') for m in FEWSHOT_MODELS}
+        curves[name] = curve
+        _json(target / 'results.json', dict(
+            protocol='fewshot', embeddings=str(folder), num_draws=num_draws, shots=list(shots),
+            class_names=labels.class_names,
+            curve_bacc={m: {str(k): v for k, v in c.items()} for m, c in curve.items()},
+            cells=[dict(fold=c.fold, k=c.k, **{f'{m}_{q}': c.stats(m, q)
+                                               for m in FEWSHOT_MODELS for q in ('bacc', 'auc')})
+                   for c in result.cells]))
+        plot_fewshot_curves({name: curve}, target / 'fewshot.png')
+        for m in FEWSHOT_MODELS:
+            lines.append(f'{name} {m}: balanced accuracy by k (mean over folds of the '
+                         f'{num_draws}-draw means): ' + ', '.join(
+                             f'{k}: {v[0]:.3f}' for k, v in curve[m].items()))
+    if len(sets) > 1:
+        plot_fewshot_curves(curves, out / 'fewshot.png')
+    return '\n'.join(lines)
+
+
+def run_retrieval(sets: Mapping[str, Path], labels: LabelTable, splits: Sequence[Split],
+                  out: Path) -> str:
+    """Cosine slide retrieval for every embedding set."""
+    wanted = _labelled(labels, splits)
+    md = ['| embeddings | ' + ' | '.join(RETRIEVAL_COLUMNS) + ' |',
+          '| --- |' + ' --- |' * len(RETRIEVAL_COLUMNS)]
+    for name, folder in sets.items():
+        emb = _load_set(folder, wanted, 'labelled slides of the splits')
+        folds = evaluate_retrieval(emb, labels.labels, splits)
+        target = _set_dir(out, name, len(sets) > 1)
+        write_retrieval_summary(folds, target / 'summary.csv')
+        summary = {c: mean_std([f.metrics[c] for f in folds]) for c in RETRIEVAL_COLUMNS}
+        _json(target / 'results.json', dict(
+            protocol='retrieval', embeddings=str(folder), summary=summary,
+            folds=[dict(fold=f.fold, n_train=f.n_train, n_test=f.n_test, **f.metrics)
+                   for f in folds]))
+        md.append(f'| {name} | ' + ' | '.join(
+            f'{summary[c]["mean"]:.3f} ± {summary[c]["std"]:.3f}' for c in RETRIEVAL_COLUMNS)
+            + ' |')
+    if len(sets) > 1:
+        (out / 'comparison.md').write_text('# Retrieval (mean ± std over splits)\n\n'
+                                           + '\n'.join(md) + '\n')
+    return '\n'.join(md)

@@ -1,0 +1,176 @@
+"""Survival: c-index against a brute-force pair count, HIPT-format files, Cox and MIL runs."""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import itertools
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from slpd_plugin.datasets.synthetic_wsi import make_wsi_benchmark
+from slpd_plugin.evaluation import MILConfig, load_bags, load_slide_embeddings
+from slpd_plugin.evaluation.references import write_reference_embeddings
+from slpd_plugin.evaluation.survival import evaluate_survival_mil
+from slpd_plugin.evaluation.survival_data import (load_survival_labels, load_survival_splits,
+                                                  patient_embeddings)
+from slpd_plugin.evaluation.survival_metrics import (c_index, discretize, nll_survival_loss,
+                                                     time_bins)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_cli():
+    spec = importlib.util.spec_from_file_location('eval_slides_cli_surv',
+                                                  REPO_ROOT / 'tools' / 'eval_slides.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def brute_force_cindex(time, event, risk) -> float:
+    """Harrell: pairs (i, j) where i dies first (or dies at a time j is censored at, j
+    still being at risk); i with the higher risk is concordant, risk ties count 1/2."""
+    concordant = comparable = 0.0
+    for i, j in itertools.permutations(range(len(time)), 2):
+        if event[i] and (time[i] < time[j] or (time[i] == time[j] and not event[j])):
+            comparable += 1
+            concordant += 1.0 if risk[i] > risk[j] else 0.5 if risk[i] == risk[j] else 0.0
+    return concordant / comparable
+
+
+def test_cindex_matches_brute_force_pair_count():
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        n = 40
+        time = rng.integers(1, 15, n).astype(float)  # tied times
+        event = rng.random(n) < 0.6
+        risk = rng.integers(0, 6, n).astype(float)  # tied risks
+        assert c_index(time, event, risk) == pytest.approx(brute_force_cindex(time, event, risk))
+    assert math.isnan(c_index(np.ones(3), np.zeros(3, bool), np.arange(3.0)))
+
+
+def test_bins_and_nll_loss_by_hand():
+    time = np.array([1.0, 2, 3, 4, 5, 6, 7, 8, 100])
+    event = np.array([1, 1, 1, 1, 1, 1, 1, 1, 0], bool)
+    edges = time_bins(time, event)
+    assert edges == pytest.approx(np.quantile(time[:8], [0.25, 0.5, 0.75]))
+    assert np.bincount(discretize(time[:8], edges), minlength=4).tolist() == [2, 2, 2, 2]
+    logits = torch.tensor([[0.3, -1.0, 2.0, 0.1], [0.5, 0.5, -0.5, 0.0]])
+    h = torch.sigmoid(logits)
+    # event in bin 2: survive bins 0, 1 then die in 2; censored in bin 1: survive bins 0, 1
+    expected = (-(torch.log(1 - h[0, 0]) + torch.log(1 - h[0, 1]) + torch.log(h[0, 2]))
+                - (torch.log(1 - h[1, 0]) + torch.log(1 - h[1, 1]))) / 2
+    loss = nll_survival_loss(logits, torch.tensor([2, 1]), torch.tensor([1.0, 0.0]))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def _write_survival_csv(path: Path, rows) -> None:
+    with path.open('w', newline='') as fh:
+        writer = csv.writer(fh)
+        writer.writerow(['', 'case_id', 'slide_id', 'age', 'survival_months', 'censorship'])
+        for i, row in enumerate(rows):
+            writer.writerow([i, *row])
+
+
+def test_cases_group_slides_and_patient_embedding_is_the_bag_mean(tmp_path):
+    rows = [('C1', 'C1-DX1.svs', 50, 10.5, 0.0), ('C1', 'C1-DX2.svs', 50, 10.5, 0.0),
+            ('C2', 'C2-DX1.svs', 60, 30.0, 1.0), ('C3', 'C3-DX1.svs', 70, '', '')]
+    _write_survival_csv(tmp_path / 's.csv', rows)
+    table = load_survival_labels(tmp_path / 's.csv')
+    assert table.slides == {'C1': ['C1-DX1', 'C1-DX2'], 'C2': ['C2-DX1']}
+    assert table.event == {'C1': 1, 'C2': 0} and table.time['C1'] == 10.5
+    emb_dir = tmp_path / 'emb'
+    emb_dir.mkdir()
+    rng = np.random.default_rng(0)
+    bags = {s: torch.as_tensor(rng.normal(size=(n, 4)), dtype=torch.float32)
+            for s, n in (('C1-DX1', 3), ('C1-DX2', 7), ('C2-DX1', 2))}
+    for s, x in bags.items():
+        torch.save(x, emb_dir / f'{s}.pt')
+    emb = load_slide_embeddings(emb_dir)
+    got = patient_embeddings(table, emb, ['C1', 'C2'])
+    want = torch.cat([bags['C1-DX1'], bags['C1-DX2']]).mean(0).double().numpy()
+    assert got[0] == pytest.approx(want, abs=1e-6)
+
+    _write_survival_csv(tmp_path / 'bad.csv', rows[:1] + [('C1', 'C1-DX2.svs', 50, 11.0, 0.0)])
+    with pytest.raises(ValueError, match=r'bad\.csv.*C1.*two outcomes'):
+        load_survival_labels(tmp_path / 'bad.csv')
+
+
+def test_hipt_survival_splits_hold_case_ids(hipt_dir):
+    table = load_survival_labels(hipt_dir / 'tcga_brca_subset.csv')
+    splits = load_survival_splits(hipt_dir / 'splits/survival_5foldcv/tcga_brca')
+    assert [s.fold for s in splits] == list(range(5))
+    multi = [c for c, slides in table.slides.items() if len(slides) > 1]
+    assert multi  # BRCA has patients with several slides
+    for split in splits:
+        assert not split.test and not set(split.train) & set(split.val)
+        assert len(set(split.val) & set(table.time)) > 0.9 * len(split.val)
+
+
+@pytest.fixture(scope='module')
+def bench(tmp_path_factory) -> Path:
+    root = make_wsi_benchmark(tmp_path_factory.mktemp('surv') / 'bench', num_slides=120,
+                              channels=8, region_scale=0.1, num_folds=3, val_frac=0.2,
+                              test_frac=0.2, progress=False)
+    for kind in ('composition', 'noise'):
+        write_reference_embeddings(root, kind, root / kind)
+    return root
+
+
+def test_synthetic_benchmark_writes_hipt_survival_files(bench):
+    table = load_survival_labels(bench / 'survival.csv')
+    splits = load_survival_splits(bench / 'splits_survival')
+    assert len(table.time) == 120 and 0 < sum(table.event.values()) < 120
+    vals = [c for s in splits for c in s.val]
+    assert len(splits) == 5 and sorted(vals) == sorted(table.time)  # a partition
+
+
+def _read_predictions(path: Path):
+    with path.open(newline='') as fh:
+        rows = list(csv.DictReader(fh))
+    by_fold = {}
+    for r in rows:
+        by_fold.setdefault(int(r['fold']), []).append(
+            (float(r['survival_months']), int(r['event']), float(r['risk'])))
+    return by_fold
+
+
+def test_cli_cox_summary_matches_brute_force_on_predictions(bench, tmp_path, capsys):
+    out = tmp_path / 'out'
+    code = _load_cli().main(['survival', '--embeddings', f'oracle={bench / "composition"}',
+                             '--embeddings', f'noise={bench / "noise"}',
+                             '--csv', str(bench / 'survival.csv'),
+                             '--splits', str(bench / 'splits_survival'), '--out', str(out),
+                             '--bootstrap', '100'])
+    assert code == 0
+    with (out / 'oracle' / 'summary.csv').open(newline='') as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ['', 'folds', 'val_cindex'] and len(rows) == 6
+    preds = _read_predictions(out / 'oracle' / 'predictions.csv')
+    for row in rows[1:]:
+        t, e, r = map(np.array, zip(*preds[int(row[1])]))
+        assert float(row[2]) == pytest.approx(brute_force_cindex(t, e.astype(bool), r))
+    oracle = json.loads((out / 'oracle' / 'results.json').read_text())
+    noise = json.loads((out / 'noise' / 'results.json').read_text())
+    assert oracle['summary']['mean'] > noise['summary']['mean'] + 0.05
+    ci = oracle['bootstrap']
+    assert ci['lo'] <= ci['point'] <= ci['hi']
+    assert (out / 'comparison.md').read_text().count('|') > 8
+    assert (out / 'oracle' / 'km.png').read_bytes()[:4] == b'\x89PNG'
+
+
+def test_mil_survival_runs_and_is_reproducible(bench):
+    table = load_survival_labels(bench / 'survival.csv')
+    splits = load_survival_splits(bench / 'splits_survival')[:2]
+    bags = load_bags(bench / 'composition', [s for v in table.slides.values() for s in v])
+    cfg = MILConfig(epochs=1)
+    a = evaluate_survival_mil(table, bags, splits, cfg, seed=3)
+    b = evaluate_survival_mil(table, bags, splits, cfg, seed=3)
+    assert [f.val_cindex for f in a.folds] == [f.val_cindex for f in b.folds]
+    assert all(0 <= f.val_cindex <= 1 for f in a.folds)
+    assert a.folds[0].n_val == len(splits[0].val)
