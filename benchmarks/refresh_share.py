@@ -3,8 +3,8 @@
 Measured in one run on the paper's model (ViT-4K-XS, 65,536-d head), fp32:
 
 - a training step per region (batch 32, batched multi-crop + SDPA: the plugin's path);
-- the refresh's embedding pass per region (teacher, eval mode, centre 14x14 crop,
-  batch 256, no autograd);
+- the refresh's embedding pass per region (``embed_grids``: teacher, eval mode, centre
+  14x14 crop, batch 256, no autograd);
 - the refresh's clustering + matching (``build_bank``, K = 4, min 32 regions) on 62,853
   synthetic 256-d region embeddings of 1,041 slides.
 
@@ -23,7 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
 from torch.utils.data import default_collate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.prototypes import region_counts, synthetic_regions  # noqa: E402
 from benchmarks.train_step import build, step  # noqa: E402
+from slpd_plugin.checkpoints.embed import embed_grids  # noqa: E402
 from slpd_plugin.datasets import RegionFeatureDataset, make_synthetic_store  # noqa: E402
-from slpd_plugin.models.data_preprocessors import center_crop  # noqa: E402
 from slpd_plugin.prototypes import build_bank  # noqa: E402
 
 LUNG_SLIDES = 1041
@@ -65,12 +64,7 @@ def main() -> None:
         step_s = timed(lambda: step(model, optim, train_batch['inputs'],
                                     train_batch['data_samples'], host_sync=False), repeats)
         grids = default_collate([dataset[i % len(dataset)] for i in range(256)])['inputs']
-        model.teacher.eval()
-
-        @torch.no_grad()
-        def embed_pass():
-            model.embed(center_crop(grids.float(), 14), output='z')
-        pass_s = timed(embed_pass, repeats)
+        pass_s = timed(lambda: embed_grids(model, grids), repeats)
 
     counts = region_counts(LUNG_SLIDES, seed=0)
     embeddings, slide_index = synthetic_regions(counts, seed=0)

@@ -16,7 +16,7 @@ try:
 except ImportError:  # not installed: run from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from slpd_plugin.utils.hipt_export import export_hipt_teacher  # noqa: E402
+from slpd_plugin.checkpoints.hipt_export import export_hipt_teacher  # noqa: E402
 
 PROG = 'export_checkpoint.py'
 EXAMPLES = """\

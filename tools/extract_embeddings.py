@@ -23,9 +23,9 @@ except ImportError:  # not installed: run from a checkout
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
+from slpd_plugin.checkpoints import load_encoder  # noqa: E402
 from slpd_plugin.datasets import StoreError, open_store  # noqa: E402
-from slpd_plugin.evaluation.extract import (CROPS, FORMATS,  # noqa: E402
-                                            extract_embeddings, load_encoder)
+from slpd_plugin.evaluation.extract import CROPS, FORMATS, extract_embeddings  # noqa: E402
 
 PROG = 'extract_embeddings.py'
 EXAMPLES = """\

@@ -18,9 +18,9 @@ try:
 except ImportError:  # not installed: run from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from slpd_plugin.visualization import (bank_overview, checkpoint_store,  # noqa: E402
-                                       format_bank_overview, format_slide_report, load_bank,
-                                       load_checkpoint, open_bank_store, resolve_slide,
+from slpd_plugin.checkpoints import checkpoint_store, load_bank, load_checkpoint  # noqa: E402
+from slpd_plugin.visualization import (bank_overview, format_bank_overview,  # noqa: E402
+                                       format_slide_report, open_bank_store, resolve_slide,
                                        slide_report)
 from slpd_plugin.visualization.cli import ToolParser, run_tool  # noqa: E402
 

@@ -23,14 +23,14 @@ except ImportError:  # not installed: run from a checkout
 
 import numpy as np  # noqa: E402
 
+from slpd_plugin.checkpoints import (build_model, checkpoint_store, load_bank,  # noqa: E402
+                                     load_checkpoint, prototype_settings)
 from slpd_plugin.datasets.stores import FeatureStore, StoreError  # noqa: E402
 from slpd_plugin.prototypes import PrototypeBank  # noqa: E402
-from slpd_plugin.visualization import (PROJECTION_METHODS, build_model,  # noqa: E402
-                                       checkpoint_store, embed_regions, load_bank,
-                                       load_checkpoint, load_slide_labels, open_bank_store,
+from slpd_plugin.visualization import (PROJECTION_METHODS, embed_regions,  # noqa: E402
+                                       load_slide_labels, open_bank_store,
                                        plot_neighbor_graph, plot_projection,
-                                       plot_prototype_map, prototype_settings,
-                                       resolve_slide, spread_slides)
+                                       plot_prototype_map, resolve_slide, spread_slides)
 from slpd_plugin.visualization.cli import ToolParser, run_tool  # noqa: E402
 from slpd_plugin.visualization.neighbor_graph import (neighbor_edges,  # noqa: E402
                                                       same_label_fraction)
@@ -135,7 +135,7 @@ def run_map(args: argparse.Namespace) -> None:
     loaded = load_bank(ckpt, args.checkpoint)
     store = _open_store(args, ckpt, loaded.bank)
     slide = resolve_slide(args.slide, store.slide_ids, store.num_slides)
-    min_regions = prototype_settings(ckpt, args.checkpoint)['min_regions']
+    min_regions = prototype_settings(ckpt, args.checkpoint).min_regions
     plot_prototype_map(loaded.bank, slide, store.slides, store.coords(), args.out,
                        min_regions=min_regions)
     neighbors = [store.slide_ids[n] for n in loaded.bank.neighbors[slide].tolist() if n >= 0]
@@ -155,8 +155,8 @@ def run_projection(args: argparse.Namespace) -> None:
     records = [store.slides[s] for s in slides]
     indices = np.concatenate([np.arange(r.offset, r.offset + r.count) for r in records])
     region_slides = np.repeat(slides, [r.count for r in records])
-    embeddings = embed_regions(model, store, indices, output=settings['embedding'],
-                               crop=settings['crop'], batch_size=args.batch_size)
+    embeddings = embed_regions(model, store, indices, output=settings.embedding,
+                               crop=settings.crop, batch_size=args.batch_size)
     plot_projection(loaded.bank, store.slide_ids, slides, embeddings, indices, region_slides,
                     args.out, labels=labels, method=args.method)
     print(f'{PROG}: wrote {args.out}: {len(indices)} regions of {len(slides)} slide(s), '

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from benchmarks.baselines import original_prototypes, original_redis
 from benchmarks.baselines.naive_multicrop import NaiveMultiCropDataset
-from slpd_plugin.models.data_preprocessors import center_crop
+from slpd_plugin.checkpoints.embed import embed_grids
 from slpd_plugin.prototypes import PrototypeBank
 
 
@@ -69,14 +69,9 @@ def _bank(refreshed: dict[str, torch.Tensor], slide_index: np.ndarray) -> Protot
 def refresh(model, dataset: OriginalRedisDataset, num_clusters: int, min_regions: int,
             batch_size: int, workers: int, device: torch.device) -> PrototypeBank:
     """Teacher embedding pass over per-region reads, then the per-slide refresh."""
-    model.teacher.eval()
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers,
                         collate_fn=default_collate)
-    parts = []
-    for batch in loader:
-        grids = center_crop(batch['inputs'].to(device), 14)
-        parts.append(model.embed(grids, output='z').cpu())
-    model.teacher.train()
+    parts = [embed_grids(model, batch['inputs'].to(device)).cpu() for batch in loader]
     num_slides = int(dataset.slide_index.max()) + 1
     refreshed = original_prototypes.refresh(
         torch.cat(parts).float(), torch.as_tensor(dataset.slide_index, dtype=torch.long),

@@ -16,12 +16,13 @@ import os
 import os.path as osp
 from typing import Callable
 
-import torch
 from mmengine.dist import master_only
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
 from slpd_plugin.registry import RUNNERS
+from slpd_plugin.utils.model import unwrap
+from slpd_plugin.utils.weights import load_weights_only
 
 from .checkpoint_check import check_checkpoint_shapes
 from .hooks.weights_only_checkpoint_hook import WeightsOnlyCheckpointHook
@@ -43,19 +44,10 @@ class SLPDRunner(Runner):
     def load_checkpoint(self, filename: str, map_location: str | Callable = 'cpu',
                         strict: bool = False,
                         revise_keys: list = [(r'^module.', '')]) -> dict:  # noqa: B006
-        if not osp.isfile(filename):  # mmengine would fetch URLs and unpickle them
-            raise FileNotFoundError(f'{filename}: not a local checkpoint file (URLs are not '
-                                    f'fetched: download it first, it is then loaded '
-                                    f'weights-only)')
-        try:
-            checkpoint = torch.load(filename, map_location=map_location, weights_only=True)
-        except Exception as e:
-            raise RuntimeError(
-                f'{filename}: not loadable weights-only ({type(e).__name__}: '
-                f'{str(e).splitlines()[0]}). Checkpoints are never unpickled; a checkpoint '
-                f'of another tool must hold only tensors and plain values.') from e
+        # Not mmengine's loader: it would fetch URLs and unpickle them.
+        checkpoint = load_weights_only(filename, 'checkpoint', map_location)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
-        model = self.model.module if hasattr(self.model, 'module') else self.model
+        model = unwrap(self.model)
         check_checkpoint_shapes(model, checkpoint, filename, revise_keys)
         checkpoint = _load_checkpoint_to_model(model, checkpoint, strict,
                                                revise_keys=revise_keys)

@@ -16,9 +16,10 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from slpd_plugin.checkpoints import load_bank, load_checkpoint
 from slpd_plugin.datasets.synthetic_wsi import REGION_PX, STORE_DIR, TRUTH_FILE
-from slpd_plugin.engine.hooks.prototype_hook import CKPT_KEY
-from slpd_plugin.visualization import load_bank, load_checkpoint, open_bank_store
+from slpd_plugin.prototypes.bank import CKPT_KEY
+from slpd_plugin.visualization import open_bank_store
 from slpd_plugin.visualization import plot_prototype_map as draw_prototypes
 
 __all__ = ['plot_auc_bars', 'plot_loss_curves', 'plot_prototype_map', 'read_scalars']

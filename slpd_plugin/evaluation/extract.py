@@ -28,70 +28,23 @@ from typing import Iterator
 
 import numpy as np
 import torch
-from mmengine.config import Config
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from slpd_plugin.checkpoints.embed import embed_grids
 from slpd_plugin.datasets.stores import FeatureStore
-from slpd_plugin.registry import MODELS
-from slpd_plugin.utils.checkpoint import CheckpointError, encoder_state
+from slpd_plugin.prototypes.settings import REFRESH_CROP
 from slpd_plugin.utils.progress import progress_bar
-from slpd_plugin.visualization.checkpoint import load_checkpoint
 
 from .trident import TridentWriter
 
-__all__ = ['CROPS', 'FORMATS', 'TABLE_FILE', 'crop_grids', 'embed_store', 'extract_embeddings',
-           'load_encoder']
+__all__ = ['CROPS', 'FORMATS', 'TABLE_FILE', 'embed_store', 'extract_embeddings']
 
-CROPS = ('full', 'center')
+#: ``'full'`` grid (HIPT's evaluation) or the ``'center'`` crop the prototype refresh
+#: embeds (:data:`~slpd_plugin.prototypes.settings.REFRESH_CROP`), by crop side.
+CROPS = {'full': None, 'center': REFRESH_CROP}
 FORMATS = ('hipt', 'trident')
-CENTER = 14
 TABLE_FILE, META_FILE, COORDS_DIR = 'slide_embeddings.npz', 'extraction.json', 'coords'
-
-
-def load_encoder(config: str | os.PathLike, checkpoint: str | os.PathLike,
-                 encoder: str = 'teacher', cfg_options: dict | None = None) -> nn.Module:
-    """Build the model of a config and load one encoder's backbone from a checkpoint.
-
-    Args:
-        config: The training config (or the copy the run saved in its work dir).
-        checkpoint: A checkpoint of this plugin's runner (loaded weights-only).
-        encoder: ``'teacher'`` or ``'student'``. Defaults to 'teacher'.
-        cfg_options: Overrides merged into the config, as ``--cfg-options`` of training.
-            Defaults to None.
-
-    Returns:
-        The :class:`~slpd_plugin.models.SLPD` model in eval mode; only
-        ``{encoder}.backbone`` carries trained weights.
-
-    Raises:
-        FileNotFoundError: if there is no such checkpoint.
-        ValueError: if it cannot be loaded weights-only, lacks the encoder or does not
-            fit the config (:class:`CheckpointError`).
-    """
-    cfg = Config.fromfile(str(config))
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    model = MODELS.build(cfg.model)
-    state = encoder_state(load_checkpoint(checkpoint), encoder, 'backbone',
-                          source=str(checkpoint))
-    try:
-        getattr(model, encoder).backbone.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        detail = ' '.join(str(err).split())[:400]
-        raise CheckpointError(f'{checkpoint} does not fit the model of {config} (pass the '
-                              f'config the run was trained with): {detail}') from None
-    return model.eval()
-
-
-def crop_grids(grids: torch.Tensor, crop: str) -> torch.Tensor:
-    """``'full'``: grids unchanged; ``'center'``: the centre 14x14 cells, (B, C, 14, 14)."""
-    if crop not in CROPS:
-        raise ValueError(f'crop must be one of {CROPS}, got {crop!r}')
-    if crop == 'full':
-        return grids
-    lo = (grids.shape[-1] - CENTER) // 2
-    return grids[..., lo:lo + CENTER, lo:lo + CENTER]
 
 
 class _Chunks(Dataset):
@@ -120,7 +73,7 @@ def embed_store(model: nn.Module, store: FeatureStore, encoder: str = 'teacher',
         model: An :class:`~slpd_plugin.models.SLPD` (its ``embed`` is used).
         store: The feature store.
         encoder: ``'teacher'`` or ``'student'``. Defaults to 'teacher'.
-        crop: ``'full'`` grid or ``'center'`` 14x14 crop. Defaults to 'full'.
+        crop: ``'full'`` grid or ``'center'`` crop (:data:`CROPS`). Defaults to 'full'.
         batch_size: Regions per forward pass ``B``. Defaults to 64.
         device: Torch device. Defaults to 'cpu'.
         num_workers: DataLoader workers reading the store. Defaults to 0.
@@ -129,6 +82,8 @@ def embed_store(model: nn.Module, store: FeatureStore, encoder: str = 'teacher',
     Yields:
         ``(slide position in store.slides, float32 CPU tensor (N, D))`` in store order.
     """
+    if crop not in CROPS:
+        raise ValueError(f'crop must be one of {tuple(CROPS)}, got {crop!r}')
     store.close()  # reopened lazily in whichever process reads
     loader = DataLoader(_Chunks(store, batch_size), batch_size=None,
                         num_workers=num_workers, pin_memory=device.startswith('cuda'))
@@ -137,8 +92,8 @@ def embed_store(model: nn.Module, store: FeatureStore, encoder: str = 'teacher',
     bar = progress_bar(total=store.num_regions, unit='region', desc='embedding',
                        disable=not progress)
     for grids in loader:
-        grids = crop_grids(grids.to(device, non_blocking=True).float(), crop)
-        buffer.append(model.embed(grids, encoder=encoder).float().cpu())
+        grids = grids.to(device, non_blocking=True)  # (B, C, G, G)
+        buffer.append(embed_grids(model, grids, CROPS[crop], 'cls', encoder).cpu())
         buffered += len(grids)
         bar.update(len(grids))
         while slide < len(counts) and buffered >= counts[slide]:
@@ -157,7 +112,7 @@ def extract_embeddings(model: nn.Module, store: FeatureStore, out_dir: str | os.
     """Write per-slide embeddings, coords and the slide table (module docstring).
 
     Args:
-        model: The model returned by :func:`load_encoder`.
+        model: The model returned by :func:`~slpd_plugin.checkpoints.reading.load_encoder`.
         store: The feature store to embed.
         out_dir: Output folder (created).
         encoder: ``'teacher'`` or ``'student'``. Defaults to 'teacher'.

@@ -4,16 +4,18 @@ Pure tensor functions (no runner, no registry); the prototype hook calls
 :func:`build_bank`, or :func:`cluster_slides` per rank and then :func:`finish_bank`.
 """
 from . import faiss_backend  # noqa: F401  (first: says how to install faiss if missing)
-from .bank import PrototypeBank
+from .bank import CKPT_KEY, PrototypeBank, bank_checkpoint_entry, bank_from_checkpoint
 from .build import build_bank, cluster_slides, finish_bank
 from .faiss_backend import faiss_kmeans
 from .kmeans import KMeansResult, batched_kmeans
 from .matching import (max_matching_score, match_prototypes, set_similarity,
                        set_similarity_paired)
 from .neighbors import find_neighbors
+from .settings import REFRESH_CROP, REFRESH_DEFAULTS, RefreshSettings
 
 __all__ = [
-    'KMeansResult', 'PrototypeBank', 'batched_kmeans', 'build_bank', 'cluster_slides',
-    'faiss_kmeans', 'find_neighbors', 'finish_bank', 'match_prototypes',
-    'max_matching_score', 'set_similarity', 'set_similarity_paired'
+    'CKPT_KEY', 'KMeansResult', 'PrototypeBank', 'REFRESH_CROP', 'REFRESH_DEFAULTS',
+    'RefreshSettings', 'bank_checkpoint_entry', 'bank_from_checkpoint', 'batched_kmeans',
+    'build_bank', 'cluster_slides', 'faiss_kmeans', 'find_neighbors', 'finish_bank',
+    'match_prototypes', 'max_matching_score', 'set_similarity', 'set_similarity_paired'
 ]

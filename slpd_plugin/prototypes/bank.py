@@ -2,6 +2,10 @@
 
 Shapes: S = slides, K = prototypes per slide, D = embedding dim, N = regions,
 r = neighbour slides per slide.
+
+In a training checkpoint the bank is the entry :data:`CKPT_KEY`: its tensors
+(:meth:`PrototypeBank.state_dict`) plus ``epoch``, the 0-based epoch it was built for
+(:func:`bank_checkpoint_entry`, :func:`bank_from_checkpoint`).
 """
 from __future__ import annotations
 
@@ -10,6 +14,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+#: Key of the prototype bank in a training checkpoint.
+CKPT_KEY = 'prototype_bank'
 
 
 @dataclass
@@ -108,3 +115,36 @@ class PrototypeBank:
             'neighbor_similarity_mean': similarity.mean().item(),
             'inertia_mean': self.inertia[self.valid].float().mean().item(),
         }
+
+
+def bank_checkpoint_entry(bank: PrototypeBank, epoch: int) -> dict[str, Tensor]:
+    """The checkpoint entry ``checkpoint[CKPT_KEY]`` of a bank built for ``epoch``.
+
+    Returns:
+        The bank's tensors on the CPU, plus ``epoch`` as a 0-d int64 tensor (loadable
+        with ``torch.load(weights_only=True)``).
+    """
+    state = {k: v.cpu() for k, v in bank.state_dict().items()}
+    return dict(state, epoch=torch.tensor(epoch))
+
+
+def bank_from_checkpoint(checkpoint: dict) -> tuple[PrototypeBank, int] | None:
+    """The bank saved in a training checkpoint and the epoch it was built for.
+
+    Args:
+        checkpoint: A loaded checkpoint.
+
+    Returns:
+        ``(bank, epoch)`` on the device the tensors were loaded to, or None when the
+        checkpoint has no bank (saved before the first refresh, or a DINO-only run).
+
+    Raises:
+        ValueError: if the entry is not a bank (wrong keys, no ``epoch``).
+    """
+    state = dict(checkpoint.get(CKPT_KEY) or {})
+    if not state:
+        return None
+    if 'epoch' not in state:
+        raise ValueError(f'the {CKPT_KEY!r} entry has no "epoch"')
+    epoch = int(state.pop('epoch'))
+    return PrototypeBank.from_state_dict(state), epoch

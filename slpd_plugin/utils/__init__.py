@@ -1,7 +1,8 @@
-"""Helpers for tools. Import the modules directly (kept light: ``progress`` is imported by
+"""Low-level helpers. Import the modules directly (kept light: ``progress`` is imported by
 the data and engine code, so this package imports nothing eagerly):
 
 - :mod:`.progress`: progress bars for terminals and log files;
-- :mod:`.checkpoint`: one encoder's weights out of a training checkpoint;
-- :mod:`.hipt_export`: the region encoder in the layout of HIPT's ``vit4k_xs_dino.pth``.
+- :mod:`.weights`: the one weights-only file loader, one encoder's weights out of a
+  training checkpoint, pretrained backbone weights;
+- :mod:`.model`: :func:`~.model.unwrap`, the model inside a DDP/FSDP wrapper.
 """

@@ -1,13 +1,12 @@
 """Pictures and reports of a trained SLPD model: prototype maps, embedding projections,
 the slide-neighbour graph, and text reports of prototype banks and feature stores.
 
-Used by ``tools/visualize.py``, ``tools/inspect_bank.py`` and ``tools/inspect_store.py``.
+Checkpoints are read with :mod:`slpd_plugin.checkpoints`. Used by ``tools/visualize.py``,
+``tools/inspect_bank.py`` and ``tools/inspect_store.py``.
 Plots are drawn on :class:`matplotlib.figure.Figure` objects (Agg canvas, no pyplot
 state, no display needed) and written as PNG files.
 """
 from .bank_report import bank_overview, format_bank_overview, format_slide_report, slide_report
-from .checkpoint import (BankCheckpoint, build_model, checkpoint_store, load_bank,
-                         load_checkpoint, prototype_settings)
 from .embedding import embed_regions
 from .neighbor_graph import neighbor_edges, plot_neighbor_graph
 from .palette import categorical_colors
@@ -19,11 +18,10 @@ from .slides import (SlideLabels, load_slide_labels, open_bank_store, resolve_sl
 from .store_report import format_store_report, store_report
 
 __all__ = [
-    'BankCheckpoint', 'PROJECTION_METHODS', 'SlideLabels', 'bank_overview', 'build_model',
-    'categorical_colors', 'checkpoint_store', 'embed_regions', 'format_bank_overview',
-    'format_slide_report', 'format_store_report', 'grid_positions', 'load_bank',
-    'load_checkpoint', 'load_slide_labels', 'neighbor_colors', 'neighbor_edges',
+    'PROJECTION_METHODS', 'SlideLabels', 'bank_overview', 'categorical_colors',
+    'embed_regions', 'format_bank_overview', 'format_slide_report', 'format_store_report',
+    'grid_positions', 'load_slide_labels', 'neighbor_colors', 'neighbor_edges',
     'open_bank_store', 'plot_neighbor_graph', 'plot_projection', 'plot_prototype_map',
-    'project_2d', 'prototype_settings', 'region_positions', 'resolve_slide',
-    'slide_report', 'spread_slides', 'store_report',
+    'project_2d', 'region_positions', 'resolve_slide', 'slide_report', 'spread_slides',
+    'store_report',
 ]

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from slpd_plugin.checkpoints.reading import BankCheckpoint
 from slpd_plugin.datasets.stores import SlideRecord
-
-from .checkpoint import BankCheckpoint
 
 
 def bank_overview(loaded: BankCheckpoint) -> dict:

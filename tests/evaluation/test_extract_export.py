@@ -11,13 +11,12 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from torch import nn
 
+from slpd_plugin.checkpoints import HIPT_VIT4K_XS, describe_vit4k, load_checkpoint
 from slpd_plugin.datasets import open_store
 from slpd_plugin.datasets.synthetic_wsi import make_wsi_benchmark
 from slpd_plugin.evaluation import load_slide_embeddings
 from slpd_plugin.registry import MODELS
-from slpd_plugin.utils.checkpoint import CheckpointError
-from slpd_plugin.utils.hipt_export import HIPT_VIT4K_XS, describe_vit4k
-from slpd_plugin.visualization import load_checkpoint
+from slpd_plugin.utils.weights import CheckpointError
 from tests.utils import TINY_CONFIG, run_train
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -182,7 +182,7 @@ def test_backbone_pretrained_init_cfg_loads_into_student_and_teacher(layout, tmp
 
 
 def test_backbone_pretrained_of_another_shape_is_a_clear_error(tmp_path):
-    from slpd_plugin.utils.checkpoint import CheckpointError
+    from slpd_plugin.utils.weights import CheckpointError
     path = tmp_path / 'other.pth'
     torch.save({'teacher': {f'backbone.{k}': v for k, v in _vit_weights(0, c=8).items()}},
                path)
@@ -194,6 +194,6 @@ def test_backbone_pretrained_of_another_shape_is_a_clear_error(tmp_path):
         model.init_weights()
     missing = MODELS.build(tiny_cfg(dict(backbone, init_cfg=dict(
         type='Pretrained', checkpoint=str(tmp_path / 'missing.pth')))))
-    with pytest.raises(CheckpointError, match='missing.pth: pretrained backbone weights not '
-                                              'found'):
+    with pytest.raises(FileNotFoundError, match='missing.pth: pretrained backbone weights '
+                                                'not found'):
         missing.init_weights()

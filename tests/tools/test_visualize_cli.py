@@ -104,7 +104,7 @@ def test_errors__bad_input_exit_1(tools, small_store, coords_store, tmp_path, ca
     cases = [
         (['map', str(no_bank), '--slide', '0', '--out', out], 'has no prototype bank'),
         (['map', str(not_ckpt), '--slide', '0', '--out', out],
-         'is not a checkpoint loadable with torch.load(weights_only=True)'),
+         'not loadable weights-only with torch.load(weights_only=True)'),
         (['map', str(ckpt), '--slide', 'synthetic-99999', '--out', out],
          "unknown slide 'synthetic-99999': expected a slide id of the store "
          "(e.g. 'synthetic-00000') or an index in [0, 6)"),

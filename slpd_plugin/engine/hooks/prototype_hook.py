@@ -2,8 +2,9 @@
 
 Per refresh, on ``W`` ranks (world size, all nodes):
 
-1. every rank embeds its contiguous shard of the ``N`` regions with the teacher (eval
-   mode, centre 14x14 view) and the shards are all-gathered: every rank holds (N, D)
+1. every rank embeds its contiguous shard of the ``N`` regions with the teacher
+   (:func:`~slpd_plugin.checkpoints.embed.embed_grids`: eval mode, centre 14x14 view)
+   and the shards are all-gathered: every rank holds (N, D)
    (or, with ``source='memory'``, the teacher embeddings the training steps of the
    previous epoch computed anyway are reused, and only regions no step saw are embedded);
 2. the ``S`` slides are split into ``W`` shards; each rank clusters its shard
@@ -20,18 +21,18 @@ import torch
 from mmengine.dist import all_gather, all_reduce, get_dist_info
 from mmengine.hooks import Hook
 from torch.utils.data import DataLoader, Subset
-from slpd_plugin.utils.progress import progress_bar
 
+from slpd_plugin.checkpoints.embed import embed_grids
 from slpd_plugin.prototypes import PrototypeBank, cluster_slides, finish_bank
+from slpd_plugin.prototypes.bank import CKPT_KEY, bank_checkpoint_entry, bank_from_checkpoint
 from slpd_plugin.prototypes.build import ASSIGNMENTS
 from slpd_plugin.prototypes.churn import assignment_churn
 from slpd_plugin.prototypes.faiss_backend import describe_refresh
+from slpd_plugin.prototypes.settings import REFRESH_DEFAULTS as DEFAULTS
 from slpd_plugin.registry import HOOKS
+from slpd_plugin.utils.model import unwrap
+from slpd_plugin.utils.progress import progress_bar
 
-from ...models.data_preprocessors import center_crop
-from .teacher_ema_hook import unwrap
-
-CKPT_KEY = 'prototype_bank'
 CLS_WITH_PROTOTYPE_HEAD = (
     "prototypes of backbone CLS embeddings cannot be distilled: the prototype head turns "
     "each prototype into a target with the teacher's last layer, which takes the head's "
@@ -54,6 +55,9 @@ def gather_rows(local: torch.Tensor) -> torch.Tensor:
 class PrototypeHook(Hook):
     """Build the prototype bank the SLPD prototype head distils towards.
 
+    The defaults of the settings that define the bank come from
+    :data:`~slpd_plugin.prototypes.settings.REFRESH_DEFAULTS`.
+
     Args:
         num_clusters: Prototypes per slide ``K``. Defaults to 4 (NSCLC).
         min_regions: Fewest regions a slide needs to get prototypes. Defaults to 32.
@@ -68,14 +72,15 @@ class PrototypeHook(Hook):
         iters: k-means iterations. Defaults to 10.
         restarts: k-means restarts. Defaults to 5.
         seed: k-means seed. Defaults to 0.
-        crop: Side of the centre crop the teacher embeds. Defaults to 14.
+        crop: Side of the centre crop the teacher embeds. Defaults to
+            :data:`~slpd_plugin.prototypes.settings.REFRESH_CROP` (14).
         batch_size: Regions per forward pass of the embedding pass. Defaults to 256.
         num_workers: DataLoader workers of the embedding pass. Defaults to 2.
         source: ``'pass'`` embeds every region at the refresh (spec, default).
             ``'memory'`` reuses the teacher's embedding of global view 0 from each region's
             last training step in the previous epoch and embeds only unseen regions: the
             refresh costs almost nothing, but the embeddings are stale (made by the teacher
-            of up to one epoch ago, on a random 14x14 crop with flips, not the centre
+            of up to one epoch ago, on a random global crop with flips, not the centre
             crop). Defaults to 'pass'.
         assignment: How a region picks its prototype: ``'l2'``, the k-means centroid
             nearest (L2) to its normalised embedding, as the original SLPD does (a faiss
@@ -86,11 +91,13 @@ class PrototypeHook(Hook):
 
     priority = 'NORMAL'
 
-    def __init__(self, num_clusters: int = 4, min_regions: int = 32, num_neighbors: int = 1,
-                 warm_epochs: int = 20, embedding: str = 'z', backend: str = 'torch',
-                 iters: int = 10, restarts: int = 5, seed: int = 0, crop: int = 14,
-                 batch_size: int = 256, num_workers: int = 2, source: str = 'pass',
-                 assignment: str = 'l2') -> None:
+    def __init__(self, num_clusters: int = DEFAULTS.num_clusters,
+                 min_regions: int = DEFAULTS.min_regions,
+                 num_neighbors: int = DEFAULTS.num_neighbors, warm_epochs: int = 20,
+                 embedding: str = DEFAULTS.embedding, backend: str = 'torch',
+                 iters: int = 10, restarts: int = 5, seed: int = 0,
+                 crop: int = DEFAULTS.crop, batch_size: int = 256, num_workers: int = 2,
+                 source: str = 'pass', assignment: str = DEFAULTS.assignment) -> None:
         if source not in ('pass', 'memory'):
             raise ValueError(f"source must be 'pass' or 'memory', got {source!r}")
         if assignment not in ASSIGNMENTS:
@@ -156,14 +163,11 @@ class PrototypeHook(Hook):
         loader = DataLoader(Subset(dataset, shard.tolist()), batch_size=self.batch_size,
                             num_workers=self.num_workers, shuffle=False)
         device = next(model.parameters()).device
-        was_training = model.teacher.training
-        model.teacher.eval()
         chunks = []
-        for batch in progress_bar(loader, desc='prototype refresh: embedding', disable=rank != 0,
-                          unit='batch', mininterval=5):
-            grids = center_crop(batch['inputs'].to(device).float(), self.crop)
-            chunks.append(model.embed(grids, encoder='teacher', output=self.embedding))
-        model.teacher.train(was_training)
+        for batch in progress_bar(loader, desc='prototype refresh: embedding',
+                                  disable=rank != 0, unit='batch', mininterval=5):
+            chunks.append(embed_grids(model, batch['inputs'].to(device), self.crop,
+                                      self.embedding))
         dim = (model.student.head.bottleneck_dims if self.embedding == 'z'
                else model.student.backbone.embed_dims)
         local = torch.cat(chunks) if chunks else torch.zeros(0, dim, device=device)
@@ -240,15 +244,14 @@ class PrototypeHook(Hook):
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         bank = unwrap(runner.model).bank
         if bank is not None:
-            state = {k: v.cpu() for k, v in bank.state_dict().items()}
-            checkpoint[CKPT_KEY] = dict(state, epoch=torch.tensor(self.bank_epoch))
+            checkpoint[CKPT_KEY] = bank_checkpoint_entry(bank, self.bank_epoch)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        state = dict(checkpoint.get(CKPT_KEY, {}))
-        if not state:
+        loaded = bank_from_checkpoint(checkpoint)
+        if loaded is None:
             return
-        epoch = int(state.pop('epoch'))
-        self.install(runner, PrototypeBank.from_state_dict(state))
+        bank, epoch = loaded
+        self.install(runner, bank)
         # A checkpoint written mid-epoch resumes inside the epoch its bank was built for.
         meta = checkpoint.get('meta', {})
         resumes_mid_epoch = meta.get('iter', 0) % max(len(runner.train_dataloader), 1) != 0

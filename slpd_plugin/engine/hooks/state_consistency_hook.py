@@ -10,8 +10,7 @@ from mmengine.dist import all_reduce, get_rank, is_distributed
 from mmengine.hooks import Hook
 
 from slpd_plugin.registry import HOOKS
-
-from .teacher_ema_hook import unwrap
+from slpd_plugin.utils.model import unwrap
 
 
 def state_fingerprints(state: dict[str, torch.Tensor]) -> dict[str, int]:

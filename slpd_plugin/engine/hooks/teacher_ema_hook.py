@@ -4,14 +4,9 @@ from __future__ import annotations
 from lightly.models.utils import update_momentum
 from lightly.utils.scheduler import cosine_schedule
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from slpd_plugin.registry import HOOKS
-
-
-def unwrap(model):
-    """The algorithm inside a DDP/FSDP wrapper (or the model itself)."""
-    return model.module if is_model_wrapper(model) else model
+from slpd_plugin.utils.model import unwrap
 
 
 @HOOKS.register_module()

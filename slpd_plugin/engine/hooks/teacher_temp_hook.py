@@ -4,8 +4,7 @@ from __future__ import annotations
 from mmengine.hooks import Hook
 
 from slpd_plugin.registry import HOOKS
-
-from .teacher_ema_hook import unwrap
+from slpd_plugin.utils.model import unwrap
 
 
 @HOOKS.register_module()

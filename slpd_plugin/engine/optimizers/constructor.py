@@ -1,11 +1,11 @@
 """Parameter groups as DINO makes them: no weight decay on biases and 1-d tensors."""
 from __future__ import annotations
 
-from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper
 from torch import nn
 
 from slpd_plugin.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, OPTIMIZERS
+from slpd_plugin.utils.model import unwrap
 
 from .dino_optim_wrapper import LAST_LAYER
 
@@ -47,8 +47,7 @@ class SLPDOptimWrapperConstructor:
         self.optim_wrapper_cfg = dict(optim_wrapper_cfg)
 
     def __call__(self, model: nn.Module) -> OptimWrapper:
-        if is_model_wrapper(model):
-            model = model.module
+        model = unwrap(model)
         cfg = dict(self.optim_wrapper_cfg)
         cfg.setdefault('type', 'DINOOptimWrapper')
         optimizer_cfg = dict(cfg.pop('optimizer'))

@@ -21,7 +21,7 @@ from mmengine.model.weight_init import PretrainedInit
 from torch import Tensor, nn
 
 from slpd_plugin.registry import MODELS
-from slpd_plugin.utils.checkpoint import CheckpointError, load_backbone_weights
+from slpd_plugin.utils.weights import CheckpointError, load_backbone_weights
 
 from .teacher import disable_stochastic_layers, teacher_backbone_cfg
 

@@ -14,6 +14,7 @@ import torch
 from mmengine.model import BaseDataPreprocessor
 from torch import Tensor
 
+from slpd_plugin.prototypes.settings import REFRESH_CROP
 from slpd_plugin.registry import MODELS
 
 
@@ -76,7 +77,9 @@ class GridMultiCropPreprocessor(BaseDataPreprocessor):
 
     Args:
         num_global: Global views per region. Defaults to 2.
-        global_size: Global crop side. Defaults to 14.
+        global_size: Global crop side. Defaults to
+            :data:`~slpd_plugin.prototypes.settings.REFRESH_CROP` (14), the side the
+            prototype refresh embeds.
         num_local: Local views per region. Defaults to 8.
         local_size: Local crop side. Defaults to 6.
         hflip_prob: Horizontal flip probability. Defaults to 0.5.
@@ -89,9 +92,9 @@ class GridMultiCropPreprocessor(BaseDataPreprocessor):
             GPU work. Defaults to True.
     """
 
-    def __init__(self, num_global: int = 2, global_size: int = 14, num_local: int = 8,
-                 local_size: int = 6, hflip_prob: float = 0.5, vflip_prob: float = 0.0,
-                 rot90: bool = False, eval_crop: int | None = None,
+    def __init__(self, num_global: int = 2, global_size: int = REFRESH_CROP,
+                 num_local: int = 8, local_size: int = 6, hflip_prob: float = 0.5,
+                 vflip_prob: float = 0.0, rot90: bool = False, eval_crop: int | None = None,
                  non_blocking: bool = True) -> None:
         super().__init__(non_blocking=non_blocking)
         if num_global < 1:

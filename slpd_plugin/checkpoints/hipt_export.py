@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from slpd_plugin.visualization.checkpoint import load_checkpoint
+from slpd_plugin.utils.weights import CheckpointError, encoder_state
 
-from .checkpoint import CheckpointError, encoder_state
+from .reading import load_checkpoint
 
 __all__ = ['HIPT_VIT4K_XS', 'describe_vit4k', 'export_hipt_teacher', 'hipt_state_dict']
 

@@ -1,25 +1,58 @@
-"""One encoder's weights out of a training checkpoint, and pretrained backbone weights
-(HIPT/DINO layout or ours) for ``backbone.init_cfg=dict(type='Pretrained', ...)``.
+"""Reading weights files weights-only: the one ``torch.load`` of the package, one
+encoder's weights out of a training checkpoint, and pretrained backbone weights (HIPT/DINO
+layout or ours) for ``backbone.init_cfg=dict(type='Pretrained', ...)``.
 
-Checkpoints of ``tools/train.py`` load with ``torch.load(weights_only=True)`` (the
-runner's :class:`~slpd_plugin.engine.hooks.weights_only_checkpoint_hook.WeightsOnlyCheckpointHook`
-stores mmengine's message hub as tensors and plain values), so no file is ever
-unpickled with arbitrary objects: load them with
-:func:`slpd_plugin.visualization.load_checkpoint`. Checkpoints written before that hook
-existed are refused with a clear message; retrain or re-save them.
+Every checkpoint the package reads -- the runner's resume and ``load_from``, the tools'
+checkpoints (:mod:`slpd_plugin.checkpoints.reading`), Pretrained backbone weights --
+goes through :func:`load_weights_only`: ``torch.load(weights_only=True)`` of a local
+file, so nothing is ever unpickled as an arbitrary object (the runner's
+:class:`~slpd_plugin.engine.hooks.weights_only_checkpoint_hook.WeightsOnlyCheckpointHook`
+stores mmengine's message hub as tensors and plain values). It lives here, at the bottom
+of the layering, because the model's Pretrained initialisation needs it too.
 """
 from __future__ import annotations
 
 import os
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
 
-__all__ = ['CheckpointError', 'encoder_state', 'load_backbone_weights']
+__all__ = ['CheckpointError', 'encoder_state', 'load_backbone_weights', 'load_weights_only']
 
 
 class CheckpointError(ValueError):
-    """A checkpoint lacks the weights asked for, or they do not fit a model."""
+    """A checkpoint is not loadable weights-only, lacks the weights asked for, or they do
+    not fit a model."""
+
+
+def load_weights_only(path: str | os.PathLike, what: str = 'checkpoint',
+                      map_location: str | Callable = 'cpu') -> Any:
+    """Load a local file with ``torch.load(weights_only=True)``, never unpickling objects.
+
+    Args:
+        path: The file, e.g. ``work_dirs/slpd_lung/epoch_100.pth``.
+        what: Names the file in error messages. Defaults to 'checkpoint'.
+        map_location: As for ``torch.load``. Defaults to 'cpu'.
+
+    Returns:
+        What the file holds (tensors, plain values and containers of them).
+
+    Raises:
+        FileNotFoundError: if ``path`` is not a local file (URLs are not fetched).
+        CheckpointError: if the file is not loadable weights-only.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{path}: {what} not found (a local file is needed: URLs '
+                                f'are not fetched, download it first)')
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch.load of arbitrary bytes can raise nearly anything
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else ''
+        raise CheckpointError(
+            f'{path}: not loadable weights-only with torch.load(weights_only=True) '
+            f'({type(err).__name__}: {reason}); nothing is ever unpickled, so a {what} '
+            f'must hold only tensors and plain values') from None
 
 
 def encoder_state(checkpoint: dict, encoder: str = 'teacher',
@@ -84,18 +117,10 @@ def load_backbone_weights(path: str | os.PathLike, prefix: str | None = None
         ``{name: tensor}``, e.g. ``phi.0.weight``, ``blocks.0.attn.qkv.weight``.
 
     Raises:
-        CheckpointError: if the file is missing, not loadable weights-only, or holds no
-            backbone weights.
+        FileNotFoundError: if the file is missing.
+        CheckpointError: if it is not loadable weights-only, or holds no backbone weights.
     """
-    if not os.path.isfile(path):
-        raise CheckpointError(f'{path}: pretrained backbone weights not found (a local '
-                              f'file is needed)')
-    try:
-        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f'{path}: not loadable weights-only ({type(e).__name__}: '
-                              f'{str(e).splitlines()[0]}); it must hold only tensors and '
-                              f'plain values') from e
+    checkpoint = load_weights_only(path, 'pretrained backbone weights')
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f'{path}: expected a dict of weights, got '
                               f'{type(checkpoint).__name__}')

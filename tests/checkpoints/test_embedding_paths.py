@@ -1,0 +1,105 @@
+"""Every path that embeds regions with the frozen teacher gives the same embeddings: the
+prototype refresh (PrototypeHook), extraction's centre crop (evaluation.extract) and the
+projections (visualization), for one checkpoint and one store; and the runner, the tools
+and extraction read that checkpoint through the same loader."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from slpd_plugin.checkpoints import (build_model, embed_grids, load_checkpoint,
+                                     load_encoder, prototype_settings)
+from slpd_plugin.datasets import ensure_synthetic_store, open_store
+from slpd_plugin.engine.hooks import PrototypeHook
+from slpd_plugin.engine.launch import build_runner, prepare_config
+from slpd_plugin.evaluation.extract import embed_store
+from slpd_plugin.prototypes import REFRESH_DEFAULTS
+from slpd_plugin.registry import MODELS
+from slpd_plugin.visualization import embed_regions
+from tests.utils import TINY_CONFIG
+
+BATCH = 4  # the same batches on every path, so the sums run in the same order
+
+
+@pytest.fixture(scope='module')
+def run(tmp_path_factory) -> dict:
+    """A tiny model whose teacher differs from its student, saved as tools/train.py
+    does (state_dict, the config's text, the store), and a real runner of its config."""
+    root = tmp_path_factory.mktemp('paths')
+    store = root / 'store'
+    cfg = prepare_config(str(TINY_CONFIG), work_dir=str(root / 'work'),
+                         cfg_options={'train_dataloader.dataset.store': str(store)})
+    ensure_synthetic_store(store, **cfg.train_dataloader.dataset.synthetic)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    with torch.no_grad():
+        for p in model.teacher.parameters():  # a student path would now give other numbers
+            p.add_(0.05 * torch.randn_like(p))
+    config = root / 'config.py'
+    cfg.dump(str(config))
+    ckpt = root / 'epoch_1.pth'
+    torch.save(dict(state_dict=model.state_dict(),
+                    meta=dict(cfg=config.read_text(), dataset_meta=dict(store=str(store)))),
+               ckpt)
+    runner = build_runner(cfg)
+    runner.load_checkpoint(str(ckpt))  # SLPDRunner: the same weights-only loader
+    return dict(store=store, config=config, ckpt=ckpt, runner=runner)
+
+
+def refresh_embeddings(runner, embedding: str) -> torch.Tensor:
+    hook = PrototypeHook(embedding=embedding, batch_size=BATCH, num_workers=0)
+    n = len(runner.train_dataloader.dataset)
+    return hook.embed_regions(runner, np.arange(n))
+
+
+def model_dims(run) -> int:
+    return run['runner'].model.teacher.backbone.embed_dims
+
+
+def test_refresh_extraction_and_projection_embed_alike(run):
+    store = open_store(run['store'])
+    n = store.num_regions
+    refresh = refresh_embeddings(run['runner'], 'cls')  # (N, E)
+    extracted = torch.cat([feats for _, feats in embed_store(
+        load_encoder(run['config'], run['ckpt']), store, crop='center',
+        batch_size=BATCH, progress=False)])
+    ckpt = load_checkpoint(run['ckpt'])
+    settings = prototype_settings(ckpt, run['ckpt'])
+    drawn = embed_regions(build_model(ckpt, run['ckpt']), store, np.arange(n),
+                          output='cls', crop=settings.crop, batch_size=BATCH)
+    assert refresh.shape == (n, model_dims(run)) and extracted.shape == refresh.shape
+    assert torch.equal(refresh, extracted)
+    assert torch.equal(refresh, torch.from_numpy(drawn))
+    refresh_z = refresh_embeddings(run['runner'], 'z')  # the prototype space
+    drawn_z = embed_regions(build_model(ckpt, run['ckpt']), store, np.arange(n),
+                            output='z', batch_size=BATCH)
+    assert torch.equal(refresh_z, torch.from_numpy(drawn_z))
+    full = torch.cat([feats for _, feats in embed_store(
+        load_encoder(run['config'], run['ckpt']), store, crop='full', batch_size=BATCH,
+        progress=False)])
+    assert not torch.allclose(full, extracted)  # the crop option still means something
+
+
+def test_embed_grids_uses_eval_mode_and_restores_the_mode(run):
+    model = build_model(load_checkpoint(run['ckpt']), run['ckpt']).train()
+    model.teacher.backbone.phi[2].p = 0.5  # a dropout that only train mode applies
+    grids = torch.from_numpy(np.asarray(open_store(run['store']).read(np.arange(BATCH))))
+    first, second = embed_grids(model, grids), embed_grids(model, grids)
+    assert model.teacher.training and model.student.training
+    assert torch.equal(first, second)
+    assert first.dtype == torch.float32 and first.shape[0] == BATCH
+    with torch.no_grad():
+        in_train_mode = model.embed(grids.float()[..., 1:15, 1:15], output='z')
+    assert not torch.equal(first, in_train_mode)
+
+
+def test_readers_fill_the_hooks_defaults(run):
+    """Settings a config leaves out are the hook's own defaults."""
+    settings = prototype_settings(load_checkpoint(run['ckpt']), run['ckpt'])
+    hook = PrototypeHook()
+    assert settings == REFRESH_DEFAULTS  # the tiny DINO config sets no prototype hook
+    assert (hook.num_clusters, hook.min_regions, hook.num_neighbors, hook.embedding,
+            hook.crop, hook.assignment) == (
+        settings.num_clusters, settings.min_regions, settings.num_neighbors,
+        settings.embedding, settings.crop, settings.assignment)
