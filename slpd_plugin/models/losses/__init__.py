@@ -5,5 +5,5 @@ from .center_sync import merged_center_updates, reduce_then
 from .dino_loss import TEACHER_TEMP, DINOLoss
 from .prototype_loss import prototype_cross_entropy, update_center
 
-__all__ = ['DINOLoss', 'TEACHER_TEMP', 'merged_center_updates', 'prototype_cross_entropy', 'reduce_then',
-           'update_center']
+__all__ = ['DINOLoss', 'TEACHER_TEMP', 'merged_center_updates', 'prototype_cross_entropy',
+           'reduce_then', 'update_center']
