@@ -20,18 +20,18 @@ except ImportError:  # not installed: run from a checkout
 
 import torch  # noqa: E402
 
-from slpd_plugin.utils.cli import one_line_warnings  # noqa: E402
 from slpd_plugin.evaluation import (TASK_PRESETS, MILConfig, evaluate_mil,  # noqa: E402
                                     evaluate_splits, format_table, load_bags, load_labels,
                                     load_slide_embeddings, load_splits, parse_fraction,
-                                    parse_label_map, report_missing, write_json,
+                                    parse_label_map, write_json,
                                     write_predictions, write_roc_plots, write_summary_csv)
-from slpd_plugin.evaluation.embeddings import index_embedding_dir  # noqa: E402
+from slpd_plugin.evaluation.cohort import select_cohort  # noqa: E402
 from slpd_plugin.evaluation.fewshot import DEFAULT_SHOTS  # noqa: E402
 from slpd_plugin.evaluation.jobs import run_fewshot, run_retrieval, run_survival  # noqa: E402
 from slpd_plugin.evaluation.survival import CoxConfig  # noqa: E402
 from slpd_plugin.evaluation.survival_data import (load_survival_labels,  # noqa: E402
                                                   load_survival_splits)
+from slpd_plugin.utils.cli import ToolParser, UsageError, run_tool  # noqa: E402
 
 PROG = 'eval_slides.py'
 EXAMPLES = """\
@@ -64,10 +64,6 @@ examples:
   python tools/eval_slides.py knn --label-col label --label-map "neg:0,pos:1" \\
       --embeddings emb/ --csv bench.csv --splits bench_splits/ --out results/bench
 """
-
-
-class CLIError(Exception):
-    """A user-facing error: printed as one line, exit status 1."""
 
 
 def _add_label_args(parser: argparse.ArgumentParser) -> None:
@@ -132,9 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument('--roc', choices=('all', 'mean', 'none'), default='all',
                      help='ROC PNGs: per split and mean, mean only, or none (default: all)')
 
-    parser = argparse.ArgumentParser(
-        prog=PROG, description=__doc__, epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest='protocol', required=True,
                                 metavar='{knn,linear,mil,survival,fewshot,retrieval}')
     sub.add_parser('knn', parents=[common], epilog=EXAMPLES,
@@ -208,6 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
 MULTI = ('survival', 'fewshot', 'retrieval')
 
 
+def label_spec(args: argparse.Namespace) -> tuple[str, dict[str, int] | None]:
+    """The label column and map of --task, or of --label-col/--label-map."""
+    if args.task:
+        preset = TASK_PRESETS[args.task]
+        return preset.label_col, dict(preset.label_map)
+    return args.label_col or 'oncotree_code', args.label_map
+
+
 def parse_sets(values: list[str]) -> dict[str, Path]:
     """``[NAME=]DIR`` values -> name -> folder (name defaults to the folder's name)."""
     sets: dict[str, Path] = {}
@@ -245,12 +248,9 @@ def run_multi(args: argparse.Namespace) -> int:
         if args.task and (args.label_map or args.label_col):
             raise UsageError('--task sets the label column and map; drop --label-col/'
                              '--label-map or drop --task')
-        if args.task:
-            preset = TASK_PRESETS[args.task]
-            label_col, label_map = preset.label_col, dict(preset.label_map)
-        else:
-            label_col = args.label_col or 'oncotree_code'
-            label_map = parse_label_map(args.label_map) if args.label_map else None
+        if args.label_map:
+            args.label_map = parse_label_map(args.label_map)
+        label_col, label_map = label_spec(args)
         table = load_labels(args.csv, label_col, label_map, slide_col=args.slide_col)
         splits = load_splits(args.splits)
         if args.protocol == 'fewshot':
@@ -263,77 +263,48 @@ def run_multi(args: argparse.Namespace) -> int:
     return 0
 
 
-class UsageError(CLIError):
-    """A bad argument: printed as one line, exit status 2."""
-
-
-def _bad(message: str) -> None:
-    raise UsageError(message)
-
-
 def validate(args: argparse.Namespace) -> None:
     """Check the arguments before any work; raise UsageError on the first problem."""
     if not args.embeddings.is_dir():
-        _bad(f'--embeddings: not a folder: {args.embeddings}')
+        raise UsageError(f'--embeddings: not a folder: {args.embeddings}')
     if not any(args.embeddings.glob('*.pt')) and not any(args.embeddings.glob('*.h5')):
-        _bad(f'--embeddings: no .pt or .h5 files in {args.embeddings}')
+        raise UsageError(f'--embeddings: no .pt or .h5 files in {args.embeddings}')
     if not args.csv.is_file():
-        _bad(f'--csv: file not found: {args.csv}')
+        raise UsageError(f'--csv: file not found: {args.csv}')
     if not args.splits.is_dir():
-        _bad(f'--splits: not a folder: {args.splits}')
+        raise UsageError(f'--splits: not a folder: {args.splits}')
     if not list(args.splits.glob('splits_*.csv')):
-        _bad(f'--splits: no splits_<k>.csv files in {args.splits}')
+        raise UsageError(f'--splits: no splits_<k>.csv files in {args.splits}')
     if args.out.exists() and not args.out.is_dir():
-        _bad(f'--out: exists and is not a folder: {args.out}')
+        raise UsageError(f'--out: exists and is not a folder: {args.out}')
     if args.task and (args.label_map or args.label_col):
-        _bad('--task sets the label column and map; drop --label-col/--label-map '
-             'or drop --task')
+        raise UsageError('--task sets the label column and map; drop --label-col/--label-map '
+                         'or drop --task')
     try:
         args.fraction = parse_fraction(args.fraction)
         args.label_map = parse_label_map(args.label_map) if args.label_map else None
     except ValueError as err:
-        _bad(str(err))
+        raise UsageError(str(err)) from None
     if args.protocol == 'mil':
         if args.epochs < 1:
-            _bad(f'--epochs must be >= 1, got {args.epochs}')
+            raise UsageError(f'--epochs must be >= 1, got {args.epochs}')
         if not args.lr > 0 or args.weight_decay < 0:
-            _bad(f'--lr must be > 0 and --weight-decay >= 0, got {args.lr}, '
-                 f'{args.weight_decay}')
+            raise UsageError(f'--lr must be > 0 and --weight-decay >= 0, got {args.lr}, '
+                             f'{args.weight_decay}')
         if args.device.startswith('cuda') and not torch.cuda.is_available():
-            _bad(f'--device {args.device}: CUDA is not available')
+            raise UsageError(f'--device {args.device}: CUDA is not available')
     if getattr(args, 'C', None) is not None and not args.C > 0:
-        _bad(f'--C must be > 0, got {args.C}')
+        raise UsageError(f'--C must be > 0, got {args.C}')
 
 
 def run(args: argparse.Namespace) -> int:
     out = args.out
-    if args.task:
-        preset = TASK_PRESETS[args.task]
-        label_col, label_map = preset.label_col, dict(preset.label_map)
-    else:
-        label_col, label_map = args.label_col or 'oncotree_code', args.label_map
+    label_col, label_map = label_spec(args)
     table = load_labels(args.csv, label_col, label_map, slide_col=args.slide_col)
-    if not table.labels:
-        raise CLIError(f'no row of {args.csv.name} has a value of the label map '
-                       f'{label_map} in column {label_col!r}')
-    if table.num_classes < 2:
-        raise CLIError(f'need at least two classes, got {table.class_names}')
     splits = load_splits(args.splits)
-
-    in_splits = set().union(*(s.all_ids() for s in splits))
-    wanted = in_splits & set(table.labels)
-    unlabelled = in_splits - set(table.labels)
-    if not wanted:
-        raise CLIError(f'no slide of the splits in {args.splits} has a label in '
-                       f'{args.csv.name} (e.g. split id {sorted(in_splits)[0]!r}, label id '
-                       f'{sorted(table.labels)[0]!r})')
-    available = index_embedding_dir(args.embeddings)
-    if not wanted & set(available):
-        raise CLIError(f'no overlap between the {len(available)} embeddings in '
-                       f'{args.embeddings} and the {len(wanted)} labelled slides of the '
-                       f'splits (e.g. embedding {sorted(available)[0]!r}, split slide '
-                       f'{sorted(wanted)[0]!r})')
-    missing = report_missing(wanted, available, what='embeddings')
+    cohort = select_cohort(table, splits, args.embeddings, csv=args.csv,
+                           splits_dir=args.splits, label_map=label_map)
+    wanted, unlabelled, missing = cohort.wanted, cohort.unlabelled, cohort.missing
     if args.protocol == 'mil':
         bags = load_bags(args.embeddings, wanted)
         num_evaluated, dim = len(bags), next(iter(bags.values())).shape[1]
@@ -378,22 +349,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    with one_line_warnings(PROG):
-        try:
-            if args.protocol in MULTI:
-                return run_multi(args)
-            validate(args)
-            return run(args)
-        except UsageError as err:
-            print(f'{PROG}: error: {err}', file=sys.stderr)
-            return 2
-        except (CLIError, ValueError, FileNotFoundError) as err:
-            print(f'{PROG}: error: {err}', file=sys.stderr)
-            return 1
+def parse_and_run(argv: list[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.protocol in MULTI:
+        return run_multi(args)
+    validate(args)
+    return run(args)
 
+
+def main(argv: list[str] | None = None) -> int:
+    return run_tool(PROG, lambda: parse_and_run(argv))
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -17,8 +17,8 @@ except ImportError:  # not installed: run from a checkout
 
 from slpd_plugin.datasets.ingest import export_store  # noqa: E402
 from slpd_plugin.datasets.ingest.export import EXPORT_DTYPES, FORMATS  # noqa: E402
-from slpd_plugin.datasets.stores import StoreError  # noqa: E402
 from slpd_plugin.datasets.stores.uri import store_location_problem  # noqa: E402
+from slpd_plugin.utils.cli import ToolParser, UsageError, run_tool  # noqa: E402
 
 PROG = 'export.py'
 EXAMPLES = """\
@@ -34,9 +34,8 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG, description=__doc__, epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--store', required=True, metavar='URI',
                         help='a store folder or redis[s]://host:port/db?prefix=NAME')
     parser.add_argument('--out', required=True, type=Path, metavar='DIR',
@@ -49,27 +48,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """Check the arguments before any work; parser.error() on the first problem."""
+def validate(args: argparse.Namespace) -> None:
+    """Check the arguments before any work; raise UsageError on the first problem."""
     problem = store_location_problem(args.store)
     if problem:
-        parser.error(f'--store: {problem}')
+        raise UsageError(f'--store: {problem}')
     if args.out.exists() and not args.out.is_dir():
-        parser.error(f'--out: exists and is not a folder: {args.out}')
+        raise UsageError(f'--out: exists and is not a folder: {args.out}')
+
+
+def parse_and_run(argv: list[str] | None) -> None:
+    args = build_parser().parse_args(argv)
+    validate(args)
+    files = export_store(args.store, args.out, fmt=args.format, dtype=args.dtype,
+                         progress=not args.no_progress)
+    print(f'{PROG}: wrote {len(files)} {args.format} file(s) to {args.out}')
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    validate(args, parser)
-    try:
-        files = export_store(args.store, args.out, fmt=args.format, dtype=args.dtype,
-                             progress=not args.no_progress)
-    except (StoreError, ValueError) as err:
-        print(f'{PROG}: error: {err}', file=sys.stderr)
-        return 1
-    print(f'{PROG}: wrote {len(files)} {args.format} file(s) to {args.out}')
-    return 0
+    return run_tool(PROG, lambda: parse_and_run(argv))
 
 
 if __name__ == '__main__':

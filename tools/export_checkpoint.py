@@ -17,6 +17,7 @@ except ImportError:  # not installed: run from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from slpd_plugin.checkpoints.hipt_export import export_hipt_teacher  # noqa: E402
+from slpd_plugin.utils.cli import ToolParser, UsageError, run_tool  # noqa: E402
 
 PROG = 'export_checkpoint.py'
 EXAMPLES = """\
@@ -29,8 +30,8 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('checkpoint', type=Path, help="a checkpoint of this plugin's runner")
     parser.add_argument('out', type=Path, help='output .pth file')
     parser.add_argument('--encoder', choices=('teacher', 'student'), default='teacher',
@@ -39,26 +40,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def validate(args: argparse.Namespace) -> None:
+    """Check the arguments before any work; raise UsageError on the first problem."""
     if not args.checkpoint.is_file():
-        print(f'{PROG}: error: checkpoint not found: {args.checkpoint}', file=sys.stderr)
-        return 2
+        raise UsageError(f'checkpoint not found: {args.checkpoint}')
     if args.out.exists() and not args.force:
-        print(f'{PROG}: error: {args.out} exists; pass --force to overwrite', file=sys.stderr)
-        return 2
-    try:
-        meta = export_hipt_teacher(args.checkpoint, args.out, args.encoder)
-    except (ValueError, FileNotFoundError) as err:
-        print(f'{PROG}: error: {err}', file=sys.stderr)
-        return 1
+        raise UsageError(f'{args.out} exists; pass --force to overwrite')
+
+
+def parse_and_run(argv: list[str] | None) -> None:
+    args = build_parser().parse_args(argv)
+    validate(args)
+    meta = export_hipt_teacher(args.checkpoint, args.out, args.encoder)
     arch = (f'in_channels={meta["in_channels"]}, embed_dims={meta["embed_dims"]}, '
             f'depth={meta["depth"]}')
     print(f'wrote {args.out}: {meta["encoder"]} backbone, epoch {meta["epoch"]}, {arch}')
     if not meta['hipt_vit4k_xs']:
         print(f"{PROG}: note: not HIPT's vit4k_xs (in_channels=384, embed_dims=192, "
               f'depth=6); build a ViT-4K with {arch} to load it', file=sys.stderr)
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_tool(PROG, lambda: parse_and_run(argv))
 
 
 if __name__ == '__main__':

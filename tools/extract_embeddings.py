@@ -24,8 +24,9 @@ import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
 from slpd_plugin.checkpoints import load_encoder  # noqa: E402
-from slpd_plugin.datasets import StoreError, open_store  # noqa: E402
+from slpd_plugin.datasets import open_store  # noqa: E402
 from slpd_plugin.evaluation.extract import CROPS, FORMATS, extract_embeddings  # noqa: E402
+from slpd_plugin.utils.cli import ToolParser, UsageError, run_tool  # noqa: E402
 
 PROG = 'extract_embeddings.py'
 EXAMPLES = """\
@@ -48,13 +49,9 @@ examples:
 """
 
 
-class UsageError(Exception):
-    """A bad argument: one line, exit status 2."""
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', type=Path,
                         help='training config (the copy saved in the work dir has any '
                              '--cfg-options of training applied)')
@@ -107,28 +104,23 @@ def validate(args: argparse.Namespace) -> None:
                          f'choose an empty folder')
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_and_run(argv: list[str] | None) -> None:
     args = build_parser().parse_args(argv)
-    try:
-        validate(args)
-        store = open_store(args.store)
-        model = load_encoder(args.config, args.checkpoint, args.encoder, args.cfg_options)
-        meta = extract_embeddings(
-            model, store, args.out, args.encoder, args.crop, args.batch_size, args.device,
-            args.num_workers, progress=not args.no_progress,
-            provenance=dict(config=str(args.config), checkpoint=str(args.checkpoint)),
-            fmt=args.format, name=args.name)
-    except UsageError as err:
-        print(f'{PROG}: error: {err}', file=sys.stderr)
-        return 2
-    except (StoreError, ValueError, KeyError, TypeError,
-            FileNotFoundError) as err:
-        print(f'{PROG}: error: {err}', file=sys.stderr)
-        return 1
+    validate(args)
+    store = open_store(args.store)
+    model = load_encoder(args.config, args.checkpoint, args.encoder, args.cfg_options)
+    meta = extract_embeddings(
+        model, store, args.out, args.encoder, args.crop, args.batch_size, args.device,
+        args.num_workers, progress=not args.no_progress,
+        provenance=dict(config=str(args.config), checkpoint=str(args.checkpoint)),
+        fmt=args.format, name=args.name)
     print(f'wrote {meta["num_slides"]} slide files ({meta["num_regions"]} regions, '
           f'D={meta["embedding_dim"]}) to {args.out} in {meta["seconds"]} s')
-    return 0
 
+
+def main(argv: list[str] | None = None) -> int:
+    # a config that builds no model fails with KeyError/TypeError out of mmengine
+    return run_tool(PROG, lambda: parse_and_run(argv), errors=(KeyError, TypeError))
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -19,7 +19,7 @@ try:
 except ImportError:  # not installed: run from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from slpd_plugin.utils.cli import one_line_warnings  # noqa: E402
+from slpd_plugin.utils.cli import ToolParser, UsageError, run_tool  # noqa: E402
 from slpd_plugin.datasets.ingest import (PatchOptions, find_patch_sources,  # noqa: E402
                                          find_sources, ingest, ingest_patches,
                                          verify_store)
@@ -60,9 +60,8 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG, description=__doc__, epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('src', nargs='?', metavar='SRC',
                         help='folder of .pt/.h5 files or per-region folders, a .txt/.csv '
                              'list of such paths, or a store to copy')
@@ -96,31 +95,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """Check the arguments before any work; parser.error() on the first problem."""
+def validate(args: argparse.Namespace) -> None:
+    """Check the arguments before any work; raise UsageError on the first problem."""
     if args.src is None and not args.verify:
-        parser.error('give SRC to ingest, or --verify to check an existing store')
+        raise UsageError('give SRC to ingest, or --verify to check an existing store')
     if args.src is not None and not is_redis_uri(args.src) and not Path(args.src).exists():
-        parser.error(f'SRC: no such file or folder: {args.src}')
+        raise UsageError(f'SRC: no such file or folder: {args.src}')
     if args.channels is not None and args.channels <= 0:
-        parser.error(f'--channels must be > 0, got {args.channels}')
+        raise UsageError(f'--channels must be > 0, got {args.channels}')
     if is_redis_uri(args.store):
         try:
             parse_redis_uri(args.store)
         except StoreError as err:
-            parser.error(f'--store: {err}')
+            raise UsageError(f'--store: {err}') from None
     elif Path(args.store).exists() and not Path(args.store).is_dir():
-        parser.error(f'--store: exists and is not a folder: {args.store}')
+        raise UsageError(f'--store: exists and is not a folder: {args.store}')
     if args.src is not None and args.src == args.store:
-        parser.error('SRC and --store are the same store')
+        raise UsageError('SRC and --store are the same store')
     if args.region_size < 1:
-        parser.error(f'--region-size must be >= 1, got {args.region_size}')
+        raise UsageError(f'--region-size must be >= 1, got {args.region_size}')
     if not 0 <= args.min_tissue <= 1:
-        parser.error(f'--min-tissue must be in [0, 1], got {args.min_tissue}')
+        raise UsageError(f'--min-tissue must be in [0, 1], got {args.min_tissue}')
     if args.patch_size_level0 is not None and args.patch_size_level0 <= 0:
-        parser.error(f'--patch-size-level0 must be > 0, got {args.patch_size_level0}')
+        raise UsageError(f'--patch-size-level0 must be > 0, got {args.patch_size_level0}')
     if args.patches is not None and not Path(args.patches).is_dir():
-        parser.error(f'--patches: no such folder: {args.patches}')
+        raise UsageError(f'--patches: no such folder: {args.patches}')
 
 
 def run(args: argparse.Namespace) -> int:
@@ -145,20 +144,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_and_run(argv: list[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    validate(args)
+    return run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    with one_line_warnings(PROG):
-        validate(args, parser)
-        try:
-            return run(args)
-        except (StoreError, ValueError) as err:
-            print(f'{PROG}: error: {err}', file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print(f'{PROG}: interrupted; the store is incomplete until the same command is '
-                  f're-run', file=sys.stderr)
-            return 130
+    try:
+        return run_tool(PROG, lambda: parse_and_run(argv))
+    except KeyboardInterrupt:
+        print(f'{PROG}: interrupted; the store is incomplete until the same command is '
+              f're-run', file=sys.stderr)
+        return 130
 
 
 if __name__ == '__main__':

@@ -22,7 +22,7 @@ from slpd_plugin.checkpoints import checkpoint_store, load_bank, load_checkpoint
 from slpd_plugin.visualization import (bank_overview, format_bank_overview,  # noqa: E402
                                        format_slide_report, open_bank_store, resolve_slide,
                                        slide_report)
-from slpd_plugin.visualization.cli import ToolParser, run_tool  # noqa: E402
+from slpd_plugin.utils.cli import ToolParser, UsageError, run_tool  # noqa: E402
 
 PROG = 'inspect_bank.py'
 EXAMPLES = """\
@@ -48,13 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """Check the arguments before any work; parser.error() on the first problem."""
+def validate(args: argparse.Namespace) -> None:
+    """Check the arguments before any work; raise UsageError on the first problem."""
     if not args.checkpoint.is_file():
-        parser.error(f'checkpoint not found: {args.checkpoint} (expected a .pth file '
-                     f'written by tools/train.py)')
+        raise UsageError(f'checkpoint not found: {args.checkpoint} (expected a .pth file '
+                         f'written by tools/train.py)')
     if args.store is not None and args.slide is None:
-        parser.error('--store is only used with --slide')
+        raise UsageError('--store is only used with --slide')
 
 
 def run(args: argparse.Namespace) -> None:
@@ -78,11 +78,14 @@ def run(args: argparse.Namespace) -> None:
     print('\n'.join(lines))
 
 
+def parse_and_run(argv: list[str] | None) -> int | None:
+    args = build_parser().parse_args(argv)
+    validate(args)
+    return run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    validate(args, parser)
-    return run_tool(PROG, lambda: run(args))
+    return run_tool(PROG, lambda: parse_and_run(argv))
 
 
 if __name__ == '__main__':

@@ -20,7 +20,7 @@ except ImportError:  # not installed: run from a checkout
 
 from slpd_plugin.datasets.stores.uri import store_location_problem  # noqa: E402
 from slpd_plugin.visualization import format_store_report, store_report  # noqa: E402
-from slpd_plugin.visualization.cli import ToolParser, run_tool  # noqa: E402
+from slpd_plugin.utils.cli import ToolParser, UsageError, run_tool  # noqa: E402
 
 PROG = 'inspect_store.py'
 EXAMPLES = """\
@@ -43,11 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """Check the arguments before any work; parser.error() on the first problem."""
+def validate(args: argparse.Namespace) -> None:
+    """Check the arguments before any work; raise UsageError on the first problem."""
     problem = store_location_problem(args.store)
     if problem:
-        parser.error(problem)
+        raise UsageError(problem)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,11 +67,14 @@ def run(args: argparse.Namespace) -> int:
     return 1
 
 
+def parse_and_run(argv: list[str] | None) -> int | None:
+    args = build_parser().parse_args(argv)
+    validate(args)
+    return run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    validate(args, parser)
-    return run_tool(PROG, lambda: run(args))
+    return run_tool(PROG, lambda: parse_and_run(argv))
 
 
 if __name__ == '__main__':

@@ -29,6 +29,7 @@ from slpd_plugin.datasets.stores.base import STORE_DTYPES  # noqa: E402
 from slpd_plugin.datasets.synthetic import make_synthetic_store  # noqa: E402
 from slpd_plugin.datasets.synthetic_wsi import make_wsi_benchmark  # noqa: E402
 from slpd_plugin.datasets.trident_writer import store_to_trident  # noqa: E402
+from slpd_plugin.utils.cli import ToolParser, UsageError, run_tool  # noqa: E402
 
 PROG = 'make_synthetic.py'
 EXAMPLES = """\
@@ -87,8 +88,8 @@ def _add_options(parser: argparse.ArgumentParser, func: Callable) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest='kind', required=True,
                                 metavar='{store,benchmark,trident}')
     for kind, func, text in (('store', make_synthetic_store, 'region store of mixed '
@@ -114,15 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _trident(args: dict, path: Path) -> int:
+def _trident(args: dict, path: Path) -> None:
     args.pop('no_progress', None)
-    try:
-        folder = store_to_trident(args.pop('store'), path, **args)
-    except (ValueError, RuntimeError) as err:  # StoreError is a RuntimeError
-        print(f'{PROG}: error: {err}', file=sys.stderr)
-        return 2
+    folder = store_to_trident(args.pop('store'), path, **args)
     print(f'wrote {folder}')
-    return 0
 
 
 def _estimate_bytes(args: dict) -> tuple[int, int]:
@@ -136,12 +132,11 @@ def _estimate_bytes(args: dict) -> tuple[int, int]:
     return regions, regions * args['channels'] * 256 * (2 if args['dtype'] == 'float16' else 4)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_and_run(argv: list[str] | None) -> None:
     args = vars(build_parser().parse_args(argv))
     kind, path = args.pop('kind'), args.pop('path')
     if path.exists():
-        print(f'{PROG}: error: {path} exists; choose a new folder', file=sys.stderr)
-        return 2
+        raise UsageError(f'{path} exists; choose a new folder')
     if kind == 'trident':
         return _trident(args, path)
     progress = not args.pop('no_progress')
@@ -149,14 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f'writing a synthetic {kind} to {path}: about {regions:,} regions, '
           f'{size / 2 ** 30:.2f} GiB')
     func = make_synthetic_store if kind == 'store' else make_wsi_benchmark
-    try:
-        func(path, progress=progress, **args)
-    except ValueError as err:
-        print(f'{PROG}: error: {err}', file=sys.stderr)
-        return 2
+    func(path, progress=progress, **args)
     print(f'wrote {path}')
-    return 0
 
+
+def main(argv: list[str] | None = None) -> int:
+    return run_tool(PROG, lambda: parse_and_run(argv))
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -16,15 +16,18 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
-from mmengine.config import DictAction  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
 
 from slpd_plugin.engine.launch import (AMP_DTYPES, build_runner, prepare_config,  # noqa: E402
                                        shutdown_distributed)
+from slpd_plugin.utils.cli import ToolParser, run_tool  # noqa: E402
+
+PROG = 'train.py'
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = ToolParser(prog=PROG, description=__doc__,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='config file, e.g. configs/demo_dino4k.py')
     parser.add_argument('--work-dir', help='where logs and checkpoints go '
                         '(default: work_dirs/<config name>)')
@@ -40,20 +43,30 @@ def parse_args() -> argparse.Namespace:
                         help='job launcher (dist_train.sh sets pytorch)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
                         help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
 
-def main() -> None:
-    args = parse_args()
-    cfg = prepare_config(args.config, work_dir=args.work_dir, resume=args.resume,
-                         amp=args.amp, cfg_options=args.cfg_options, launcher=args.launcher)
-    runner = build_runner(cfg)
+def configure(argv: list[str] | None = None) -> Config:
+    """The training config of the command line (a bad argument or config file: an error)."""
+    args = parse_args(argv)
+    return prepare_config(args.config, work_dir=args.work_dir, resume=args.resume,
+                          amp=args.amp, cfg_options=args.cfg_options, launcher=args.launcher)
+
+
+def main(argv: list[str] | None = None) -> int:
+    configs: list[Config] = []
+    # only the set-up reports errors as one line; an error while training keeps its traceback
+    status = run_tool(PROG, lambda: configs.append(configure(argv)))
+    if status:
+        return status
+    runner = build_runner(configs[0])
     runner.train()
     del runner
     shutdown_distributed()
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

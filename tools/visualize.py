@@ -31,7 +31,7 @@ from slpd_plugin.visualization import (PROJECTION_METHODS, embed_regions,  # noq
                                        load_slide_labels, open_bank_store,
                                        plot_neighbor_graph, plot_projection,
                                        plot_prototype_map, resolve_slide, spread_slides)
-from slpd_plugin.visualization.cli import ToolParser, run_tool  # noqa: E402
+from slpd_plugin.utils.cli import ToolParser, UsageError, run_tool  # noqa: E402
 from slpd_plugin.visualization.neighbor_graph import (neighbor_edges,  # noqa: E402
                                                       same_label_fraction)
 
@@ -102,24 +102,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """Check the arguments before any work; parser.error() on the first problem."""
+def validate(args: argparse.Namespace) -> None:
+    """Check the arguments before any work; raise UsageError on the first problem."""
     if not args.checkpoint.is_file():
-        parser.error(f'checkpoint not found: {args.checkpoint} (expected a .pth file '
-                     f'written by tools/train.py)')
+        raise UsageError(f'checkpoint not found: {args.checkpoint} (expected a .pth file '
+                         f'written by tools/train.py)')
     if args.out.suffix.lower() != '.png':
-        parser.error(f'--out: expected a .png file name, got {args.out}')
+        raise UsageError(f'--out: expected a .png file name, got {args.out}')
     if args.out.exists() and not args.out.is_file():
-        parser.error(f'--out: exists and is not a file: {args.out}')
+        raise UsageError(f'--out: exists and is not a file: {args.out}')
     if getattr(args, 'slides', 1) < 1:
-        parser.error(f'--slides must be >= 1, got {args.slides}')
+        raise UsageError(f'--slides must be >= 1, got {args.slides}')
     if getattr(args, 'batch_size', 1) < 1:
-        parser.error(f'--batch-size must be >= 1, got {args.batch_size}')
+        raise UsageError(f'--batch-size must be >= 1, got {args.batch_size}')
     if getattr(args, 'labels', None) is not None and not args.labels.is_file():
-        parser.error(f'--labels: file not found: {args.labels}')
+        raise UsageError(f'--labels: file not found: {args.labels}')
     if getattr(args, 'method', None) == 'umap' and importlib.util.find_spec('umap') is None:
-        parser.error('--method umap needs the umap-learn package (pip install umap-learn); '
-                     'use --method pca')
+        raise UsageError('--method umap needs the umap-learn package (pip install umap-learn); '
+                         'use --method pca')
 
 
 def _open_store(args: argparse.Namespace, ckpt: dict, bank: PrototypeBank) -> FeatureStore:
@@ -185,13 +185,15 @@ def run_graph(args: argparse.Namespace) -> None:
     print(f'{PROG}: wrote {args.out}: {len(slides)} slides, {len(edges)} edges{agree}')
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    validate(args, parser)
+def parse_and_run(argv: list[str] | None) -> None:
+    args = build_parser().parse_args(argv)
+    validate(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    work = dict(map=run_map, projection=run_projection, graph=run_graph)[args.command]
-    return run_tool(PROG, lambda: work(args))
+    dict(map=run_map, projection=run_projection, graph=run_graph)[args.command](args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_tool(PROG, lambda: parse_and_run(argv))
 
 
 if __name__ == '__main__':

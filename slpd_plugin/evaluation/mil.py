@@ -98,21 +98,29 @@ class TransformerMIL(GatedAttentionMIL):
     Args:
         in_dim: D.
         num_classes: K.
-        hidden_dim: H. Defaults to 192.
+        hidden_dim: H, the width of the transformer layers; a multiple of ``heads``.
+            Defaults to 192.
         attn_dim: Size of the attention branches. Defaults to 192.
         dropout: Dropout. Defaults to 0.25.
         depth: Transformer layers. Defaults to 2.
         heads: Attention heads. Defaults to 3.
+
+    Raises:
+        ValueError: If ``hidden_dim`` is not a multiple of ``heads``.
     """
 
     def __init__(self, in_dim: int, num_classes: int, hidden_dim: int = 192,
                  attn_dim: int = 192, dropout: float = 0.25, depth: int = 2,
                  heads: int = 3) -> None:
+        if hidden_dim % heads:
+            raise ValueError(f'TransformerMIL: hidden_dim={hidden_dim} is not a multiple of '
+                             f'heads={heads}')
         super().__init__(in_dim, num_classes, hidden_dim, attn_dim, dropout)
         self.embed = nn.Sequential(self.embed, _BagTransformer(hidden_dim, depth, heads,
                                                                dropout))
 
 
+#: MILConfig.model -> the model class.
 MIL_MODELS = {'abmil': GatedAttentionMIL, 'transformer': TransformerMIL}
 
 
@@ -124,31 +132,40 @@ class MILConfig:
         epochs: Passes over the (class-balanced) training part. Defaults to 20.
         lr: Adam learning rate. Defaults to 2e-4.
         weight_decay: Adam weight decay. Defaults to 1e-5.
-        hidden_dim: H. Defaults to 256.
-        attn_dim: Attention size. Defaults to 128.
+        hidden_dim: H. Defaults to None: the model's default (abmil 256, transformer 192).
+        attn_dim: Attention size. Defaults to None: the model's default (abmil 128,
+            transformer 192).
         dropout: Dropout. Defaults to 0.25.
         device: Torch device. Defaults to ``'cpu'``.
-        model: ``'abmil'`` (gated-attention MIL) or ``'transformer'`` (HIPT-style slide
-            transformer; its hidden and attention sizes are 192). Defaults to 'abmil'.
+        model: A key of :data:`MIL_MODELS`: ``'abmil'`` (gated-attention MIL) or
+            ``'transformer'`` (HIPT-style slide transformer). Defaults to 'abmil'.
+
+    Raises:
+        ValueError: For a ``model`` that is not a key of :data:`MIL_MODELS`.
     """
 
     epochs: int = 20
     lr: float = 2e-4
     weight_decay: float = 1e-5
-    hidden_dim: int = 256
-    attn_dim: int = 128
+    hidden_dim: int | None = None
+    attn_dim: int | None = None
     dropout: float = 0.25
     device: str = 'cpu'
     model: str = 'abmil'
 
+    def __post_init__(self) -> None:
+        if self.model not in MIL_MODELS:
+            raise ValueError(f'MIL model must be one of {sorted(MIL_MODELS)}, got '
+                             f'{self.model!r}')
+
 
 def build_mil_model(cfg: MILConfig, in_dim: int, num_outputs: int) -> GatedAttentionMIL:
     """The model ``cfg.model`` with ``num_outputs`` logits (classes or survival bins),
-    on ``cfg.device``."""
-    if cfg.model == 'transformer':
-        return TransformerMIL(in_dim, num_outputs, dropout=cfg.dropout).to(cfg.device)
-    return GatedAttentionMIL(in_dim, num_outputs, cfg.hidden_dim, cfg.attn_dim,
-                             cfg.dropout).to(cfg.device)
+    on ``cfg.device``; ``cfg.hidden_dim``/``cfg.attn_dim`` when set, else its defaults."""
+    sizes = {name: value for name, value in (('hidden_dim', cfg.hidden_dim),
+                                             ('attn_dim', cfg.attn_dim)) if value is not None}
+    return MIL_MODELS[cfg.model](in_dim, num_outputs, dropout=cfg.dropout,
+                                 **sizes).to(cfg.device)
 
 
 def load_bags(emb_dir: str | Path, slide_ids: Iterable[str]) -> dict[str, torch.Tensor]:

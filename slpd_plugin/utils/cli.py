@@ -1,10 +1,61 @@
-"""Command-line helpers shared by the tools."""
+"""The one error convention of the command-line tools.
+
+Every tool checks its arguments before doing work and, on a problem, prints a single line
+``<prog>: error: <what was expected>`` to stderr and ends with
+
+- exit status 2 for a bad argument: argparse's own errors (:class:`ToolParser` turns them
+  into a :class:`UsageError`) and the checks a tool makes after parsing (a file that does
+  not exist, a value out of range), which raise :class:`UsageError`;
+- exit status 1 for bad input found while working (a checkpoint without a prototype bank,
+  an unknown slide, an incomplete store): a :class:`UserError` (the stores'
+  ``StoreError`` is one), a ``ValueError`` or a ``FileNotFoundError``.
+
+Anything else is a bug and keeps its traceback. ``UserWarning`` s print as one line
+``<prog>: warning: <message>`` each. A tool's ``main`` is::
+
+    def main(argv: list[str] | None = None) -> int:
+        return run_tool(PROG, lambda: work(build_parser().parse_args(argv)))
+"""
 from __future__ import annotations
 
+import argparse
 import sys
 import warnings
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator, NoReturn
+
+
+class UserError(Exception):
+    """An error in what the user gave (a file, a store, a slide id), not a bug.
+
+    Its message is printed as one line and the tool exits with status 1. Lower layers
+    subclass it (``datasets.stores.StoreError``) so the tools need not know their errors.
+    """
+
+
+class UsageError(UserError):
+    """A bad command-line argument, found by argparse or after parsing: exit status 2."""
+
+
+#: Exceptions that carry a message meant for the user (exit status 1).
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError, ValueError, FileNotFoundError)
+
+
+class ToolParser(argparse.ArgumentParser):
+    """An :class:`argparse.ArgumentParser` whose errors raise :class:`UsageError`.
+
+    :func:`run_tool` prints them as one line, without the usage, and returns 2. Sub-parsers
+    made with ``add_subparsers`` are ToolParsers too. ``--help`` is unchanged.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of an exception's message (or its type's name)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 @contextmanager
@@ -20,3 +71,33 @@ def one_line_warnings(prog: str) -> Iterator[None]:
         warnings.simplefilter('always', UserWarning)
         warnings.showwarning = show
         yield
+
+
+def run_tool(prog: str, work: Callable[[], int | None],
+             errors: tuple[type[BaseException], ...] = ()) -> int:
+    """Run a tool's work under the convention of this module.
+
+    Args:
+        prog: The tool's name, printed before errors and warnings.
+        work: Parses the arguments and does the tool's work; returns an exit status
+            (None means 0).
+        errors: More exception types whose message is meant for the user (exit 1), on
+            top of :data:`USER_ERRORS`.
+
+    Returns:
+        int: The exit status: ``work``'s, 2 for a :class:`UsageError`, 1 for a user error.
+
+    Example:
+        >>> run_tool('demo.py', lambda: int('x'))  # prints "demo.py: error: invalid ..."
+        1
+    """
+    with one_line_warnings(prog):
+        try:
+            status = work()
+        except UsageError as err:
+            print(f'{prog}: error: {first_line(err)}', file=sys.stderr)
+            return 2
+        except USER_ERRORS + errors as err:
+            print(f'{prog}: error: {first_line(err)}', file=sys.stderr)
+            return 1
+    return 0 if status is None else status

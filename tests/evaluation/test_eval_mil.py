@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from slpd_plugin.evaluation import (GatedAttentionMIL, MILConfig, Split, evaluate_mil,
-                                    load_bags)
+from slpd_plugin.evaluation import (GatedAttentionMIL, MILConfig, Split, TransformerMIL,
+                                    evaluate_mil, load_bags)
+from slpd_plugin.evaluation.mil import build_mil_model
 
 
 def test_forward_shapes_and_attention() -> None:
@@ -72,3 +73,23 @@ def test_slide_transformer_shapes_and_learns_the_toy_task() -> None:
                           config=MILConfig(epochs=8, lr=1e-3, model='transformer'))
     chance = 0.5
     assert all(f.test_auc > chance + 0.3 for f in result.folds)
+
+
+def test_mil_config__refuses_unknown_model() -> None:
+    with pytest.raises(ValueError, match=r"one of \['abmil', 'transformer'\], got 'gru'"):
+        MILConfig(model='gru')
+
+
+@pytest.mark.parametrize('model', ['abmil', 'transformer'])
+def test_build_mil_model__uses_the_sizes_given(model: str) -> None:
+    built = build_mil_model(MILConfig(model=model, hidden_dim=12, attn_dim=5), 6, 3)
+    assert built.classifier.in_features == 12 and built.attn_w.in_features == 5
+    logits, attention = built.eval()(torch.randn(4, 6))
+    assert logits.shape == (3,) and attention.shape == (4,)
+    default = build_mil_model(MILConfig(model=model), 6, 3)  # the model's own defaults
+    assert default.classifier.in_features == (256 if model == 'abmil' else 192)
+
+
+def test_transformer_mil__refuses_width_not_multiple_of_heads() -> None:
+    with pytest.raises(ValueError, match='hidden_dim=10 is not a multiple of heads=3'):
+        TransformerMIL(6, 2, hidden_dim=10)

@@ -80,9 +80,7 @@ def test_inspect_bank__overview_needs_no_store(tools, small_store, tmp_path, cap
 
 def test_inspect_bank__errors(tools, tmp_path, capsys):
     main = tools['inspect_bank'].main
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(tmp_path / 'missing.pth')])
-    assert exit_info.value.code == 2
+    assert main([str(tmp_path / 'missing.pth')]) == 2
     assert capsys.readouterr().err == (f'inspect_bank.py: error: checkpoint not found: '
                                        f'{tmp_path / "missing.pth"} (expected a .pth file '
                                        f'written by tools/train.py)\n')

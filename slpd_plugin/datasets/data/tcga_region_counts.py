@@ -15,8 +15,7 @@ min 6, median 51, mean 54.1, max 124. Derivation::
 The ``*_WSI.json`` files map ids to slides only (one entry per slide), so they give no
 per-slide counts. For TCGA-NSCLC only the total is known: 1,041 slides
 (``tcga_lung_WSI.json``) and 62,853 regions (the BRCA regions' ``dataset_index`` starts
-at 62,853, after the lung regions; the SLPD spec gives the same figure), a mean of 60.4
-regions per slide.
+at 62,853, after the lung regions), a mean of 60.4 regions per slide.
 """
 from __future__ import annotations
 
@@ -32,5 +31,3 @@ BRCA_REGION_COUNTS: tuple[int, ...] = (
     98, 50, 82, 62, 80, 68, 27, 12, 34, 30, 61, 63, 109, 106, 47, 93, 75, 42,
     29, 30, 89, 32, 6, 19, 24, 32, 60, 46, 58, 14, 48, 54, 65, 36, 13, 71,
 )
-LUNG_NUM_SLIDES = 1041
-LUNG_NUM_REGIONS = 62853

@@ -19,13 +19,18 @@ from typing import Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 
+from slpd_plugin.utils.cli import UserError
+
 GRID_SIZE = 16
 MANIFEST_VERSION = 1
 STORE_DTYPES = ('float16', 'float32')
 
 
-class StoreError(RuntimeError):
-    """A store is missing, incomplete, corrupt or does not match what was expected."""
+class StoreError(UserError, RuntimeError):
+    """A store is missing, incomplete, corrupt or does not match what was expected.
+
+    A :class:`~slpd_plugin.utils.cli.UserError`: the tools print it as one line, exit 1.
+    """
 
 
 def store_dtype(name: str) -> np.dtype:

@@ -1,4 +1,5 @@
-"""Refresh SLPD's prototype bank at the start of every epoch after warm-up (spec §5).
+"""Refresh SLPD's prototype bank at the start of every epoch after warm-up (docs/prototypes.md;
+SLPD paper, arXiv 2307.10696).
 
 Per refresh, on ``W`` ranks (world size, all nodes):
 
@@ -37,7 +38,7 @@ CLS_WITH_PROTOTYPE_HEAD = (
     "prototypes of backbone CLS embeddings cannot be distilled: the prototype head turns "
     "each prototype into a target with the teacher's last layer, which takes the head's "
     "bottleneck z (model.head.bottleneck_dims), not the backbone's embed_dims. Use "
-    "embedding='z' (the spec's and SLPD's choice; SLPD's own 'backbone' option fails the "
+    "embedding='z' (the paper's and SLPD's choice; SLPD's own 'backbone' option fails the "
     "same way), or remove model.prototype_head to build 'cls' banks for inspection only")
 
 
@@ -76,7 +77,7 @@ class PrototypeHook(Hook):
             :data:`~slpd_plugin.prototypes.settings.REFRESH_CROP` (14).
         batch_size: Regions per forward pass of the embedding pass. Defaults to 256.
         num_workers: DataLoader workers of the embedding pass. Defaults to 2.
-        source: ``'pass'`` embeds every region at the refresh (spec, default).
+        source: ``'pass'`` embeds every region at the refresh (the paper's way, default).
             ``'memory'`` reuses the teacher's embedding of global view 0 from each region's
             last training step in the previous epoch and embeds only unseen regions: the
             refresh costs almost nothing, but the embeddings are stale (made by the teacher

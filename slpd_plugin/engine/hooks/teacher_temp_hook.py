@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from mmengine.hooks import Hook
 
+from slpd_plugin.models.losses import TEACHER_TEMP
 from slpd_plugin.registry import HOOKS
 from slpd_plugin.utils.model import unwrap
 
@@ -16,14 +17,15 @@ class TeacherTempHook(Hook):
     ``teacher_temp``.
 
     Args:
-        temp: Final teacher temperature. Defaults to 0.04 (spec).
-        warmup_temp: Starting temperature. Defaults to 0.04.
+        temp: Final teacher temperature. Defaults to :data:`TEACHER_TEMP` (0.04, the
+            paper's and DINO-4K's value).
+        warmup_temp: Starting temperature. Defaults to :data:`TEACHER_TEMP`.
         warmup_epochs: Warm-up length in epochs. Defaults to 0.
     """
 
     priority = 'ABOVE_NORMAL'
 
-    def __init__(self, temp: float = 0.04, warmup_temp: float = 0.04,
+    def __init__(self, temp: float = TEACHER_TEMP, warmup_temp: float = TEACHER_TEMP,
                  warmup_epochs: float = 0) -> None:
         if temp <= 0 or warmup_temp <= 0 or warmup_epochs < 0:
             raise ValueError(f'temperatures must be > 0 and warmup_epochs >= 0, got '

@@ -3,7 +3,7 @@
 Letters: ``B`` regions in the batch, ``V`` student views, ``Vg`` global views,
 ``E`` backbone dim, ``Z`` bottleneck dim, ``P`` head output dim.
 
-Data path of one step (spec §3-§4)::
+Data path of one step (docs/algorithm.md, first table)::
 
     grids (B, C, 16, 16) --preprocessor--> Vg global + V-Vg local views
     teacher(global views)  -> z_t (Vg*B, Z) -> logits_t (Vg, B, P)

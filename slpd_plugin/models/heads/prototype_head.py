@@ -1,4 +1,5 @@
-"""SLPD's intra- and inter-slide prototype distillation (spec sections 4.2-4.3).
+"""SLPD's intra- and inter-slide prototype distillation (SLPD paper, arXiv 2307.10696;
+docs/algorithm.md, rows 2-4 of the differences).
 
 Letters: ``B`` regions, ``V`` student views, ``K`` prototypes per slide, ``r`` neighbour
 slides, ``Z`` bottleneck dim, ``P`` head output dim.
@@ -11,7 +12,7 @@ from torch import Tensor, nn
 
 from slpd_plugin.registry import MODELS
 
-from ..losses import prototype_cross_entropy, update_center
+from ..losses import TEACHER_TEMP, prototype_cross_entropy, update_center
 
 LOSS_TYPES = ('intra', 'inter', 'intra_inter')
 
@@ -40,7 +41,8 @@ class PrototypeDistillHead(BaseModule):
         intra_weight: Weight of the intra-slide loss. Defaults to 1.0.
         inter_weight: Weight of the inter-slide loss. Defaults to 1.0.
         student_temp: Student temperature. Defaults to 0.1.
-        teacher_temp: Target temperature when the model has none set. Defaults to 0.04.
+        teacher_temp: Target temperature when the model has none set. Defaults to
+            :data:`~slpd_plugin.models.losses.TEACHER_TEMP` (0.04).
         center_momentum: EMA momentum of the centres. Defaults to 0.9.
         skip_first_student_view: Reproduce the original code's loop, which leaves out
             student view 0. Defaults to False.
@@ -48,7 +50,7 @@ class PrototypeDistillHead(BaseModule):
 
     def __init__(self, out_channels: int, loss_type: str = 'intra_inter',
                  intra_weight: float = 1.0, inter_weight: float = 1.0,
-                 student_temp: float = 0.1, teacher_temp: float = 0.04,
+                 student_temp: float = 0.1, teacher_temp: float = TEACHER_TEMP,
                  center_momentum: float = 0.9, skip_first_student_view: bool = False,
                  init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)

@@ -15,6 +15,10 @@ from slpd_plugin.registry import MODELS
 from .center_sync import reduce_then
 from .precision import fp32_region
 
+#: The teacher softmax temperature of DINO-4K and SLPD's runs (after any warm-up), and
+#: lightly's ``DINOLoss`` default: the default of every teacher temperature here.
+TEACHER_TEMP = 0.04
+
 
 @MODELS.register_module('DINOLoss')
 class DINOLoss(LightlyDINOLoss):

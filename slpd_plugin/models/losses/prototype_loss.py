@@ -18,7 +18,8 @@ def prototype_cross_entropy(target_logits: Tensor, valid: Tensor, student_logits
     """Mean over valid regions and student views of ``CE(q, p_s(v))``.
 
     ``q = softmax((target_logits - center) / teacher_temp)`` (no gradient) and
-    ``p_s(v) = softmax(student_logits[v] / student_temp)`` (spec section 4.2).
+    ``p_s(v) = softmax(student_logits[v] / student_temp)`` (DINO's cross-entropy, as SLPD's
+    ``losses.py`` applies it to prototype targets).
 
     Args:
         target_logits: Teacher's last layer applied to each region's prototype, (B, P).

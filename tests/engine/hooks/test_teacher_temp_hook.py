@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from slpd_plugin.engine.hooks.teacher_temp_hook import TeacherTempHook
 from tests.engine.hooks.toy import ITERS_PER_EPOCH, logged
 
 START, END = 0.02, 0.04
@@ -26,3 +27,19 @@ def test_bad_temperatures_are_refused():
     for bad in (dict(temp=0), dict(warmup_temp=-0.01), dict(warmup_epochs=-1)):
         with pytest.raises(ValueError, match='temperatures must be > 0'):
             HOOKS.build(dict(type='TeacherTempHook', **bad))
+
+
+def test_teacher_temperature_defaults_are_one_constant() -> None:
+    """The hook, the prototype head and lightly's DINO loss default to TEACHER_TEMP."""
+    import inspect
+
+    from lightly.loss import DINOLoss as LightlyDINOLoss
+
+    from slpd_plugin.models.heads.prototype_head import PrototypeDistillHead
+    from slpd_plugin.models.losses import TEACHER_TEMP
+
+    hook = TeacherTempHook()
+    assert hook.temp == hook.warmup_temp == TEACHER_TEMP
+    head = inspect.signature(PrototypeDistillHead).parameters['teacher_temp'].default
+    lightly = inspect.signature(LightlyDINOLoss).parameters['teacher_temp'].default
+    assert head == lightly == TEACHER_TEMP
