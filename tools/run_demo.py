@@ -38,12 +38,12 @@ except ImportError:  # not installed: run from a checkout
     sys.path.insert(0, str(ROOT))
 
 from slpd_plugin.datasets import StoreError  # noqa: E402
-from slpd_plugin.datasets.synthetic_wsi import ensure_wsi_benchmark  # noqa: E402
-from slpd_plugin.evaluation.demo_plots import (plot_auc_bars, plot_loss_curves,  # noqa: E402
+from slpd_plugin.demo.synthetic_wsi import ensure_wsi_benchmark  # noqa: E402
+from slpd_plugin.demo.plots import (plot_auc_bars, plot_loss_curves,  # noqa: E402
                                                plot_prototype_map)
-from slpd_plugin.evaluation.demo_report import (compare_methods, fold_aucs,  # noqa: E402
+from slpd_plugin.demo.report import (compare_methods, fold_aucs,  # noqa: E402
                                                 write_report)
-from slpd_plugin.evaluation.references import write_reference_embeddings  # noqa: E402
+from slpd_plugin.demo.references import write_reference_embeddings  # noqa: E402
 
 PROG = 'run_demo.py'
 EXAMPLES = """\

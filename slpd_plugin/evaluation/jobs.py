@@ -21,7 +21,7 @@ import numpy as np
 from .bootstrap import bootstrap_ci, metric_cindex, paired_bootstrap, verdict
 from .embeddings import SlideEmbeddings, load_slide_embeddings, report_missing
 from .fewshot import FEWSHOT_MODELS, evaluate_fewshot
-from .labels import LabelTable
+from slpd_plugin.datasets.labels import LabelTable
 from .metrics import mean_std
 from .mil import MILConfig, load_bags
 from .plots import plot_fewshot_curves, plot_kaplan_meier

@@ -1,7 +1,7 @@
 """Pictures and reports of a trained SLPD model: prototype maps, embedding projections,
-the slide-neighbour graph, and text reports of prototype banks and feature stores.
+the slide-neighbour graph, and text reports of prototype banks.
 
-Used by ``tools/visualize.py``, ``tools/inspect_bank.py`` and ``tools/inspect_store.py``.
+Used by ``tools/visualize.py`` and ``tools/inspect_bank.py``.
 Plots are drawn on :class:`matplotlib.figure.Figure` objects (Agg canvas, no pyplot
 state, no display needed) and written as PNG files.
 """
@@ -16,14 +16,13 @@ from .prototype_map import (grid_positions, neighbor_colors, plot_prototype_map,
                             region_positions)
 from .slides import (SlideLabels, load_slide_labels, open_bank_store, resolve_slide,
                      spread_slides)
-from .store_report import format_store_report, store_report
 
 __all__ = [
     'BankCheckpoint', 'PROJECTION_METHODS', 'SlideLabels', 'bank_overview', 'build_model',
     'categorical_colors', 'checkpoint_store', 'embed_regions', 'format_bank_overview',
-    'format_slide_report', 'format_store_report', 'grid_positions', 'load_bank',
+    'format_slide_report', 'grid_positions', 'load_bank',
     'load_checkpoint', 'load_slide_labels', 'neighbor_colors', 'neighbor_edges',
     'open_bank_store', 'plot_neighbor_graph', 'plot_projection', 'plot_prototype_map',
     'project_2d', 'prototype_settings', 'region_positions', 'resolve_slide',
-    'slide_report', 'spread_slides', 'store_report',
+    'slide_report', 'spread_slides',
 ]

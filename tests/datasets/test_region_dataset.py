@@ -7,7 +7,7 @@ import torch
 
 from slpd_plugin.datasets import RegionFeatureDataset, StoreError
 from slpd_plugin.datasets.stores import MemmapStore, MemmapStoreWriter
-from slpd_plugin.datasets.synthetic import make_synthetic_store
+from slpd_plugin.demo.synthetic import make_synthetic_store
 
 
 def write_store(path, slides, dtype='float16'):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from slpd_plugin.datasets import make_synthetic_store
+from slpd_plugin.demo import make_synthetic_store
 from tests.conftest import REDIS_PASSWORD_ENV
 from tests.utils import ROOT, free_port, logged_scalars
 

@@ -12,7 +12,7 @@ from mmengine.config import Config
 from torch import nn
 
 from slpd_plugin.datasets import open_store
-from slpd_plugin.datasets.synthetic_wsi import make_wsi_benchmark
+from slpd_plugin.demo.synthetic_wsi import make_wsi_benchmark
 from slpd_plugin.evaluation import load_slide_embeddings
 from slpd_plugin.registry import MODELS
 from slpd_plugin.utils.checkpoint import CheckpointError
