@@ -39,7 +39,7 @@ def trained(tmp_path_factory) -> dict[str, Path]:
                                num_folds=2, val_frac=0.2, test_frac=0.2, progress=False)
     work = root / 'work'
     run_train(work, f'train_dataloader.dataset.store={bench / "store"}',
-              'train_dataloader.dataset.synthetic=None')
+              'train_dataloader.dataset.generate=None')
     return dict(bench=bench, store=bench / 'store', work=work, ckpt=work / 'epoch_2.pth',
                 config=work / TINY_CONFIG.name)
 
