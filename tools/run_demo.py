@@ -42,7 +42,8 @@ from slpd_plugin.demo.references import write_reference_embeddings  # noqa: E402
 from slpd_plugin.demo.report import compare_methods, fold_aucs, write_report  # noqa: E402
 from slpd_plugin.demo.synthetic_wsi import ensure_wsi_benchmark  # noqa: E402
 from slpd_plugin.evaluation import (evaluate_splits, load_slide_embeddings,  # noqa: E402
-                                    load_splits, write_json, write_roc_plots)
+                                    load_splits, write_json, write_predictions,
+                                    write_roc_plots, write_summary_csv)
 from slpd_plugin.evaluation.extract import extract_embeddings, load_encoder  # noqa: E402
 from slpd_plugin.evaluation.jobs import run_fewshot, run_survival  # noqa: E402
 from slpd_plugin.evaluation.survival_data import (load_survival_labels,  # noqa: E402
@@ -128,7 +129,9 @@ def _evaluate(emb: Path, bench: Path, out: Path, step: str) -> dict[str, list[fl
             result = evaluate_splits(protocol, load_slide_embeddings(emb, wanted),
                                      table.labels, splits, table.num_classes,
                                      table.class_names)
+            write_summary_csv(result, target / 'summary.csv')
             write_json(result, target / 'results.json', dict(embeddings=str(emb)))
+            write_predictions(result, target / 'predictions.csv')
             write_roc_plots(result, target, per_fold=False)
         aucs[protocol] = fold_aucs(target)
     return aucs
