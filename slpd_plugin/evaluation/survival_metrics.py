@@ -40,7 +40,7 @@ def c_index(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> float:
     try:
         return float(concordance_index_censored(event.astype(bool), time.astype(float),
                                                 risk.astype(float), tied_tol=1e-8)[0])
-    except ZeroDivisionError:  # no comparable pair
+    except (ZeroDivisionError, ValueError):  # no comparable pair
         return math.nan
 
 
