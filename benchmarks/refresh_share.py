@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.prototypes import region_counts, synthetic_regions  # noqa: E402
 from benchmarks.train_step import build, step  # noqa: E402
 from slpd_plugin.checkpoints.embed import embed_grids  # noqa: E402
-from slpd_plugin.datasets import RegionFeatureDataset, make_synthetic_store  # noqa: E402
+from slpd_plugin.datasets import RegionFeatureDataset  # noqa: E402
+from slpd_plugin.demo import make_synthetic_store  # noqa: E402
 from slpd_plugin.prototypes import build_bank  # noqa: E402
 
 LUNG_SLIDES = 1041

@@ -48,7 +48,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.baselines.naive_multicrop import NaiveMultiCropDataset  # noqa: E402
 from benchmarks.memory import in_fresh_process, proc_mb  # noqa: E402
-from slpd_plugin.datasets import RegionFeatureDataset, make_synthetic_store  # noqa: E402
+from slpd_plugin.datasets import RegionFeatureDataset  # noqa: E402
+from slpd_plugin.demo import make_synthetic_store  # noqa: E402
 from slpd_plugin.engine.optimizers import DINOOptimWrapper, dino_param_groups  # noqa: E402
 from slpd_plugin.registry import MODELS  # noqa: E402
 

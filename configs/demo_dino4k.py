@@ -1,4 +1,5 @@
-# CPU demo: DINO-4K on a small synthetic store (generated on first use), a few minutes.
+# CPU demo: DINO-4K on a small synthetic store (generated on first use by the demo
+# dataset, slpd_plugin.demo.SyntheticRegionDataset), a few minutes.
 # Shrunk from the paper's settings: 2-block ViT-4K, 4096-d head output, 4 local crops,
 # 4 epochs; lr and teacher EMA scaled to this short budget (with the paper's 5e-4 and
 # 0.996 -> 1 the teacher barely leaves its initialisation in ~100 iterations); the last
@@ -22,9 +23,10 @@ model = dict(
 train_dataloader = dict(
     batch_size=32, num_workers=1, pin_memory=False, drop_last=False,
     dataset=dict(
+        type='SyntheticRegionDataset',
         store='data/demo_store',
-        synthetic=dict(num_slides=40, min_regions=6, max_regions=40, channels=384,
-                       num_phenotypes=6, phenotypes_per_slide=(1, 3), seed=0)))
+        generate=dict(num_slides=40, min_regions=6, max_regions=40, channels=384,
+                      num_phenotypes=6, phenotypes_per_slide=(1, 3), seed=0)))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=1,
          convert_to_iter_based=True),

@@ -22,7 +22,8 @@ from lightly.utils.scheduler import cosine_schedule
 from torch import nn
 from torch.utils.data import DataLoader
 
-from slpd_plugin.datasets import RegionFeatureDataset, ensure_synthetic_store
+from slpd_plugin.datasets import RegionFeatureDataset
+from slpd_plugin.demo import ensure_synthetic_store
 from slpd_plugin.models.backbones import ViT4K
 from slpd_plugin.models.data_preprocessors import center_crop, random_crops
 from slpd_plugin.models.heads import DINOHead, PrototypeDistillHead

@@ -22,14 +22,12 @@ LAYERS = (
     ('checkpoints',),
     ('engine',),
     ('evaluation', 'visualization'),
+    ('demo',),
 )
 LAYER = {part: level for level, parts in enumerate(LAYERS) for part in parts}
 
 #: (importing module, imported top-level part) -> the issue-13 item that removes it.
-ALLOWED = {
-    ('slpd_plugin.visualization.slides', 'evaluation'): 'item 3 (labels out of evaluation)',
-    ('slpd_plugin.evaluation.demo_plots', 'visualization'): 'items 3 and 6 (demo/ package)',
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def module_name(path: Path) -> str:

@@ -1,14 +1,14 @@
 """CPU demo: SLPD vs DINO-4K on a synthetic WSI benchmark, end to end, in minutes.
 
-Steps (each a real run of the project's tools, logged under --out):
+Steps (logged under --out):
   1. make the synthetic WSI benchmark (labels depend on tissue composition; HIPT-format
      labels.csv and splits/), or reuse it if --out already holds one made identically;
   2. reference rows: knn/linear on the true phenotype composition (oracle) and on the
      mean raw input features (no encoder);
-  3. per seed: train DINO-4K (configs/demo_dino4k.py) and SLPD (configs/demo_slpd.py)
-     with the same data, budget and seed (tools/train.py), embed every region with the
-     frozen teacher (tools/extract_embeddings.py), run knn and linear
-     (tools/eval_slides.py);
+  3. per seed: train DINO-4K and SLPD with the same data, budget and seed (tools/train.py
+     in a subprocess, with configs/demo_bench_*.py, or configs/demo_quick_*.py for
+     --quick), embed every region with the frozen teacher and run knn and linear
+     (slpd_plugin.evaluation);
   4. survival (Cox c-index on the benchmark's survival outcomes, bootstrap CIs, paired
      comparisons) and few-shot curves for the references and seed 0's encoders;
   5. write report.md, loss_curves.png, auc_bars.png, prototype_map.png (SLPD's
@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
-import importlib.util
 import json
 import os
 import shutil
@@ -29,7 +27,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
 try:
@@ -37,13 +34,20 @@ try:
 except ImportError:  # not installed: run from a checkout
     sys.path.insert(0, str(ROOT))
 
-from slpd_plugin.datasets import StoreError  # noqa: E402
-from slpd_plugin.datasets.synthetic_wsi import ensure_wsi_benchmark  # noqa: E402
-from slpd_plugin.evaluation.demo_plots import (plot_auc_bars, plot_loss_curves,  # noqa: E402
-                                               plot_prototype_map)
-from slpd_plugin.evaluation.demo_report import (compare_methods, fold_aucs,  # noqa: E402
-                                                write_report)
-from slpd_plugin.evaluation.references import write_reference_embeddings  # noqa: E402
+from slpd_plugin.datasets import StoreError, open_store  # noqa: E402
+from slpd_plugin.datasets.labels import load_labels  # noqa: E402
+from slpd_plugin.demo.plots import (plot_auc_bars, plot_loss_curves,  # noqa: E402
+                                    plot_prototypes_beside_truth)
+from slpd_plugin.demo.references import write_reference_embeddings  # noqa: E402
+from slpd_plugin.demo.report import compare_methods, fold_aucs, write_report  # noqa: E402
+from slpd_plugin.demo.synthetic_wsi import ensure_wsi_benchmark  # noqa: E402
+from slpd_plugin.evaluation import (evaluate_splits, load_slide_embeddings,  # noqa: E402
+                                    load_splits, write_json, write_predictions,
+                                    write_roc_plots, write_summary_csv)
+from slpd_plugin.evaluation.extract import extract_embeddings, load_encoder  # noqa: E402
+from slpd_plugin.evaluation.jobs import run_fewshot, run_survival  # noqa: E402
+from slpd_plugin.evaluation.survival_data import (load_survival_labels,  # noqa: E402
+                                                  load_survival_splits)
 
 PROG = 'run_demo.py'
 EXAMPLES = """\
@@ -52,28 +56,20 @@ examples:
   python tools/run_demo.py --seeds 0 1 2             # 3 seeds before claiming a difference
   python tools/run_demo.py --quick --out /tmp/demo   # tiny variant (the test suite's)
 """
-METHODS = {'DINO-4K': 'configs/demo_dino4k.py', 'SLPD': 'configs/demo_slpd.py'}
+METHODS = ('DINO-4K', 'SLPD')
 PROTOCOLS = ('knn', 'linear')
 REFERENCES = {'composition (oracle)': 'composition', 'raw mean features': 'raw_mean'}
 PRESETS = {
     'full': dict(
         benchmark=dict(num_slides=64, channels=384, region_scale=0.12, num_folds=10,
                        val_frac=0.1, test_frac=0.2),
-        train=[],  # the demo configs' settings (lr and teacher EMA for short runs)
-        slpd=['default_hooks.prototype.num_clusters=2',
-              'default_hooks.prototype.min_regions=6']),
+        configs={'DINO-4K': 'configs/demo_bench_dino4k.py',
+                 'SLPD': 'configs/demo_bench_slpd.py'}),
     'quick': dict(
         benchmark=dict(num_slides=24, channels=32, region_scale=0.1, num_folds=3,
                        val_frac=0.2, test_frac=0.25),
-        train=['model.backbone.in_channels=32', 'train_dataloader.dataset.channels=32',
-               'model.backbone.depth=1', 'model.head.hidden_dims=64',
-               'model.head.bottleneck_dims=32', 'model.head.out_channels=128',
-               'model.loss.output_dim=128', 'model.data_preprocessor.num_local=2',
-               'train_cfg.max_epochs=2', 'train_dataloader.batch_size=16',
-               'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False'],
-        slpd=['default_hooks.prototype.num_clusters=2',
-              'default_hooks.prototype.min_regions=4',
-              'default_hooks.prototype.warm_epochs=1']),
+        configs={'DINO-4K': 'configs/demo_quick_dino4k.py',
+                 'SLPD': 'configs/demo_quick_slpd.py'}),
 }
 
 
@@ -102,41 +98,41 @@ def _run(cmd: list[str], log: Path, step: str) -> None:
     with log.open('w') as fh:
         code = subprocess.run(cmd, cwd=ROOT, env=env, stdout=fh,
                               stderr=subprocess.STDOUT).returncode
-    _check(code, log, step)
-
-
-@functools.lru_cache(maxsize=None)
-def _tool(name: str) -> ModuleType:
-    path = ROOT / 'tools' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(f'_demo_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _call_tool(name: str, argv: list[str], log: Path, step: str) -> None:
-    """Run ``tools/{name}.py``'s ``main(argv)`` in this process (no interpreter start-up)."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open('w') as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
-        code = _tool(name).main(argv)
-    _check(code, log, step)
-
-
-def _check(code: int, log: Path, step: str) -> None:
     if code != 0:
         tail = [line for line in log.read_text().splitlines() if line.strip()][-1:]
         raise DemoError(f'{step} failed (exit {code}); see {log}: '
                         f'{tail[0] if tail else "no output"}')
 
 
+@contextlib.contextmanager
+def _logged(log: Path, step: str):
+    """Send a step's output to ``log``; a failure becomes a DemoError naming the log."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open('w') as fh:
+        try:
+            with contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+                yield
+        except (StoreError, ValueError, KeyError, FileNotFoundError) as err:
+            print(f'error: {err}', file=fh)
+            raise DemoError(f'{step} failed; see {log}: {err}') from err
+
+
 def _evaluate(emb: Path, bench: Path, out: Path, step: str) -> dict[str, list[float]]:
+    """knn and linear test AUCs of each split (HIPT's protocol; labels: oncotree_code)."""
     aucs = {}
+    table = load_labels(bench / 'labels.csv')
+    splits = load_splits(bench / 'splits')
     for protocol in PROTOCOLS:
         target = out / f'eval_{protocol}'
-        _call_tool('eval_slides', [protocol, '--embeddings', str(emb), '--csv',
-                                   str(bench / 'labels.csv'), '--splits', str(bench / 'splits'),
-                                   '--out', str(target), '--roc', 'mean'],
-                   target / 'eval.log', f'{step} {protocol}')
+        with _logged(target / 'eval.log', f'{step} {protocol}'):
+            wanted = set().union(*(s.all_ids() for s in splits)) & set(table.labels)
+            result = evaluate_splits(protocol, load_slide_embeddings(emb, wanted),
+                                     table.labels, splits, table.num_classes,
+                                     table.class_names)
+            write_summary_csv(result, target / 'summary.csv')
+            write_json(result, target / 'results.json', dict(embeddings=str(emb)))
+            write_predictions(result, target / 'predictions.csv')
+            write_roc_plots(result, target, per_fold=False)
         aucs[protocol] = fold_aucs(target)
     return aucs
 
@@ -144,21 +140,20 @@ def _evaluate(emb: Path, bench: Path, out: Path, step: str) -> dict[str, list[fl
 def _train_extract(method: str, seed: int, bench: Path, run_dir: Path, preset: dict,
                    timings: dict) -> tuple[Path, dict[str, list[float]]]:
     shutil.rmtree(run_dir, ignore_errors=True)
-    config = METHODS[method]
-    options = [f'train_dataloader.dataset.store={bench / "store"}',
-               'train_dataloader.dataset.synthetic=None', f'randomness.seed={seed}',
-               *preset['train'], *(preset['slpd'] if method == 'SLPD' else [])]
+    config = preset['configs'][method]
     work = run_dir / 'train'
     start = time.time()
     _run([sys.executable, 'tools/train.py', config, '--work-dir', str(work),
-          '--cfg-options', *options], run_dir / 'train.log', f'training {method} seed {seed}')
+          '--cfg-options', f'train_dataloader.dataset.store={bench / "store"}',
+          f'randomness.seed={seed}'], run_dir / 'train.log', f'training {method} seed {seed}')
     timings[f'train {method} (seed {seed})'] = time.time() - start
     ckpt = Path((work / 'last_checkpoint').read_text().strip())
     start = time.time()
-    _call_tool('extract_embeddings', [str(work / Path(config).name), str(ckpt), '--store',
-                                      str(bench / 'store'), '--out', str(run_dir / 'emb'),
-                                      '--overwrite', '--no-progress'],
-               run_dir / 'extract.log', f'extraction {method} seed {seed}')
+    saved = work / Path(config).name  # the config as trained (store and seed applied)
+    with _logged(run_dir / 'extract.log', f'extraction {method} seed {seed}'):
+        extract_embeddings(load_encoder(saved, ckpt), open_store(bench / 'store'),
+                           run_dir / 'emb', progress=False,
+                           provenance=dict(config=str(saved), checkpoint=str(ckpt)))
     aucs = _evaluate(run_dir / 'emb', bench, run_dir, f'evaluation {method} seed {seed}')
     timings[f'extract + eval {method} (seed {seed})'] = time.time() - start
     return ckpt, aucs
@@ -169,15 +164,13 @@ def _survival_fewshot(bench: Path, out: Path, sets: dict[str, Path], draws: int,
     """Survival and few-shot runs of ``eval_slides.py`` on several embedding sets; the
     report lines and the few-shot figure (relative to ``out``)."""
     start = time.time()
-    emb_args = [arg for name, folder in sets.items() for arg in ('--embeddings', f'{name}={folder}')]
-    _call_tool('eval_slides', ['survival', *emb_args, '--csv', str(bench / 'survival.csv'),
-                               '--splits', str(bench / 'splits_survival'),
-                               '--out', str(out / 'survival')],
-               out / 'survival' / 'eval.log', 'survival evaluation')
-    _call_tool('eval_slides', ['fewshot', *emb_args, '--csv', str(bench / 'labels.csv'),
-                               '--splits', str(bench / 'splits'), '--out', str(out / 'fewshot'),
-                               '--shots', '1', '2', '4', '8', '16', '--draws', str(draws)],
-               out / 'fewshot' / 'eval.log', 'few-shot evaluation')
+    with _logged(out / 'survival' / 'eval.log', 'survival evaluation'):
+        print(run_survival(sets, load_survival_labels(bench / 'survival.csv'),
+                           load_survival_splits(bench / 'splits_survival'), out / 'survival'))
+    with _logged(out / 'fewshot' / 'eval.log', 'few-shot evaluation'):
+        print(run_fewshot(sets, load_labels(bench / 'labels.csv'),
+                          load_splits(bench / 'splits'), out / 'fewshot',
+                          shots=(1, 2, 4, 8, 16), num_draws=draws))
     timings['survival + few-shot'] = time.time() - start
     lines = ['| embeddings | survival: Cox val c-index (5 folds) | 95 % bootstrap CI |',
              '| --- | --- | --- |']
@@ -194,7 +187,6 @@ def _survival_fewshot(bench: Path, out: Path, sets: dict[str, Path], draws: int,
 
 def _setup_lines(bench_params: dict, preset: dict, seeds: list[int], quick: bool) -> list[str]:
     b = bench_params
-    slpd = ' '.join(preset['slpd'])
     return [
         f'- Benchmark (`{"--quick" if quick else "full"}` preset): {b["num_slides"]} slides, '
         f'{b["num_regions"]} regions of C={b["channels"]} channels, {b["num_phenotypes"]} '
@@ -202,9 +194,8 @@ def _setup_lines(bench_params: dict, preset: dict, seeds: list[int], quick: bool
         f'{b["region_scale"]}; labels {b["class_codes"]} = {b["class_counts"]} slides, '
         f'drawn from class-specific phenotype compositions; {b["num_folds"]} stratified '
         f'train/val/test splits (val {b["val_frac"]}, test {b["test_frac"]}).',
-        f'- Training: {", ".join(f"{m} `{c}`" for m, c in METHODS.items())}, same data, '
-        f'epochs, batch and seed(s) {seeds}; SLPD overrides: `{slpd}`; both: '
-        f'`{" ".join(preset["train"]) or "(none)"}`.',
+        f'- Training: {", ".join(f"{m} `{c}`" for m, c in preset["configs"].items())}, '
+        f'same data, epochs, batch and seed(s) {seeds}.',
         '- Evaluation: frozen teacher backbone, CLS of the full 16×16 grid, mean-pooled '
         'per slide; knn = scikit-learn defaults (k=5), linear = logistic regression with '
         'C chosen on val; test AUC per split.',
@@ -241,7 +232,7 @@ def run_demo(out: Path, seeds: list[int], quick: bool) -> Path:
                    runs, out / 'loss_curves.png').name,
                'Test AUC over splits and seeds': plot_auc_bars(
                    results, out / 'auc_bars.png').name}
-    proto = plot_prototype_map(ckpts['SLPD'][0], bench, out)
+    proto = plot_prototypes_beside_truth(ckpts['SLPD'][0], bench, out)
     if proto is not None:
         figures[f'Prototypes of one slide and its neighbour (SLPD, seed {seeds[0]}, last '
                 'epoch)'] = 'prototype_map.png'

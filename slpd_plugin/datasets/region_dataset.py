@@ -10,7 +10,6 @@ from torch.utils.data import Dataset
 from slpd_plugin.registry import DATASETS
 
 from .stores import FeatureStore, StoreError, open_store
-from .synthetic import ensure_synthetic_store
 
 
 # IEEE-754 bit layouts: a value is NaN/Inf iff all its exponent bits are set.
@@ -49,20 +48,13 @@ class RegionFeatureDataset(Dataset):
         store: Store location: a folder path or a ``redis://`` URI.
         channels: Expected channel count ``C`` (the backbone's ``in_channels``); None
             accepts the store's. Defaults to None.
-        synthetic: If given and ``store`` does not exist yet, generate a synthetic store
-            there first with these keyword arguments of :func:`make_synthetic_store`
-            (done once, safely when several DDP processes start together).
-            Defaults to None.
 
     Raises:
         StoreError: if the store is missing/incomplete/empty or its ``C`` differs from
             ``channels``; and at read time, for regions with NaN/Inf values.
     """
 
-    def __init__(self, store: str, channels: int | None = None,
-                 synthetic: dict | None = None) -> None:
-        if synthetic is not None:
-            ensure_synthetic_store(store, **synthetic)
+    def __init__(self, store: str, channels: int | None = None) -> None:
         self.store: FeatureStore = open_store(store)
         self.location = self.store.location
         if self.store.num_regions == 0:

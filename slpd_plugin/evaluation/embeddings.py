@@ -20,7 +20,7 @@ from typing import Iterable
 import numpy as np
 import torch
 
-from .labels import normalize_slide_id
+from slpd_plugin.datasets.labels import normalize_slide_id
 
 __all__ = [
     'MissingReport',

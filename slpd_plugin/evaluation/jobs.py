@@ -18,10 +18,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from slpd_plugin.datasets.labels import LabelTable
+
 from .bootstrap import bootstrap_ci, metric_cindex, paired_bootstrap, verdict
 from .embeddings import SlideEmbeddings, load_slide_embeddings, report_missing
 from .fewshot import FEWSHOT_MODELS, evaluate_fewshot
-from .labels import LabelTable
 from .metrics import mean_std
 from .mil import MILConfig, load_bags
 from .plots import plot_fewshot_curves, plot_kaplan_meier

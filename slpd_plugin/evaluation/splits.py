@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .labels import normalize_slide_id
+from slpd_plugin.datasets.labels import normalize_slide_id
 
 __all__ = ['PARTS', 'Split', 'load_splits', 'read_split_csv']
 

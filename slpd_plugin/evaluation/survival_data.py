@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from slpd_plugin.datasets.labels import normalize_slide_id
+
 from .embeddings import SlideEmbeddings
-from .labels import normalize_slide_id
 from .splits import Split, load_splits
 
 __all__ = ['SURVIVAL_COLUMNS', 'SurvivalTable', 'load_survival_labels',

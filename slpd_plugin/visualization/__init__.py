@@ -1,8 +1,8 @@
 """Pictures and reports of a trained SLPD model: prototype maps, embedding projections,
-the slide-neighbour graph, and text reports of prototype banks and feature stores.
+the slide-neighbour graph, and text reports of prototype banks.
 
-Checkpoints are read with :mod:`slpd_plugin.checkpoints`. Used by ``tools/visualize.py``,
-``tools/inspect_bank.py`` and ``tools/inspect_store.py``.
+Checkpoints are read with :mod:`slpd_plugin.checkpoints`. Used by ``tools/visualize.py``
+and ``tools/inspect_bank.py``.
 Plots are drawn on :class:`matplotlib.figure.Figure` objects (Agg canvas, no pyplot
 state, no display needed) and written as PNG files.
 """
@@ -15,13 +15,11 @@ from .prototype_map import (grid_positions, neighbor_colors, plot_prototype_map,
                             region_positions)
 from .slides import (SlideLabels, load_slide_labels, open_bank_store, resolve_slide,
                      spread_slides)
-from .store_report import format_store_report, store_report
 
 __all__ = [
     'PROJECTION_METHODS', 'SlideLabels', 'bank_overview', 'categorical_colors',
-    'embed_regions', 'format_bank_overview', 'format_slide_report', 'format_store_report',
+    'embed_regions', 'format_bank_overview', 'format_slide_report',
     'grid_positions', 'load_slide_labels', 'neighbor_colors', 'neighbor_edges',
     'open_bank_store', 'plot_neighbor_graph', 'plot_projection', 'plot_prototype_map',
     'project_2d', 'region_positions', 'resolve_slide', 'slide_report', 'spread_slides',
-    'store_report',
 ]

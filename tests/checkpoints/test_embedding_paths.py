@@ -10,7 +10,8 @@ import torch
 
 from slpd_plugin.checkpoints import (build_model, embed_grids, load_checkpoint,
                                      load_encoder, prototype_settings)
-from slpd_plugin.datasets import ensure_synthetic_store, open_store
+from slpd_plugin.datasets import open_store
+from slpd_plugin.demo import ensure_synthetic_store
 from slpd_plugin.engine.hooks import PrototypeHook
 from slpd_plugin.engine.launch import build_runner, prepare_config
 from slpd_plugin.evaluation.extract import embed_store

@@ -9,9 +9,9 @@ model = dict(
 )
 train_dataloader = dict(
     batch_size=8, num_workers=0, persistent_workers=False,
-    dataset=dict(channels=32, synthetic=dict(num_slides=8, min_regions=4, max_regions=10,
-                                             channels=32, num_phenotypes=4,
-                                             phenotypes_per_slide=(1, 2), seed=0)))
+    dataset=dict(channels=32, generate=dict(num_slides=8, min_regions=4, max_regions=10,
+                                            channels=32, num_phenotypes=4,
+                                            phenotypes_per_slide=(1, 2), seed=0)))
 train_cfg = dict(max_epochs=2)
 default_hooks = dict(
     logger=dict(interval=1),

@@ -334,7 +334,7 @@ def test_cli_trident_and_error_line(tmp_path, load_tool, capsys):
 def test_synthetic_trident_files_round_trip(tmp_path, load_tool, capsys):
     """make_synthetic.py trident writes holes and a 40x slide; ingesting them back gives
     the original grids where the masks are True and zeros elsewhere."""
-    from slpd_plugin.datasets.synthetic import make_synthetic_store
+    from slpd_plugin.demo.synthetic import make_synthetic_store
     make_synthetic_store(tmp_path / 'orig', num_slides=3, min_regions=2, max_regions=4,
                          channels=6, dtype='float32', progress=False)
     tool = load_tool('make_synthetic')

@@ -7,7 +7,7 @@ import torch
 
 from slpd_plugin.datasets import RegionFeatureDataset, StoreError
 from slpd_plugin.datasets.stores import MemmapStore, MemmapStoreWriter
-from slpd_plugin.datasets.synthetic import make_synthetic_store
+from slpd_plugin.demo.synthetic import make_synthetic_store
 
 
 def write_store(path, slides, dtype='float16'):
@@ -97,3 +97,27 @@ def test_synthetic_store_and_ground_truth(tmp_path):
                                  channels=8, num_phenotypes=3, phenotypes_per_slide=(1, 2),
                                  progress=False)
     assert (again / 'grids.bin').read_bytes() == (path / 'grids.bin').read_bytes()
+
+
+def test_demo_dataset_generates_its_store_once_by_config(tmp_path):
+    """SyntheticRegionDataset, built by type name in the slpd_plugin scope, writes its
+    store on first use, reuses it, refuses one made otherwise; generate=None reads any."""
+    from mmengine.registry import DefaultScope
+
+    from slpd_plugin.registry import DATASETS
+    generate = dict(num_slides=4, min_regions=2, max_regions=5, channels=8,
+                    num_phenotypes=2, phenotypes_per_slide=(1, 2), seed=0, progress=False)
+    cfg = dict(type='slpd_plugin.SyntheticRegionDataset', store=str(tmp_path / 'syn'),
+               generate=generate, channels=8)
+    with DefaultScope.overwrite_default_scope('slpd_plugin'):
+        first = DATASETS.build(cfg)
+        stamp = (tmp_path / 'syn' / 'grids.bin').stat().st_mtime_ns
+        again = DATASETS.build(cfg)
+    assert isinstance(first, RegionFeatureDataset) and len(first) == len(again) > 0
+    assert (tmp_path / 'syn' / 'grids.bin').stat().st_mtime_ns == stamp  # not rewritten
+    with pytest.raises(StoreError, match='made with other settings'):
+        DATASETS.build(dict(cfg, generate=dict(generate, seed=1)))
+    other = write_store(tmp_path / 'plain', {'a': grids(3)})
+    assert len(DATASETS.build(dict(cfg, store=str(other), generate=None))) == 3
+    with pytest.raises(TypeError):
+        RegionFeatureDataset(str(other), synthetic=generate)  # the base knows no generator

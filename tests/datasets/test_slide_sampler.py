@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from slpd_plugin.datasets import RegionFeatureDataset, make_synthetic_store
+from slpd_plugin.datasets import RegionFeatureDataset
+from slpd_plugin.demo import make_synthetic_store
 from slpd_plugin.datasets.ingest import find_sources, ingest
 from slpd_plugin.datasets.samplers import (SlideAwareSampler, check_slide_batch_size,
                                            plan_epoch, shuffled_regions, slide_batches)

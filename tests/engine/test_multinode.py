@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from slpd_plugin.datasets import make_synthetic_store
+from slpd_plugin.demo import make_synthetic_store
 from tests.conftest import REDIS_PASSWORD_ENV
 from tests.utils import ROOT, free_port, logged_scalars
 
@@ -28,7 +28,7 @@ def test_two_nodes_share_redis_and_hold_one_bank(tmp_path, redis_store_uri):
          '--nproc_per_node=2', '--master_addr=127.0.0.1', f'--master_port={port}',
          'tools/train.py', 'tests/configs/tiny_slpd.py', '--launcher', 'pytorch',
          '--work-dir', str(work), '--cfg-options', f'train_dataloader.dataset.store={redis_store_uri}',
-         'train_dataloader.dataset.synthetic=None', 'train_cfg.max_epochs=3'],
+         'train_dataloader.dataset.generate=None', 'train_cfg.max_epochs=3'],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for rank in (0, 1)]
     try:

@@ -13,7 +13,7 @@ from torch import nn
 
 from slpd_plugin.checkpoints import HIPT_VIT4K_XS, describe_vit4k, load_checkpoint
 from slpd_plugin.datasets import open_store
-from slpd_plugin.datasets.synthetic_wsi import make_wsi_benchmark
+from slpd_plugin.demo.synthetic_wsi import make_wsi_benchmark
 from slpd_plugin.evaluation import load_slide_embeddings
 from slpd_plugin.registry import MODELS
 from slpd_plugin.utils.weights import CheckpointError
@@ -38,7 +38,7 @@ def trained(tmp_path_factory) -> dict[str, Path]:
                                num_folds=2, val_frac=0.2, test_frac=0.2, progress=False)
     work = root / 'work'
     run_train(work, f'train_dataloader.dataset.store={bench / "store"}',
-              'train_dataloader.dataset.synthetic=None')
+              'train_dataloader.dataset.generate=None')
     return dict(bench=bench, store=bench / 'store', work=work, ckpt=work / 'epoch_2.pth',
                 config=work / TINY_CONFIG.name)
 

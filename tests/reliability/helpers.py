@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from slpd_plugin.datasets import make_synthetic_store
+from slpd_plugin.demo import make_synthetic_store
 from tests.utils import ROOT, TINY_CONFIG, free_port
 
 TINY_STORE = dict(num_slides=8, min_regions=4, max_regions=10, channels=32, num_phenotypes=4,

@@ -25,7 +25,7 @@ def test_ddp_readers_and_a_concurrent_ingest_share_one_server(tmp_path, redis_se
     other_local = tiny_store(tmp_path / 'other_local', num_slides=60, min_regions=10,
                              max_regions=40, seed=1)
     training = Training(tmp_path / 'work', f'train_dataloader.dataset.store={train_uri}',
-                        'train_dataloader.dataset.synthetic=None',
+                        'train_dataloader.dataset.generate=None',
                         'train_dataloader.num_workers=4', 'train_cfg.max_epochs=3', nproc=2)
     try:
         training.wait_for(lambda: re.search(r'Epoch\(train\) \[1\]\[ *\d+/', training.output),

@@ -44,7 +44,7 @@ def own_redis(tmp_path, monkeypatch):
 
 def start_training(tmp_path, uri: str) -> Training:
     return Training(tmp_path / 'work', f'train_dataloader.dataset.store={uri}',
-                    'train_dataloader.dataset.synthetic=None',
+                    'train_dataloader.dataset.generate=None',
                     'train_dataloader.num_workers=2', f'train_cfg.max_epochs={EPOCHS}')
 
 

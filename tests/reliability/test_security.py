@@ -96,7 +96,7 @@ def redis_tiny(tmp_path, redis_store_uri):
 
 def _train_one_epoch(work: Path, uri: str):
     return run_train(work, f'train_dataloader.dataset.store={uri}',
-                     'train_dataloader.dataset.synthetic=None', 'train_cfg.max_epochs=1')
+                     'train_dataloader.dataset.generate=None', 'train_cfg.max_epochs=1')
 
 
 @pytest.mark.slow

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from slpd_plugin.datasets import make_synthetic_store, open_writer
+from slpd_plugin.datasets import open_writer
+from slpd_plugin.demo import make_synthetic_store
 from slpd_plugin.prototypes import build_bank
 from tests.utils import ROOT, run_train
 

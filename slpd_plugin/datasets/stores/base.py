@@ -274,28 +274,6 @@ class StoreWriter(ABC):
         self.has_coords = True
         return data, np.ascontiguousarray(coords, dtype='<i8'), masks
 
-    def journal_entry(self, record: SlideRecord, **extra: object) -> dict:
-        """The journal line of a committed slide (shared by every backend)."""
-        entry = dict(record=record.to_json(), channels=self.channels,
-                     dtype=self.dtype.name, has_coords=self.has_coords, has_masks=True,
-                     grid_size=self.grid_size, **extra)
-        if self.provenance is not None:
-            entry['provenance'] = self.provenance
-        return entry
-
-    def recover_entry(self, entry: dict) -> SlideRecord:
-        """Take a journal line's store settings, checking them; returns its record."""
-        if entry['dtype'] != self.dtype.name:
-            raise StoreError(f'{self.location}: store holds {entry["dtype"]} grids, '
-                             f'writer asked for {self.dtype.name}')
-        if self.channels not in (None, entry['channels']):
-            raise StoreError(f'{self.location}: store holds C={entry["channels"]}, '
-                             f'writer asked for C={self.channels}')
-        self.channels = entry['channels']
-        self.has_coords |= entry['has_coords']
-        self.provenance = entry.get('provenance', self.provenance)
-        return SlideRecord(**entry['record'])
-
     def manifest(self, **extra: object) -> dict:
         """The manifest's common fields (each backend adds its own)."""
         meta = dict(channels=self.channels, dtype=self.dtype.name, grid_size=self.grid_size,

@@ -24,11 +24,13 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from . import journal
 from .base import (GRID_SIZE, MANIFEST_VERSION, FeatureStore, SlidePart, SlideRecord,
                    StoreError, StoreWriter, store_dtype)
 
 FORMAT = 'slpd-memmap'
-GRIDS, COORDS, JOURNAL, MANIFEST = 'grids.bin', 'coords.bin', 'journal.jsonl', 'manifest.json'
+GRIDS, COORDS, MANIFEST = 'grids.bin', 'coords.bin', 'manifest.json'
+JOURNAL = journal.JOURNAL_FILE
 MASKS = 'masks.bin'
 
 
@@ -174,21 +176,11 @@ class MemmapStoreWriter(StoreWriter):
         self._recover()
 
     def _recover(self) -> None:
-        journal = self.root / JOURNAL
-        unmasked = 0  # regions of slides journaled before masks existed (all tissue)
-        if journal.exists():
-            for line in journal.read_text().splitlines():
-                if not line.strip():
-                    continue
-                entry = json.loads(line)
-                if entry.get('grid_size', GRID_SIZE) != self.grid_size:
-                    raise StoreError(f'{self.root}: store holds {entry.get("grid_size", 16)}'
-                                     f'x{entry.get("grid_size", 16)} grids, writer asked for '
-                                     f'G={self.grid_size}')
-                record = self.recover_entry(entry)
-                self.records.append(record)
-                if not entry.get('has_masks'):
-                    unmasked += record.count
+        path = self.root / JOURNAL
+        entries = journal.resume_writer(self, path.read_text().splitlines()
+                                        if path.exists() else [])
+        # regions of slides journaled before masks existed (all tissue)
+        unmasked = sum(e['record']['count'] for e in entries if not e.get('has_masks'))
         n = sum(r.count for r in self.records)
         cells = self.grid_size * self.grid_size
         region_bytes = (self.channels or 0) * cells * self.dtype.itemsize
@@ -233,7 +225,9 @@ class MemmapStoreWriter(StoreWriter):
         record = SlideRecord(slide_id, sum(r.count for r in self.records), count,
                              digest.hexdigest(), source)
         with open(self.root / JOURNAL, 'a') as f:
-            f.write(json.dumps(self.journal_entry(record)) + '\n')
+            f.write(journal.encode_entry(
+                record, channels=self.channels, dtype=self.dtype, has_coords=self.has_coords,
+                grid_size=self.grid_size, provenance=self.provenance) + '\n')
             f.flush()
             os.fsync(f.fileno())
         self.records.append(record)

@@ -23,6 +23,7 @@ import numpy as np
 
 from .base import (GRID_SIZE, MANIFEST_VERSION, FeatureStore, SlideRecord, StoreError,
                    store_dtype)
+from .journal import JOURNAL_KEY
 from .redis_conn import RedisConnection
 from .redis_uri import RedisLocation, parse_redis_uri
 
@@ -58,7 +59,7 @@ def read_manifest(conn: RedisConnection) -> dict:
 
     def fetch(client):
         return client.pipeline(transaction=False).get(key).llen(
-            store_key(loc.prefix, 'journal')).execute()
+            store_key(loc.prefix, JOURNAL_KEY)).execute()
     raw, journal_len = conn.call('read the manifest', fetch)
     if raw is None:
         if journal_len:

@@ -15,6 +15,7 @@ from typing import Iterable
 
 import numpy as np
 
+from . import journal
 from .base import (GRID_SIZE, MANIFEST_VERSION, SlidePart, SlideRecord, StoreError,
                    StoreWriter, store_dtype)
 from .redis_conn import RedisConnection
@@ -59,17 +60,12 @@ class RedisStoreWriter(StoreWriter):
 
     def _recover(self) -> None:
         lines = self._conn.call('read the journal',
-                                lambda c: c.lrange(self._key('journal'), 0, -1))
-        self._unmasked: set[int] = set()  # positions of slides from before masks existed
-        for line in lines:
-            entry = json.loads(line)
-            if entry.get('grid_size', GRID_SIZE) != self.grid_size:
-                raise StoreError(f'{self.location}: store holds G={entry.get("grid_size")} '
-                                 f'grids, writer asked for G={self.grid_size}')
-            if not entry.get('has_masks'):
-                self._unmasked.add(len(self.records))
-            self.blob_regions = entry['blob_regions']
-            self.records.append(self.recover_entry(entry))
+                                lambda c: c.lrange(self._key(journal.JOURNAL_KEY), 0, -1))
+        entries = journal.resume_writer(self, lines)
+        # positions of slides from before masks existed
+        self._unmasked = {i for i, e in enumerate(entries) if not e.get('has_masks')}
+        if entries:
+            self.blob_regions = entries[-1]['blob_regions']
 
     def _stream_blobs(self, slide_id: str, position: int, parts: Iterable[SlidePart]):
         """Write every full blob of a streamed slide; returns what the commit needs:
@@ -109,10 +105,13 @@ class RedisStoreWriter(StoreWriter):
             raise
         record = SlideRecord(slide_id, sum(r.count for r in self.records), count, sha,
                              source)
-        entry = json.dumps(self.journal_entry(record, blob_regions=self.blob_regions))
+        entry = journal.encode_entry(record, channels=self.channels, dtype=self.dtype,
+                                     has_coords=self.has_coords, grid_size=self.grid_size,
+                                     provenance=self.provenance,
+                                     blob_regions=self.blob_regions)
 
         def commit(client) -> None:
-            committed = client.llen(self._key('journal'))
+            committed = client.llen(self._key(journal.JOURNAL_KEY))
             if committed == position + 1:  # a retry after EXEC went through
                 return
             if committed != position:
@@ -124,7 +123,7 @@ class RedisStoreWriter(StoreWriter):
             pipe.set(self._key('grids', position, k), last.data)
             pipe.set(self._key('coords', position), coords.data)
             pipe.set(self._key('masks', position), masks.data)
-            pipe.rpush(self._key('journal'), entry)
+            pipe.rpush(self._key(journal.JOURNAL_KEY), entry)
             pipe.execute()
         self._conn.call(f'write slide {slide_id!r}', commit)
         self.records.append(record)
@@ -164,9 +163,9 @@ def delete_redis_store(uri: str | RedisLocation) -> int:
     conn = RedisConnection(loc)
 
     def delete(client) -> int:
-        keys = [store_key(loc.prefix, name) for name in ('manifest', 'journal')]
-        for s, line in enumerate(client.lrange(keys[1], 0, -1)):
-            entry = json.loads(line)
+        keys = [store_key(loc.prefix, name) for name in ('manifest', journal.JOURNAL_KEY)]
+        entries = journal.parse_lines(client.lrange(keys[1], 0, -1), str(loc))
+        for s, entry in enumerate(entries):
             parts = part_sizes(entry['record']['count'], entry['blob_regions'])
             keys += [store_key(loc.prefix, 'grids', s, k) for k in range(len(parts))]
             keys += [store_key(loc.prefix, 'coords', s), store_key(loc.prefix, 'masks', s)]

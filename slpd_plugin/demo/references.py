@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from slpd_plugin.datasets.stores import open_store
-from slpd_plugin.datasets.synthetic_wsi import STORE_DIR, TRUTH_FILE
+
+from .synthetic_wsi import STORE_DIR, TRUTH_FILE
 
 __all__ = ['REFERENCES', 'write_reference_embeddings']
 
@@ -33,7 +34,7 @@ def write_reference_embeddings(benchmark: str | os.PathLike, kind: str,
     """Write one reference embedding folder for a benchmark.
 
     Args:
-        benchmark: A folder made by :func:`~slpd_plugin.datasets.synthetic_wsi.make_wsi_benchmark`.
+        benchmark: A folder made by :func:`~slpd_plugin.demo.synthetic_wsi.make_wsi_benchmark`.
         kind: One of :data:`REFERENCES`.
         out_dir: Output folder (created).
         seed: Seed of the ``noise`` reference. Defaults to 0.

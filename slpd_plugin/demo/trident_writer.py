@@ -23,7 +23,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .stores import open_store
+from slpd_plugin.datasets.stores import open_store
 
 PATCH_PX = 256
 JOB = '20x_256px_0px_overlap'

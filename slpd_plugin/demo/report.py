@@ -98,7 +98,7 @@ def write_report(out_dir: str | os.PathLike, *, setup: Sequence[str],
         comparisons: Protocol -> sentence from :func:`compare_methods`.
         figures: Caption -> PNG file name inside ``out_dir``.
         prototype_map: Output of
-            :func:`~slpd_plugin.evaluation.demo_plots.plot_prototype_map`, or None.
+            :func:`~slpd_plugin.demo.plots.plot_prototypes_beside_truth`, or None.
         timings: Step -> wall seconds.
         extra: Markdown lines of a "Survival" section (e.g. a c-index table).
             Defaults to () (no section).

@@ -8,44 +8,32 @@ Letters: ``N`` regions, ``S`` slides, ``C`` channels, ``G`` grid side.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from slpd_plugin.datasets.stores import (FeatureStore, SlideRecord, StoreError,
-                                         is_redis_uri, open_store, parse_redis_uri,
-                                         store_dtype)
-from slpd_plugin.datasets.stores.base import GRID_SIZE
-from slpd_plugin.datasets.stores.memmap_store import JOURNAL, MANIFEST
-from slpd_plugin.datasets.stores.redis_conn import RedisConnection
-from slpd_plugin.datasets.stores.redis_store import store_key
+from . import journal
+from .base import GRID_SIZE, FeatureStore, SlideRecord, StoreError, store_dtype
+from .memmap_store import MANIFEST
+from .redis_conn import RedisConnection
+from .redis_store import store_key
+from .redis_uri import is_redis_uri, parse_redis_uri
+from .uri import open_store
 
 
 def _memmap_journal(root: Path) -> list[dict]:
-    path = root / JOURNAL
+    path = root / journal.JOURNAL_FILE
     if not root.is_dir() or (root / MANIFEST).exists() or not path.is_file():
         return []
-    return _parse_journal(path.read_text().splitlines())
+    return journal.parse_lines(path.read_text().splitlines(), str(root))
 
 
 def _redis_journal(uri: str) -> list[dict]:
     loc = parse_redis_uri(uri)
-    lines = RedisConnection(loc).call(
-        'read the journal', lambda c: c.lrange(store_key(loc.prefix, 'journal'), 0, -1))
-    return _parse_journal(lines)
-
-
-def _parse_journal(lines: list) -> list[dict]:
-    """Journal entries, skipping a torn last line of an interrupted write."""
-    entries = []
-    for line in lines:
-        try:
-            entries.append(json.loads(line))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            continue
-    return entries
+    key = store_key(loc.prefix, journal.JOURNAL_KEY)
+    lines = RedisConnection(loc).call('read the journal', lambda c: c.lrange(key, 0, -1))
+    return journal.parse_lines(lines, str(loc))
 
 
 def _disk_bytes(root: Path) -> int:
@@ -118,7 +106,7 @@ def store_report(uri: str | os.PathLike) -> dict:
         if not entries:
             raise
         last = entries[-1]
-        records = [SlideRecord(**e['record']) for e in entries]
+        records = [journal.entry_record(e) for e in entries]
         disk = None if redis else _disk_bytes(Path(uri))
         location = str(parse_redis_uri(str(uri))) if redis else str(uri)
         return _report(location, backend, False, records, int(last['channels']),

@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from slpd_plugin.datasets.stores import StoreError
+from slpd_plugin.datasets.stores.base import GRID_SIZE
+from slpd_plugin.datasets.stores.memmap_store import MANIFEST, MemmapStoreWriter
 from slpd_plugin.utils.progress import progress_bar
-
-from .stores import StoreError
-from .stores.base import GRID_SIZE
-from .stores.memmap_store import MANIFEST, MemmapStoreWriter
 
 PARAMS_FILE = 'synthetic.json'
 TRUTH_FILE = 'ground_truth.npz'

@@ -19,7 +19,7 @@ phenotype it holds, not in any single region:
   the site's feature shift (a TCGA tissue-source-site / stain batch effect) plus a small
   per-slide jitter; region grids also carry i.i.d. cell noise.
 - **Slide sizes** are drawn from the region counts of 180 real TCGA-BRCA slides
-  (:mod:`.data.tcga_region_counts`), times ``region_scale``.
+  (:mod:`.tcga_region_counts`), times ``region_scale``.
 
 Layout of a benchmark folder::
 
@@ -45,9 +45,10 @@ import numpy as np
 
 from slpd_plugin.utils.progress import progress_bar
 
-from .data.tcga_region_counts import BRCA_REGION_COUNTS
-from .stores.base import GRID_SIZE, STORE_DTYPES
-from .stores.memmap_store import MemmapStoreWriter
+from slpd_plugin.datasets.stores.base import GRID_SIZE, STORE_DTYPES
+from slpd_plugin.datasets.stores.memmap_store import MemmapStoreWriter
+
+from .tcga_region_counts import BRCA_REGION_COUNTS
 from .synthetic import PhenotypeBank, ensure_generated
 from .synthetic_splits import stratified_splits, write_labels_csv, write_split_csv
 from .synthetic_survival import SURVIVAL_FILE, write_survival
@@ -202,7 +203,7 @@ def make_wsi_benchmark(path: str | os.PathLike, num_slides: int = 200, channels:
 
 def ensure_wsi_benchmark(path: str | os.PathLike, **kwargs) -> Path:
     """Generate the benchmark at ``path`` unless it is there (DDP-safe, see
-    :func:`~slpd_plugin.datasets.synthetic.ensure_generated`); ``kwargs`` are those of
+    :func:`~slpd_plugin.demo.synthetic.ensure_generated`); ``kwargs`` are those of
     :func:`make_wsi_benchmark`.
 
     Raises:

@@ -17,12 +17,13 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from slpd_plugin.checkpoints import load_bank, load_checkpoint
-from slpd_plugin.datasets.synthetic_wsi import REGION_PX, STORE_DIR, TRUTH_FILE
 from slpd_plugin.prototypes.bank import CKPT_KEY
 from slpd_plugin.visualization import open_bank_store
 from slpd_plugin.visualization import plot_prototype_map as draw_prototypes
 
-__all__ = ['plot_auc_bars', 'plot_loss_curves', 'plot_prototype_map', 'read_scalars']
+from .synthetic_wsi import REGION_PX, STORE_DIR, TRUTH_FILE
+
+__all__ = ['plot_auc_bars', 'plot_loss_curves', 'plot_prototypes_beside_truth', 'read_scalars']
 
 LOSS_KEYS = ('loss_dino', 'loss_intra', 'loss_inter')
 
@@ -102,8 +103,8 @@ def plot_auc_bars(results: Mapping[str, Mapping[str, Sequence[Sequence[float]]]]
     return Path(out)
 
 
-def plot_prototype_map(checkpoint: str | os.PathLike, benchmark: str | os.PathLike,
-                       out_dir: str | os.PathLike) -> dict | None:
+def plot_prototypes_beside_truth(checkpoint: str | os.PathLike, benchmark: str | os.PathLike,
+                                 out_dir: str | os.PathLike) -> dict | None:
     """One slide's prototypes (and its neighbour's) beside its true tissue phenotypes.
 
     The slide is the one with the most regions among those with prototypes in the

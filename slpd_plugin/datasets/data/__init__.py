@@ -1,1 +1,0 @@
-"""Small data files derived from public TCGA metadata (see each module for its source)."""
