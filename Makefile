@@ -8,7 +8,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 FAISS ?= cpu
 
-.PHONY: demo test test-fast install redis clean
+.PHONY: demo test test-fast lint install redis clean
 
 $(STAMP): setup.cfg requirements/constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,7 +27,10 @@ redis:
 demo: install
 	$(PY) tools/run_demo.py --out work_dirs/demo
 
-test: install redis
+lint: install
+	$(VENV)/bin/ruff check slpd_plugin tools benchmarks tests examples
+
+test: install redis lint
 	$(PY) -m pytest -q tests
 
 test-fast: install redis

@@ -44,8 +44,8 @@ from benchmarks.memory import in_fresh_process, proc_mb  # noqa: E402
 from benchmarks.stores import private_redis  # noqa: E402
 from benchmarks.train_step import synchronize  # noqa: E402
 from slpd_plugin.datasets import RegionFeatureDataset  # noqa: E402
-from slpd_plugin.demo import make_synthetic_store  # noqa: E402
 from slpd_plugin.datasets.stores import open_store, parse_redis_uri  # noqa: E402
+from slpd_plugin.demo import make_synthetic_store  # noqa: E402
 from slpd_plugin.engine.launch import build_runner, prepare_config  # noqa: E402
 from slpd_plugin.engine.optimizers import DINOOptimWrapper, dino_param_groups  # noqa: E402
 from slpd_plugin.registry import MODELS  # noqa: E402

@@ -31,8 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from slpd_plugin.evaluation import (MILConfig, SlideEmbeddings, Split,  # noqa: E402
-                                    evaluate_splits)
+from slpd_plugin.evaluation import MILConfig, SlideEmbeddings, Split, evaluate_splits  # noqa: E402
 from slpd_plugin.evaluation.bootstrap import bootstrap_ci, metric_cindex  # noqa: E402
 from slpd_plugin.evaluation.fewshot import evaluate_fewshot  # noqa: E402
 from slpd_plugin.evaluation.retrieval import evaluate_retrieval  # noqa: E402

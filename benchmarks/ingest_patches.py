@@ -31,8 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.memory import in_fresh_process, measure  # noqa: E402
-from slpd_plugin.datasets.ingest import (PatchOptions, find_patch_sources,  # noqa: E402
-                                         ingest_patches)
+from slpd_plugin.datasets.ingest import PatchOptions, find_patch_sources, ingest_patches  # noqa: E402
 
 WRITE_ROWS = 8192
 

@@ -29,8 +29,13 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.stores import PREFIX, private_redis  # noqa: E402
 from slpd_plugin.datasets.ingest import verify_store  # noqa: E402
-from slpd_plugin.datasets.stores import (MemmapStore, MemmapStoreWriter,  # noqa: E402
-                                         RedisStoreWriter, delete_redis_store, open_store)
+from slpd_plugin.datasets.stores import (  # noqa: E402
+    MemmapStore,
+    MemmapStoreWriter,
+    RedisStoreWriter,
+    delete_redis_store,
+    open_store,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -58,11 +58,15 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.baselines.original_prototypes import (  # noqa: E402
-    cluster_per_slide, neighbours_by_permutations)
+from benchmarks.baselines.original_prototypes import cluster_per_slide, neighbours_by_permutations  # noqa: E402
 from benchmarks.memory import measure, reset_peak  # noqa: E402
-from slpd_plugin.prototypes import (build_bank, cluster_slides,  # noqa: E402
-                                    find_neighbors, finish_bank, set_similarity)
+from slpd_plugin.prototypes import (  # noqa: E402
+    build_bank,
+    cluster_slides,
+    find_neighbors,
+    finish_bank,
+    set_similarity,
+)
 
 COUNTS_JSON = 'data/slpd/tcga_brca_4k_subset.json'
 LUNG_SLIDES, LUNG_REGIONS = 1041, 62853

@@ -3,13 +3,15 @@
 Each row compares the plugin's way of doing a step with the original code's way,
 measured in the same run on the same machine (baselines in ``benchmarks/baselines/``):
 
-| benchmark | ours | baseline |
-|---|---|---|
-| ``train_step.py`` | batched on-device multi-crop + SDPA (+ bf16 / fp16 / compile) | per-sample CPU crops, explicit attention, host sync per step (fp16 on GPU) |
-| ``stores.py`` | batched float16 Redis reads; memmap | one pickled float32 GET per region |
-| ``prototypes.py`` | batched k-means + batched exact matching | per-slide faiss k-means and search + one (S, S, K!) permutation tensor |
-| ``refresh_share.py`` | refresh with ``source='memory'`` | refresh with the full embedding pass |
-| ``epoch.py`` | one epoch with the Runner (refresh, steps, hooks, checkpoint) | the original's loop over all of the above |
+- ``train_step.py``: batched on-device multi-crop + SDPA (+ bf16 / fp16 / compile)
+  vs per-sample CPU crops, explicit attention, host sync per step (fp16 on GPU);
+- ``stores.py``: batched float16 Redis reads; memmap vs one pickled float32 GET per
+  region;
+- ``prototypes.py``: batched k-means + batched exact matching vs per-slide faiss k-means
+  and search + one (S, S, K!) permutation tensor;
+- ``refresh_share.py``: refresh with ``source='memory'`` vs the full embedding pass;
+- ``epoch.py``: one epoch with the Runner (refresh, steps, hooks, checkpoint) vs the
+  original's loop over all of the above.
 
     python benchmarks/run_all.py --quick     # < 10 minutes on a 2-core CPU
     python benchmarks/run_all.py             # full sizes

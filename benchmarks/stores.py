@@ -51,8 +51,13 @@ from benchmarks.baselines import original_redis  # noqa: E402
 from benchmarks.memory import descendants, measure, proc_mb, pss_mb, reset_peak  # noqa: E402
 from slpd_plugin.datasets import RegionFeatureDataset  # noqa: E402
 from slpd_plugin.datasets.samplers import SlideAwareSampler  # noqa: E402
-from slpd_plugin.datasets.stores import (MemmapStoreWriter, RedisStoreWriter,  # noqa: E402
-                                         delete_redis_store, open_store, parse_redis_uri)
+from slpd_plugin.datasets.stores import (  # noqa: E402
+    MemmapStoreWriter,
+    RedisStoreWriter,
+    delete_redis_store,
+    open_store,
+    parse_redis_uri,
+)
 
 PREFIX = 'slpd-bench'
 ORIGINAL_PREFIX = f'{PREFIX}-original'

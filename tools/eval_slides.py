@@ -20,17 +20,28 @@ except ImportError:  # not installed: run from a checkout
 
 import torch  # noqa: E402
 
-from slpd_plugin.evaluation import (TASK_PRESETS, MILConfig, evaluate_mil,  # noqa: E402
-                                    evaluate_splits, format_table, load_bags, load_labels,
-                                    load_slide_embeddings, load_splits, parse_fraction,
-                                    parse_label_map, write_json,
-                                    write_predictions, write_roc_plots, write_summary_csv)
+from slpd_plugin.evaluation import (  # noqa: E402
+    TASK_PRESETS,
+    MILConfig,
+    evaluate_mil,
+    evaluate_splits,
+    format_table,
+    load_bags,
+    load_labels,
+    load_slide_embeddings,
+    load_splits,
+    parse_fraction,
+    parse_label_map,
+    write_json,
+    write_predictions,
+    write_roc_plots,
+    write_summary_csv,
+)
 from slpd_plugin.evaluation.cohort import select_cohort  # noqa: E402
 from slpd_plugin.evaluation.fewshot import DEFAULT_SHOTS  # noqa: E402
 from slpd_plugin.evaluation.jobs import run_fewshot, run_retrieval, run_survival  # noqa: E402
 from slpd_plugin.evaluation.survival import CoxConfig  # noqa: E402
-from slpd_plugin.evaluation.survival_data import (load_survival_labels,  # noqa: E402
-                                                  load_survival_splits)
+from slpd_plugin.evaluation.survival_data import load_survival_labels, load_survival_splits  # noqa: E402
 from slpd_plugin.utils.cli import ToolParser, UsageError, run_tool  # noqa: E402
 
 PROG = 'eval_slides.py'
@@ -57,7 +68,8 @@ examples:
       --splits ../shared/data/hipt/splits/survival_5foldcv/tcga_brca --out results/surv_brca
 
   # few-shot (k = 1..32 per class, 50 draws) and retrieval, e.g. on a TRIDENT folder
-  python tools/eval_slides.py fewshot --task tcga_lung --embeddings titan=job/slide_features_titan ...
+  python tools/eval_slides.py fewshot --task tcga_lung \
+      --embeddings titan=job/slide_features_titan ...
   python tools/eval_slides.py retrieval --task tcga_lung --embeddings emb_slpd ...
 
   # any CSV with a label column (classes numbered in sorted order, or given explicitly)

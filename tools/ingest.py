@@ -19,14 +19,18 @@ try:
 except ImportError:  # not installed: run from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from slpd_plugin.utils.cli import ToolParser, UsageError, run_tool  # noqa: E402
-from slpd_plugin.datasets.ingest import (PatchOptions, find_patch_sources,  # noqa: E402
-                                         find_sources, ingest, ingest_patches,
-                                         verify_store)
+from slpd_plugin.datasets.ingest import (  # noqa: E402
+    PatchOptions,
+    find_patch_sources,
+    find_sources,
+    ingest,
+    ingest_patches,
+    verify_store,
+)
 from slpd_plugin.datasets.ingest.grid_assembly import DEFAULT_MIN_TISSUE  # noqa: E402
 from slpd_plugin.datasets.ingest.patch_readers import PATCH_FORMATS  # noqa: E402
-from slpd_plugin.datasets.stores import (StoreError, is_redis_uri,  # noqa: E402
-                                         parse_redis_uri)
+from slpd_plugin.datasets.stores import StoreError, is_redis_uri, parse_redis_uri  # noqa: E402
+from slpd_plugin.utils.cli import ToolParser, UsageError, run_tool  # noqa: E402
 
 PROG = 'ingest.py'
 EXAMPLES = """\

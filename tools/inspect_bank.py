@@ -19,10 +19,15 @@ except ImportError:  # not installed: run from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from slpd_plugin.checkpoints import checkpoint_store, load_bank, load_checkpoint  # noqa: E402
-from slpd_plugin.visualization import (bank_overview, format_bank_overview,  # noqa: E402
-                                       format_slide_report, open_bank_store, resolve_slide,
-                                       slide_report)
 from slpd_plugin.utils.cli import ToolParser, UsageError, run_tool  # noqa: E402
+from slpd_plugin.visualization import (  # noqa: E402
+    bank_overview,
+    format_bank_overview,
+    format_slide_report,
+    open_bank_store,
+    resolve_slide,
+    slide_report,
+)
 
 PROG = 'inspect_bank.py'
 EXAMPLES = """\

@@ -18,8 +18,8 @@ try:
 except ImportError:  # not installed: run from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from slpd_plugin.datasets.stores.uri import store_location_problem  # noqa: E402
 from slpd_plugin.datasets.stores.report import format_store_report, store_report  # noqa: E402
+from slpd_plugin.datasets.stores.uri import store_location_problem  # noqa: E402
 from slpd_plugin.utils.cli import ToolParser, UsageError, run_tool  # noqa: E402
 
 PROG = 'inspect_store.py'

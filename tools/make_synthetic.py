@@ -24,10 +24,10 @@ try:
 except ImportError:  # not installed: run from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from slpd_plugin.demo.tcga_region_counts import BRCA_REGION_COUNTS  # noqa: E402
 from slpd_plugin.datasets.stores.base import STORE_DTYPES  # noqa: E402
 from slpd_plugin.demo.synthetic import make_synthetic_store  # noqa: E402
 from slpd_plugin.demo.synthetic_wsi import make_wsi_benchmark  # noqa: E402
+from slpd_plugin.demo.tcga_region_counts import BRCA_REGION_COUNTS  # noqa: E402
 from slpd_plugin.demo.trident_writer import store_to_trident  # noqa: E402
 from slpd_plugin.utils.cli import ToolParser, UsageError, run_tool  # noqa: E402
 

@@ -36,18 +36,22 @@ except ImportError:  # not installed: run from a checkout
 
 from slpd_plugin.datasets import StoreError, open_store  # noqa: E402
 from slpd_plugin.datasets.labels import load_labels  # noqa: E402
-from slpd_plugin.demo.plots import (plot_auc_bars, plot_loss_curves,  # noqa: E402
-                                    plot_prototypes_beside_truth)
+from slpd_plugin.demo.plots import plot_auc_bars, plot_loss_curves, plot_prototypes_beside_truth  # noqa: E402
 from slpd_plugin.demo.references import write_reference_embeddings  # noqa: E402
 from slpd_plugin.demo.report import compare_methods, fold_aucs, write_report  # noqa: E402
 from slpd_plugin.demo.synthetic_wsi import ensure_wsi_benchmark  # noqa: E402
-from slpd_plugin.evaluation import (evaluate_splits, load_slide_embeddings,  # noqa: E402
-                                    load_splits, write_json, write_predictions,
-                                    write_roc_plots, write_summary_csv)
+from slpd_plugin.evaluation import (  # noqa: E402
+    evaluate_splits,
+    load_slide_embeddings,
+    load_splits,
+    write_json,
+    write_predictions,
+    write_roc_plots,
+    write_summary_csv,
+)
 from slpd_plugin.evaluation.extract import extract_embeddings, load_encoder  # noqa: E402
 from slpd_plugin.evaluation.jobs import run_fewshot, run_survival  # noqa: E402
-from slpd_plugin.evaluation.survival_data import (load_survival_labels,  # noqa: E402
-                                                  load_survival_splits)
+from slpd_plugin.evaluation.survival_data import load_survival_labels, load_survival_splits  # noqa: E402
 
 PROG = 'run_demo.py'
 EXAMPLES = """\

@@ -18,8 +18,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 
 from mmengine.config import Config, DictAction  # noqa: E402
 
-from slpd_plugin.engine.launch import (AMP_DTYPES, build_runner, prepare_config,  # noqa: E402
-                                       shutdown_distributed)
+from slpd_plugin.engine.launch import AMP_DTYPES, build_runner, prepare_config, shutdown_distributed  # noqa: E402
 from slpd_plugin.utils.cli import ToolParser, run_tool  # noqa: E402
 
 PROG = 'train.py'

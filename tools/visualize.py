@@ -23,17 +23,28 @@ except ImportError:  # not installed: run from a checkout
 
 import numpy as np  # noqa: E402
 
-from slpd_plugin.checkpoints import (build_model, checkpoint_store, load_bank,  # noqa: E402
-                                     load_checkpoint, prototype_settings)
+from slpd_plugin.checkpoints import (  # noqa: E402
+    build_model,
+    checkpoint_store,
+    load_bank,
+    load_checkpoint,
+    prototype_settings,
+)
 from slpd_plugin.datasets.stores import FeatureStore, StoreError  # noqa: E402
 from slpd_plugin.prototypes import PrototypeBank  # noqa: E402
-from slpd_plugin.visualization import (PROJECTION_METHODS, embed_regions,  # noqa: E402
-                                       load_slide_labels, open_bank_store,
-                                       plot_neighbor_graph, plot_projection,
-                                       plot_prototype_map, resolve_slide, spread_slides)
 from slpd_plugin.utils.cli import ToolParser, UsageError, run_tool  # noqa: E402
-from slpd_plugin.visualization.neighbor_graph import (neighbor_edges,  # noqa: E402
-                                                      same_label_fraction)
+from slpd_plugin.visualization import (  # noqa: E402
+    PROJECTION_METHODS,
+    embed_regions,
+    load_slide_labels,
+    open_bank_store,
+    plot_neighbor_graph,
+    plot_projection,
+    plot_prototype_map,
+    resolve_slide,
+    spread_slides,
+)
+from slpd_plugin.visualization.neighbor_graph import neighbor_edges, same_label_fraction  # noqa: E402
 
 PROG = 'visualize.py'
 EXAMPLES = """\

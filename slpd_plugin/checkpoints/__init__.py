@@ -11,8 +11,16 @@ in the layering, since the models' Pretrained initialisation needs it too).
 """
 from .embed import embed_grids
 from .hipt_export import HIPT_VIT4K_XS, describe_vit4k, export_hipt_teacher
-from .reading import (BankCheckpoint, build_model, checkpoint_config, checkpoint_store,
-                      load_bank, load_checkpoint, load_encoder, prototype_settings)
+from .reading import (
+                      BankCheckpoint,
+                      build_model,
+                      checkpoint_config,
+                      checkpoint_store,
+                      load_bank,
+                      load_checkpoint,
+                      load_encoder,
+                      prototype_settings,
+)
 
 __all__ = [
     'BankCheckpoint', 'HIPT_VIT4K_XS', 'build_model', 'checkpoint_config',

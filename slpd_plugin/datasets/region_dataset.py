@@ -11,7 +11,6 @@ from slpd_plugin.registry import DATASETS
 
 from .stores import FeatureStore, StoreError, open_store
 
-
 # IEEE-754 bit layouts: a value is NaN/Inf iff all its exponent bits are set.
 _EXPONENT_BITS = {np.dtype('float16'): (np.uint16, 0x7FFF, 0x7C00),
                   np.dtype('float32'): (np.uint32, 0x7FFFFFFF, 0x7F800000)}

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
 from slpd_plugin.datasets.stores import StoreError
 from slpd_plugin.datasets.stores.base import GRID_SIZE
 from slpd_plugin.datasets.stores.memmap_store import MANIFEST, MemmapStoreWriter

@@ -43,15 +43,14 @@ from pathlib import Path
 
 import numpy as np
 
-from slpd_plugin.utils.progress import progress_bar
-
 from slpd_plugin.datasets.stores.base import GRID_SIZE, STORE_DTYPES
 from slpd_plugin.datasets.stores.memmap_store import MemmapStoreWriter
+from slpd_plugin.utils.progress import progress_bar
 
-from .tcga_region_counts import BRCA_REGION_COUNTS
 from .synthetic import PhenotypeBank, ensure_generated
 from .synthetic_splits import stratified_splits, write_labels_csv, write_split_csv
 from .synthetic_survival import SURVIVAL_FILE, write_survival
+from .tcga_region_counts import BRCA_REGION_COUNTS
 
 CLASS_CODES = ('SYN_A', 'SYN_B')
 REGION_PX = 4096

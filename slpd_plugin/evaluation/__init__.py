@@ -1,18 +1,37 @@
 """Slide-level evaluation the way HIPT reports it: KNN, linear probe and gated-attention
 MIL on region embeddings, over HIPT's train/val/test splits. See ``docs/evaluation.md``
 and ``tools/eval_slides.py``."""
-from slpd_plugin.datasets.labels import (TASK_PRESETS, LabelTable, TaskPreset, load_labels,
-                                         load_task_labels, normalize_slide_id, parse_label_map)
+from slpd_plugin.datasets.labels import (
+                                         TASK_PRESETS,
+                                         LabelTable,
+                                         TaskPreset,
+                                         load_labels,
+                                         load_task_labels,
+                                         normalize_slide_id,
+                                         parse_label_map,
+)
 
-from .embeddings import (MissingReport, SlideEmbeddings, index_embedding_dir,
-                         load_region_embeddings, load_slide_embeddings, report_missing)
+from .embeddings import (
+                                         MissingReport,
+                                         SlideEmbeddings,
+                                         index_embedding_dir,
+                                         load_region_embeddings,
+                                         load_slide_embeddings,
+                                         report_missing,
+)
 from .fractions import TrainFraction, parse_fraction, subsample
 from .metrics import accuracy, auc_score, mean_std
 from .mil import GatedAttentionMIL, MILConfig, TransformerMIL, evaluate_mil, load_bags
-from .protocols import (DEFAULT_C_GRID, PROTOCOLS, FoldResult, ProtocolResult,
-                        evaluate_splits, make_knn, make_linear)
-from .report import (format_table, write_json, write_predictions, write_roc_plots,
-                     write_summary_csv)
+from .protocols import (
+                                         DEFAULT_C_GRID,
+                                         PROTOCOLS,
+                                         FoldResult,
+                                         ProtocolResult,
+                                         evaluate_splits,
+                                         make_knn,
+                                         make_linear,
+)
+from .report import format_table, write_json, write_predictions, write_roc_plots, write_summary_csv
 from .splits import Split, load_splits, read_split_csv
 
 __all__ = [

@@ -16,8 +16,6 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import numpy as np
-
 from slpd_plugin.datasets.labels import LabelTable
 
 from .bootstrap import bootstrap_ci, metric_cindex, paired_bootstrap, verdict

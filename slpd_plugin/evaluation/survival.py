@@ -36,8 +36,7 @@ from .metrics import mean_std
 from .mil import MILConfig, build_mil_model
 from .splits import Split
 from .survival_data import SurvivalTable, patient_embeddings
-from .survival_metrics import (c_index, discretize, nll_survival_loss, risk_from_logits,
-                               time_bins)
+from .survival_metrics import c_index, discretize, nll_survival_loss, risk_from_logits, time_bins
 
 __all__ = ['NUM_ALPHAS', 'SURVIVAL_PROTOCOLS', 'CoxConfig', 'SurvivalFold',
            'SurvivalResult', 'evaluate_cox', 'evaluate_survival_mil', 'usable_cases']

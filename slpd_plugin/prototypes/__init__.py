@@ -8,8 +8,7 @@ from .bank import CKPT_KEY, PrototypeBank, bank_checkpoint_entry, bank_from_chec
 from .build import build_bank, cluster_slides, finish_bank
 from .faiss_backend import faiss_kmeans
 from .kmeans import KMeansResult, batched_kmeans
-from .matching import (max_matching_score, match_prototypes, set_similarity,
-                       set_similarity_paired)
+from .matching import match_prototypes, max_matching_score, set_similarity, set_similarity_paired
 from .neighbors import find_neighbors
 from .settings import REFRESH_CROP, REFRESH_DEFAULTS, RefreshSettings
 

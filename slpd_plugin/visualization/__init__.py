@@ -11,10 +11,8 @@ from .embedding import embed_regions
 from .neighbor_graph import neighbor_edges, plot_neighbor_graph
 from .palette import categorical_colors
 from .projection import PROJECTION_METHODS, plot_projection, project_2d
-from .prototype_map import (grid_positions, neighbor_colors, plot_prototype_map,
-                            region_positions)
-from .slides import (SlideLabels, load_slide_labels, open_bank_store, resolve_slide,
-                     spread_slides)
+from .prototype_map import grid_positions, neighbor_colors, plot_prototype_map, region_positions
+from .slides import SlideLabels, load_slide_labels, open_bank_store, resolve_slide, spread_slides
 
 __all__ = [
     'PROJECTION_METHODS', 'SlideLabels', 'bank_overview', 'categorical_colors',

@@ -65,9 +65,9 @@ def neighbor_colors(matched: np.ndarray, num_prototypes: int) -> np.ndarray:
         the slide matched to it; unmatched prototypes get ``K, K+1, ...`` in order.
     """
     colors = np.full(num_prototypes, -1, dtype=np.int64)
-    for k, l in enumerate(np.asarray(matched)):
-        if 0 <= l < num_prototypes and colors[l] < 0:
-            colors[l] = k
+    for k, j in enumerate(np.asarray(matched)):
+        if 0 <= j < num_prototypes and colors[j] < 0:
+            colors[j] = k
     unmatched = np.flatnonzero(colors < 0)
     colors[unmatched] = len(matched) + np.arange(len(unmatched))
     return colors

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from slpd_plugin.datasets.stores import FeatureStore, StoreError, open_store
 from slpd_plugin.datasets.labels import load_labels, normalize_slide_id
+from slpd_plugin.datasets.stores import FeatureStore, StoreError, open_store
 from slpd_plugin.prototypes import PrototypeBank
 
 

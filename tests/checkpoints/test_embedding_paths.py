@@ -8,8 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from slpd_plugin.checkpoints import (build_model, embed_grids, load_checkpoint,
-                                     load_encoder, prototype_settings)
+from slpd_plugin.checkpoints import (
+    build_model,
+    embed_grids,
+    load_checkpoint,
+    load_encoder,
+    prototype_settings,
+)
 from slpd_plugin.datasets import open_store
 from slpd_plugin.demo import ensure_synthetic_store
 from slpd_plugin.engine.hooks import PrototypeHook

@@ -12,11 +12,14 @@ import json
 import h5py
 import numpy as np
 import pytest
+from patch_files import lattice_slide, simple_regions, write_clam, write_stamp, write_trident
 
-from patch_files import (lattice_slide, simple_regions, write_clam, write_stamp,
-                         write_trident)
-from slpd_plugin.datasets.ingest import (PatchOptions, find_patch_sources, ingest_patches,
-                                         verify_store)
+from slpd_plugin.datasets.ingest import (
+    PatchOptions,
+    find_patch_sources,
+    ingest_patches,
+    verify_store,
+)
 from slpd_plugin.datasets.stores import StoreError, open_store, open_writer
 
 JOB = '20x_256px_0px_overlap'

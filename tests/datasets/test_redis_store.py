@@ -9,8 +9,14 @@ import numpy as np
 import pytest
 
 from slpd_plugin.datasets.ingest import verify_store
-from slpd_plugin.datasets.stores import (RedisStore, StoreError, delete_redis_store,
-                                         open_store, open_writer, parse_redis_uri)
+from slpd_plugin.datasets.stores import (
+    RedisStore,
+    StoreError,
+    delete_redis_store,
+    open_store,
+    open_writer,
+    parse_redis_uri,
+)
 
 
 def _grids(n, c=8, seed=0):

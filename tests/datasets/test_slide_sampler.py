@@ -7,10 +7,15 @@ import torch
 from torch.utils.data import DataLoader
 
 from slpd_plugin.datasets import RegionFeatureDataset
-from slpd_plugin.demo import make_synthetic_store
 from slpd_plugin.datasets.ingest import find_sources, ingest
-from slpd_plugin.datasets.samplers import (SlideAwareSampler, check_slide_batch_size,
-                                           plan_epoch, shuffled_regions, slide_batches)
+from slpd_plugin.datasets.samplers import (
+    SlideAwareSampler,
+    check_slide_batch_size,
+    plan_epoch,
+    shuffled_regions,
+    slide_batches,
+)
+from slpd_plugin.demo import make_synthetic_store
 from slpd_plugin.registry import DATA_SAMPLERS
 
 M, B = 3, 8
@@ -134,7 +139,7 @@ def test_same_batches_on_redis_and_memmap(demo_store, redis_store_uri):
     memmap, redis_0, redis_2 = (_batches(demo_store, 0), _batches(redis_store_uri, 0),
                                 _batches(redis_store_uri, 2))
     assert len(memmap) == len(redis_0) == len(redis_2) > 0
-    for (xm, im, sm), (xr, ir, sr), (x2, i2, s2) in zip(memmap, redis_0, redis_2):
+    for (xm, im, sm), (xr, ir, sr), (x2, i2, _s2) in zip(memmap, redis_0, redis_2):
         assert xm.dtype == torch.float16 and xm.shape == (M * B, 16, 16, 16)
         assert torch.equal(xm, xr) and torch.equal(xm, x2)
         assert torch.equal(im, ir) and torch.equal(im, i2) and torch.equal(sm, sr)

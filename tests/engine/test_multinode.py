@@ -27,7 +27,8 @@ def test_two_nodes_share_redis_and_hold_one_bank(tmp_path, redis_store_uri):
         [sys.executable, '-m', 'torch.distributed.run', '--nnodes=2', f'--node_rank={rank}',
          '--nproc_per_node=2', '--master_addr=127.0.0.1', f'--master_port={port}',
          'tools/train.py', 'tests/configs/tiny_slpd.py', '--launcher', 'pytorch',
-         '--work-dir', str(work), '--cfg-options', f'train_dataloader.dataset.store={redis_store_uri}',
+         '--work-dir', str(work), '--cfg-options',
+         f'train_dataloader.dataset.store={redis_store_uri}',
          'train_dataloader.dataset.generate=None', 'train_cfg.max_epochs=3'],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for rank in (0, 1)]

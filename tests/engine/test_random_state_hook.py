@@ -14,8 +14,7 @@ from torch.utils.data import Dataset
 
 from slpd_plugin.engine.hooks import RandomStateHook, RunLayoutHook
 from slpd_plugin.engine.hooks.weights_only_checkpoint_hook import WeightsOnlyCheckpointHook
-from slpd_plugin.utils.random_states import (apply_states, capture_states, pack,
-                                             unpack)
+from slpd_plugin.utils.random_states import apply_states, capture_states, pack, unpack
 
 
 def cuda_state(seed: int, offset: int) -> torch.Tensor:

@@ -7,8 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from slpd_plugin.evaluation import (index_embedding_dir, load_region_embeddings,
-                                    load_slide_embeddings, report_missing)
+from slpd_plugin.evaluation import (
+    index_embedding_dir,
+    load_region_embeddings,
+    load_slide_embeddings,
+    report_missing,
+)
 
 
 def test_mean_pooling_tensor_dict_and_svs_names(tmp_path: Path) -> None:

@@ -7,8 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from slpd_plugin.evaluation import (TASK_PRESETS, load_labels, load_task_labels,
-                                    normalize_slide_id, parse_label_map)
+from slpd_plugin.evaluation import (
+    TASK_PRESETS,
+    load_labels,
+    load_task_labels,
+    normalize_slide_id,
+    parse_label_map,
+)
 
 # Cohorts of HIPT's subtyping tasks (slides with a kept oncotree code).
 COHORTS = {'tcga_brca': 875, 'tcga_lung': 958, 'tcga_kidney': 905}

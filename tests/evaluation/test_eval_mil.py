@@ -5,8 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from slpd_plugin.evaluation import (GatedAttentionMIL, MILConfig, Split, TransformerMIL,
-                                    evaluate_mil, load_bags)
+from slpd_plugin.evaluation import (
+    GatedAttentionMIL,
+    MILConfig,
+    Split,
+    TransformerMIL,
+    evaluate_mil,
+    load_bags,
+)
 from slpd_plugin.evaluation.mil import build_mil_model
 
 

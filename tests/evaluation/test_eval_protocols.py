@@ -12,9 +12,18 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from slpd_plugin.evaluation import (DEFAULT_C_GRID, SlideEmbeddings, Split, evaluate_splits,
-                                    load_labels, load_slide_embeddings, load_splits,
-                                    mean_std, parse_fraction, subsample)
+from slpd_plugin.evaluation import (
+    DEFAULT_C_GRID,
+    SlideEmbeddings,
+    Split,
+    evaluate_splits,
+    load_labels,
+    load_slide_embeddings,
+    load_splits,
+    mean_std,
+    parse_fraction,
+    subsample,
+)
 
 
 def synthetic_regions(num_slides: int, num_classes: int, dim: int, signal: float,

@@ -1,8 +1,11 @@
 import pytest
 import torch
 
-from slpd_plugin.models.data_preprocessors import (GridMultiCropPreprocessor, center_crop,
-                                                   random_crops)
+from slpd_plugin.models.data_preprocessors import (
+    GridMultiCropPreprocessor,
+    center_crop,
+    random_crops,
+)
 
 
 def dihedral_windows(grid: torch.Tensor, size: int, rotations: bool) -> list[torch.Tensor]:

@@ -23,7 +23,8 @@ def bank():
                              torch.zeros(2, D)])                    # slide 2: no prototypes
     return PrototypeBank(
         centroids=centroids, valid=torch.tensor([True, True, False]),
-        assignments=torch.tensor([1, 0, 0, -1]),                    # regions 0,1: slide 0; 2: slide 1; 3: slide 2
+        # regions 0,1: slide 0; 2: slide 1; 3: slide 2
+        assignments=torch.tensor([1, 0, 0, -1]),
         neighbors=torch.tensor([[1], [0], [-1]]),
         matched=torch.tensor([[[1], [0]], [[0], [1]], [[-1], [-1]]]),
         neighbor_similarity=torch.zeros(3, 1), inertia=torch.zeros(3),

@@ -16,7 +16,8 @@ def tiny_cfg(backbone=None, **kw):
 
 def batch(n=6, c=16):
     return dict(inputs=torch.randn(n, c, 16, 16).half(),
-                data_samples=dict(index=torch.arange(n), slide_index=torch.zeros(n, dtype=torch.long),
+                data_samples=dict(index=torch.arange(n),
+                                  slide_index=torch.zeros(n, dtype=torch.long),
                                   region_index=torch.arange(n)))
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from slpd_plugin.prototypes import (CKPT_KEY, bank_checkpoint_entry, bank_from_checkpoint,
-                                    build_bank)
+from slpd_plugin.prototypes import CKPT_KEY, bank_checkpoint_entry, bank_from_checkpoint, build_bank
 
 
 def test_entry_round_trips_weights_only_with_its_epoch(regions, tmp_path):

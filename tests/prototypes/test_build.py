@@ -6,8 +6,14 @@ import torch
 import torch.nn.functional as F
 
 from slpd_plugin.engine.hooks import PrototypeHook
-from slpd_plugin.prototypes import (PrototypeBank, build_bank, cluster_slides,
-                                    find_neighbors, finish_bank, set_similarity)
+from slpd_plugin.prototypes import (
+    PrototypeBank,
+    build_bank,
+    cluster_slides,
+    find_neighbors,
+    finish_bank,
+    set_similarity,
+)
 from slpd_plugin.prototypes.build import _padded_length
 
 COUNTS = [40, 12, 35, 50, 3, 33, 45, 20, 38, 41]

@@ -7,9 +7,14 @@ import pytest
 import torch
 
 from slpd_plugin.prototypes import batched_kmeans, faiss_kmeans
-from slpd_plugin.prototypes.faiss_backend import (GPU_RESOURCES, PerDeviceCache,
-                                                  _flat_l2_index, describe_refresh,
-                                                  faiss_gpu_device, faiss_info)
+from slpd_plugin.prototypes.faiss_backend import (
+    GPU_RESOURCES,
+    PerDeviceCache,
+    _flat_l2_index,
+    describe_refresh,
+    faiss_gpu_device,
+    faiss_info,
+)
 
 
 def test_matches_a_direct_faiss_call_per_slide(clustered):

@@ -9,8 +9,12 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-from slpd_plugin.prototypes import (match_prototypes, max_matching_score, set_similarity,
-                                    set_similarity_paired)
+from slpd_plugin.prototypes import (
+    match_prototypes,
+    max_matching_score,
+    set_similarity,
+    set_similarity_paired,
+)
 
 
 def _prototypes(n: int, k: int, seed: int, dim: int = 8) -> torch.Tensor:

@@ -15,8 +15,7 @@ import slpd_plugin  # noqa: F401  (registers everything)
 from slpd_plugin.datasets.ingest import find_sources, ingest, verify_store
 from slpd_plugin.datasets.stores import MemmapStoreWriter, StoreError
 from slpd_plugin.engine.checkpoint_check import CheckpointMismatchError, check_checkpoint_shapes
-from slpd_plugin.engine.config_check import (ConfigCheckError, check_config,
-                                             config_problems)
+from slpd_plugin.engine.config_check import ConfigCheckError, check_config, config_problems
 from slpd_plugin.registry import MODELS
 from tests.reliability.helpers import ingest_cli
 from tests.utils import ROOT, run_train

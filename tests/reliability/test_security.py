@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 
 from slpd_plugin.datasets.ingest import verify_store
-from slpd_plugin.datasets.stores import (StoreError, delete_redis_store, open_store,
-                                         open_writer)
+from slpd_plugin.datasets.stores import StoreError, delete_redis_store, open_store, open_writer
 from slpd_plugin.datasets.stores.redis_uri import move_password_to_env, parse_redis_uri
 from tests.reliability.helpers import ingest_cli, tiny_store
 from tests.utils import ROOT, run_train
@@ -192,7 +191,7 @@ def test_checkpoint_url_is_never_unpickled(tmp_path, monkeypatch):
         runner = build_runner(prepare_config(
             str(ROOT / 'tests' / 'configs' / 'tiny_dino4k.py'), work_dir=str(tmp_path / 'work'),
             cfg_options={'train_dataloader.dataset.store': str(tmp_path / 'store')}))
-        with pytest.raises(Exception):
+        with pytest.raises(FileNotFoundError, match='URLs are not fetched'):
             runner.load_checkpoint(f'http://127.0.0.1:{server.server_port}/evil.pth')
     finally:
         server.shutdown()

@@ -6,9 +6,16 @@ import pytest
 import torch
 
 from slpd_plugin.prototypes import build_bank
-from slpd_plugin.visualization import (categorical_colors, grid_positions, neighbor_colors,
-                                       neighbor_edges, project_2d, region_positions,
-                                       resolve_slide, spread_slides)
+from slpd_plugin.visualization import (
+    categorical_colors,
+    grid_positions,
+    neighbor_colors,
+    neighbor_edges,
+    project_2d,
+    region_positions,
+    resolve_slide,
+    spread_slides,
+)
 from slpd_plugin.visualization.neighbor_graph import same_label_fraction, short_names
 from slpd_plugin.visualization.slides import SlideLabels
 
@@ -21,9 +28,9 @@ from slpd_plugin.visualization.slides import SlideLabels
 def test_neighbor_colors__matched_prototypes_share_colours(matched, expected):
     colors = neighbor_colors(np.array(matched), len(matched))
     assert colors.tolist() == expected
-    for k, l in enumerate(matched):
-        if l >= 0 and matched.index(l) == k:
-            assert colors[l] == k
+    for k, j in enumerate(matched):
+        if j >= 0 and matched.index(j) == k:
+            assert colors[j] == k
 
 
 def test_region_positions__coords_or_grid():

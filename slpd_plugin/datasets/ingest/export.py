@@ -16,6 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
+
 from slpd_plugin.utils.progress import progress_bar
 
 from ..stores import open_store

@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from slpd_plugin.utils.progress import progress_bar
 
 from ..stores import StoreError, open_store, open_writer, slide_checksum

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
+
 from slpd_plugin.utils.progress import progress_bar
 
 from ..stores import StoreError, StoreWriter, open_writer
@@ -129,7 +130,7 @@ def ingest_patch_slide(source: SlideSource, writer: StoreWriter, options: PatchO
             warnings.warn(f'{slide.path}: no region of {options.grid_size}x'
                           f'{options.grid_size} patches has tissue fraction >= '
                           f'{options.min_tissue:g} ({len(slide.coords)} patches in '
-                          f'{plan.occupied} regions); slide skipped')
+                          f'{plan.occupied} regions); slide skipped', stacklevel=2)
             return 0, len(slide.coords)
         stride = slide.stride.item() if hasattr(slide.stride, 'item') else slide.stride
         facts = {k: v for k, v in slide.slide_info.items() if v is not None}

@@ -126,7 +126,8 @@ def resolve_stride(coords: np.ndarray, expected: float | None, expected_from: st
             raise StoreError(f'{path}: cannot find the patch stride: no attribute gives it '
                              f'and no two patches are neighbours; pass --patch-size-level0')
         warnings.warn(f'{path}: no attribute gives the level-0 patch stride; using '
-                      f'{inferred:g}, the most common step between neighbouring patches')
+                      f'{inferred:g}, the most common step between neighbouring patches',
+                      stacklevel=2)
         return inferred, 'inferred from the coordinates'
     if inferred is not None and inferred < expected * (1 - slack):
         raise StoreError(f'{path}: neighbouring patches are {inferred:g} apart but '

@@ -119,7 +119,7 @@ def plan_epoch(slide_index: np.ndarray, slides_per_batch: int, regions_per_slide
             c = len(chunks[s])
             rows += chunks[s]
             keys += list((np.arange(c) + rng.random(c)) / c)
-        for k in range(steps * m - len(rows)):  # top up to T * M chunks from own slides
+        for _k in range(steps * m - len(rows)):  # top up to T * M chunks from own slides
             rows.append(_fresh_chunk(regions[mine[rng.integers(len(mine))]], b, rng))
             keys.append(rng.random())
         plan[rank] = np.stack(rows)[np.argsort(keys, kind='stable')]

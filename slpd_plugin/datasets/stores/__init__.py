@@ -1,6 +1,13 @@
 """Feature stores: where region grids live (embedded memmap folder or Redis)."""
-from .base import (FeatureStore, SlideRecord, StoreError, StoreWriter, check_grids,
-                   slide_checksum, store_dtype)
+from .base import (
+                   FeatureStore,
+                   SlideRecord,
+                   StoreError,
+                   StoreWriter,
+                   check_grids,
+                   slide_checksum,
+                   store_dtype,
+)
 from .memmap_store import MemmapStore, MemmapStoreWriter
 from .redis_store import RedisStore
 from .redis_uri import RedisLocation, is_redis_uri, parse_redis_uri

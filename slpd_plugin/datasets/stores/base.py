@@ -109,7 +109,7 @@ class FeatureStore(ABC):
             Array of shape ``(len(indices), C, G, G)`` in the store's dtype.
         """
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional: stores without handles keep it)
         """Release handles (connections, maps). The store reopens on the next read."""
 
     def read_slide(self, slide: int) -> np.ndarray:

@@ -25,8 +25,16 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from . import journal
-from .base import (GRID_SIZE, MANIFEST_VERSION, FeatureStore, SlidePart, SlideRecord,
-                   StoreError, StoreWriter, store_dtype)
+from .base import (
+    GRID_SIZE,
+    MANIFEST_VERSION,
+    FeatureStore,
+    SlidePart,
+    SlideRecord,
+    StoreError,
+    StoreWriter,
+    store_dtype,
+)
 
 FORMAT = 'slpd-memmap'
 GRIDS, COORDS, MANIFEST = 'grids.bin', 'coords.bin', 'manifest.json'

@@ -17,8 +17,13 @@ from typing import Callable, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
-from redis.exceptions import (AuthenticationError, ConnectionError, NoPermissionError,
-                              RedisError, TimeoutError)
+from redis.exceptions import (
+    AuthenticationError,
+    ConnectionError,
+    NoPermissionError,
+    RedisError,
+    TimeoutError,
+)
 from redis.retry import Retry
 
 from .base import StoreError

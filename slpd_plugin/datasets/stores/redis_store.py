@@ -21,8 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .base import (GRID_SIZE, MANIFEST_VERSION, FeatureStore, SlideRecord, StoreError,
-                   store_dtype)
+from .base import GRID_SIZE, MANIFEST_VERSION, FeatureStore, SlideRecord, StoreError, store_dtype
 from .journal import JOURNAL_KEY
 from .redis_conn import RedisConnection
 from .redis_uri import RedisLocation, parse_redis_uri

@@ -16,8 +16,15 @@ from typing import Iterable
 import numpy as np
 
 from . import journal
-from .base import (GRID_SIZE, MANIFEST_VERSION, SlidePart, SlideRecord, StoreError,
-                   StoreWriter, store_dtype)
+from .base import (
+    GRID_SIZE,
+    MANIFEST_VERSION,
+    SlidePart,
+    SlideRecord,
+    StoreError,
+    StoreWriter,
+    store_dtype,
+)
 from .redis_conn import RedisConnection
 from .redis_store import BLOB_BYTES, FORMAT, blob_regions_for, part_sizes, store_key
 from .redis_uri import RedisLocation, parse_redis_uri

@@ -9,5 +9,6 @@ from .teacher_ema_hook import TeacherEMAHook
 from .teacher_temp_hook import TeacherTempHook
 from .weight_decay_log_hook import WeightDecayLogHook
 
-__all__ = ['DeferredRuntimeInfoHook', 'NonFiniteLossError', 'NonFiniteLossHook', 'PrototypeHook', 'RandomStateHook', 'RunLayoutHook', 'StateConsistencyHook', 'TeacherEMAHook', 'TeacherTempHook',
-           'WeightDecayLogHook']
+__all__ = ['DeferredRuntimeInfoHook', 'NonFiniteLossError', 'NonFiniteLossHook', 'PrototypeHook',
+           'RandomStateHook', 'RunLayoutHook', 'StateConsistencyHook', 'TeacherEMAHook',
+           'TeacherTempHook', 'WeightDecayLogHook']

@@ -27,9 +27,10 @@ class StateConsistencyHook(Hook):
     """After every ``interval`` epochs, compare the model's state across ranks.
 
     Every tensor of the model's ``state_dict`` (student, teacher, loss centres) and of its
-    prototype bank (``bank.*``) is fingerprinted; min and max of each fingerprint are all-reduced (no pickled objects
-    cross ranks). A mismatch raises ``RuntimeError`` naming the tensors. With ``dump``,
-    each rank writes ``{work_dir}/consistency/rank{r}.json`` so runs can be audited.
+    prototype bank (``bank.*``) is fingerprinted; min and max of each fingerprint are
+    all-reduced (no pickled objects cross ranks). A mismatch raises ``RuntimeError`` naming
+    the tensors. With ``dump``, each rank writes ``{work_dir}/consistency/rank{r}.json``
+    so runs can be audited.
 
     Args:
         interval: Check every this many epochs. Defaults to 1.

@@ -23,9 +23,8 @@ from torch import Tensor, nn
 from slpd_plugin.registry import MODELS
 from slpd_plugin.utils.weights import CheckpointError, load_backbone_weights
 
-from .teacher import disable_stochastic_layers, teacher_backbone_cfg
-
 from ..losses import merged_center_updates
+from .teacher import disable_stochastic_layers, teacher_backbone_cfg
 
 
 def _split_pretrained(backbone: dict) -> tuple[dict, dict | None]:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import warnings
 
+import torch.nn.functional as F
 from lightly.models.modules.heads import DINOProjectionHead
 from mmengine.model import BaseModule
-import torch.nn.functional as F
 from torch import Tensor
 
 from slpd_plugin.registry import MODELS

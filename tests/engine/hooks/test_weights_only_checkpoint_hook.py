@@ -3,9 +3,12 @@
 import torch
 from mmengine.logging import HistoryBuffer
 
-from slpd_plugin.engine.hooks.weights_only_checkpoint_hook import (FORMAT, FORMAT_KEY,
-                                                                   decode_message_hub,
-                                                                   encode_message_hub)
+from slpd_plugin.engine.hooks.weights_only_checkpoint_hook import (
+    FORMAT,
+    FORMAT_KEY,
+    decode_message_hub,
+    encode_message_hub,
+)
 from slpd_plugin.engine.runner import SLPDRunner
 from tests.engine.hooks.toy import logged
 
