@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from slpd_plugin.datasets.labels import LabelTable
+
 from .embeddings import MissingReport, index_embedding_dir, report_missing
-from .labels import LabelTable
 from .splits import Split
 
 
