@@ -34,6 +34,7 @@ try:
 except ImportError:  # not installed: run from a checkout
     sys.path.insert(0, str(ROOT))
 
+from slpd_plugin.checkpoints import load_encoder  # noqa: E402
 from slpd_plugin.datasets import StoreError, open_store  # noqa: E402
 from slpd_plugin.datasets.labels import load_labels  # noqa: E402
 from slpd_plugin.demo.plots import plot_auc_bars, plot_loss_curves, plot_prototypes_beside_truth  # noqa: E402
@@ -49,9 +50,10 @@ from slpd_plugin.evaluation import (  # noqa: E402
     write_roc_plots,
     write_summary_csv,
 )
-from slpd_plugin.evaluation.extract import extract_embeddings, load_encoder  # noqa: E402
+from slpd_plugin.evaluation.extract import extract_embeddings  # noqa: E402
 from slpd_plugin.evaluation.jobs import run_fewshot, run_survival  # noqa: E402
 from slpd_plugin.evaluation.survival_data import load_survival_labels, load_survival_splits  # noqa: E402
+from slpd_plugin.utils.cli import ToolParser, UsageError, UserError, run_tool  # noqa: E402
 
 PROG = 'run_demo.py'
 EXAMPLES = """\
@@ -77,13 +79,13 @@ PRESETS = {
 }
 
 
-class DemoError(Exception):
+class DemoError(UserError):
     """A step failed: one line, exit status 1."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', type=Path, default=ROOT / 'work_dirs' / 'demo',
                         help='demo folder (default: work_dirs/demo); its run folders are '
                              'replaced, the benchmark is reused if made identically')
@@ -259,23 +261,20 @@ def run_demo(out: Path, seeds: list[int], quick: bool) -> Path:
                         prototype_map=proto, timings=timings, extra=survival)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_and_run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
-        print(f'{PROG}: error: --seeds must be distinct and >= 0, got {args.seeds}',
-              file=sys.stderr)
-        return 2
+        raise UsageError(f'--seeds must be distinct and >= 0, got {args.seeds}')
     if args.out.exists() and not args.out.is_dir():
-        print(f'{PROG}: error: --out exists and is not a folder: {args.out}', file=sys.stderr)
-        return 2
-    try:
-        report = run_demo(args.out.resolve(), args.seeds, args.quick)
-    except (DemoError, StoreError, ValueError, FileNotFoundError) as err:
-        print(f'{PROG}: error: {err}', file=sys.stderr)
-        return 1
+        raise UsageError(f'--out exists and is not a folder: {args.out}')
+    report = run_demo(args.out.resolve(), args.seeds, args.quick)
     print(report.read_text())
     print(f'wrote {report}')
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_tool(PROG, lambda: parse_and_run(argv))
 
 
 if __name__ == '__main__':
