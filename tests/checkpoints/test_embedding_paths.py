@@ -36,7 +36,7 @@ def run(tmp_path_factory) -> dict:
     store = root / 'store'
     cfg = prepare_config(str(TINY_CONFIG), work_dir=str(root / 'work'),
                          cfg_options={'train_dataloader.dataset.store': str(store)})
-    ensure_synthetic_store(store, **cfg.train_dataloader.dataset.synthetic)
+    ensure_synthetic_store(store, **cfg.train_dataloader.dataset.generate)
     model = MODELS.build(cfg.model)
     model.init_weights()
     with torch.no_grad():
