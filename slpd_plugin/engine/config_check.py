@@ -54,6 +54,8 @@ SIMPLE_TYPES = {int: 'int', float: 'float', str: 'str', bool: 'bool', type(None)
 class ConfigCheckError(ValueError):
     """A config holds unknown keys, unknown component types or values of the wrong type."""
 
+    lists_problems = True  # tools print every problem, one per line (utils.cli.error_text)
+
 
 def _close(word: str, options: typing.Iterable[str]) -> str:
     match = difflib.get_close_matches(word, sorted(options), n=1, cutoff=0.75)

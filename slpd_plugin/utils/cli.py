@@ -58,6 +58,15 @@ def first_line(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
+def error_text(error: BaseException) -> str:
+    """What the user sees of an error: its first line, or all of it for an error that
+    lists several problems at once (a class with ``lists_problems = True``, such as the
+    config check's)."""
+    if getattr(error, 'lists_problems', False):
+        return str(error).strip()
+    return first_line(error)
+
+
 @contextmanager
 def one_line_warnings(prog: str) -> Iterator[None]:
     """Print every ``UserWarning`` as ``PROG: warning: message`` on stderr, each time.
@@ -95,9 +104,9 @@ def run_tool(prog: str, work: Callable[[], int | None],
         try:
             status = work()
         except UsageError as err:
-            print(f'{prog}: error: {first_line(err)}', file=sys.stderr)
+            print(f'{prog}: error: {error_text(err)}', file=sys.stderr)
             return 2
         except USER_ERRORS + errors as err:
-            print(f'{prog}: error: {first_line(err)}', file=sys.stderr)
+            print(f'{prog}: error: {error_text(err)}', file=sys.stderr)
             return 1
     return 0 if status is None else status

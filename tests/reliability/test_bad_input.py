@@ -52,7 +52,7 @@ def test_shipped_configs_pass_the_check(path):
     ('train_dataloader.batch_sise', 8, 'train_dataloader.batch_sise: unknown argument of '
      'DataLoader (did you mean batch_size?)'),
     ('train_dataloader.dataset.chanels', 32, 'train_dataloader.dataset.chanels: unknown '
-     'argument of RegionFeatureDataset (did you mean channels?)'),
+     'argument of SyntheticRegionDataset (did you mean channels?)'),
     ('train_dataloader.sampler.shufle', True, 'train_dataloader.sampler.shufle: unknown '
      'argument of DefaultSampler (did you mean shuffle?)'),
     ('optim_wrapper.optimizer.lrr', 1e-3, 'optim_wrapper.optimizer.lrr: unknown argument of '
@@ -64,7 +64,7 @@ def test_shipped_configs_pass_the_check(path):
     ('default_hooks.prototype.min_regions', 'four', "default_hooks.prototype.min_regions: "
      "PrototypeHook expects int, got str 'four'"),
     ('train_dataloader.dataset.channels', 3.5, 'train_dataloader.dataset.channels: '
-     'RegionFeatureDataset expects int or None, got float 3.5'),
+     'SyntheticRegionDataset expects int or None, got float 3.5'),
     ('default_hooks.teacher_ema.momentum', '0.996', 'default_hooks.teacher_ema.momentum: '
      "TeacherEMAHook expects float, got str '0.996'"),
 ])
