@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import mmengine.device.utils
 import pytest
 import torch
+from mmengine.registry import DefaultScope
 
 REDIS_PASSWORD_ENV = 'SLPD_TEST_REDIS_PASSWORD'
 
@@ -44,6 +45,18 @@ def cpu_unless_marked_cuda(request, monkeypatch):
     if request.node.get_closest_marker('cuda') is None:
         monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '')
         monkeypatch.setattr(mmengine.device.utils, 'DEVICE', 'cpu')  # get_device() reads it
+
+
+@pytest.fixture(autouse=True)
+def restore_default_scope():
+    """Give each test the default scope the previous one started with.
+
+    Building a runner makes its scope the process's current one (a plain mmengine
+    ``Runner`` makes it ``'mmengine'``), and it stays after the runner is gone.
+    """
+    saved = DefaultScope._instance_dict.copy()
+    yield
+    DefaultScope._instance_dict = saved
 
 
 @dataclass(frozen=True)

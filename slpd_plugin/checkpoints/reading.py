@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 from torch import nn
 
 from slpd_plugin.prototypes import PrototypeBank
@@ -143,7 +144,10 @@ def build_model(ckpt: dict, path: str | os.PathLike, config: Config | None = Non
     """
     own = config is None
     cfg = checkpoint_config(ckpt, path) if own else config
-    model = MODELS.build(cfg.model)
+    # The config's scope, not whichever scope an earlier runner in this process left
+    # current (a plain mmengine Runner leaves 'mmengine', where our types do not resolve).
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope') or 'slpd_plugin'):
+        model = MODELS.build(cfg.model)
     of = 'its own config' if own else f'{cfg.filename or "the given config"}'
     if encoder is None:
         missing, unexpected = model.load_state_dict(ckpt['state_dict'], strict=False)

@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from mmengine.registry import DefaultScope
+
 from slpd_plugin.checkpoints import (
     build_model,
+    checkpoint_config,
     embed_grids,
     load_checkpoint,
     load_encoder,
@@ -109,3 +112,15 @@ def test_readers_fill_the_hooks_defaults(run):
             hook.crop, hook.assignment) == (
         settings.num_clusters, settings.min_regions, settings.num_neighbors,
         settings.embedding, settings.crop, settings.assignment)
+
+
+def test_loading_does_not_depend_on_the_scope_an_earlier_runner_left(run):
+    """A plain mmengine ``Runner`` leaves ``'mmengine'`` as the process's default scope,
+    where our types do not resolve; reading a checkpoint builds in its config's scope."""
+    with DefaultScope.overwrite_default_scope('mmengine'):
+        ckpt = load_checkpoint(run['ckpt'])
+        with pytest.raises(KeyError, match='not in the mmengine::model registry'):
+            MODELS.build(checkpoint_config(ckpt, run['ckpt']).model)  # what it did before
+        model = build_model(ckpt, run['ckpt'])
+    own = run['runner'].model.state_dict()
+    assert all(torch.equal(value, own[key]) for key, value in model.state_dict().items())
