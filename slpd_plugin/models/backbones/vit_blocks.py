@@ -4,15 +4,25 @@ Letters: ``B`` batch, ``T`` tokens, ``E`` embedding dim, ``h`` heads, ``d = E / 
 """
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 ATTN_IMPLS = ('sdpa', 'math')
 
 
-def math_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-    """Explicit ``softmax(q k^T / sqrt(d)) v`` on ``(B, h, T, d)`` tensors."""
+def math_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+    """Explicit ``softmax(q k^T / sqrt(d) + bias) v`` on ``(B, h, T, d)`` tensors.
+
+    ``attn_mask`` follows ``F.scaled_dot_product_attention``: a bool tensor (True = may
+    attend) or a float bias added to the scores, broadcastable to ``(B, h, T, T)``.
+    """
     attn = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+    if attn_mask is not None:
+        if attn_mask.dtype == torch.bool:
+            attn = attn.masked_fill(~attn_mask, float('-inf'))
+        else:
+            attn = attn + attn_mask
     return attn.softmax(dim=-1) @ v
 
 
@@ -37,14 +47,16 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, dim * 3, bias=True)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+        """``attn_mask``: None, bool (True = may attend) or an additive float bias,
+        broadcastable to ``(B, h, T, T)`` (e.g. ``(B, 1, 1, T)`` key padding)."""
         b, t, e = x.shape
         qkv = self.qkv(x).reshape(b, t, 3, self.num_heads, e // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, h, T, d)
         if self.attn_impl == 'sdpa':
-            out = F.scaled_dot_product_attention(q, k, v)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         else:
-            out = math_attention(q, k, v)
+            out = math_attention(q, k, v, attn_mask)
         return self.proj(out.transpose(1, 2).reshape(b, t, e))
 
 
@@ -78,7 +90,7 @@ class DropPath(nn.Module):
 class Block(nn.Module):
     """``x + DropPath(Attn(LN(x)))`` then ``x + DropPath(MLP(LN(x)))``, LN eps 1e-6.
 
-    Shapes: ``(B, T, E) -> (B, T, E)``.
+    Shapes: ``(B, T, E) -> (B, T, E)``; ``attn_mask`` as for :class:`Attention`.
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0,
@@ -90,8 +102,8 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x)))
+    def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x), attn_mask))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
