@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from mmengine.registry import DefaultScope
 
 from slpd_plugin.checkpoints import (
