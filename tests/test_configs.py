@@ -14,7 +14,8 @@ CONFIGS = sorted(p for p in (Path(__file__).parents[1] / 'configs').glob('*.py')
 def test_the_documented_configs_exist():
     names = {p.name for p in CONFIGS}
     assert {'dino4k_lung.py', 'slpd_lung.py', 'slpd_brca.py', 'slpd_lung_intra.py',
-            'slpd_lung_inter.py', 'demo_dino4k.py', 'demo_slpd.py'} <= names
+            'slpd_lung_inter.py', 'demo_dino4k.py', 'demo_slpd.py', 'slpd_uni_trident.py',
+            'slpd_conch15_8k.py'} <= names
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.name)
@@ -62,6 +63,13 @@ def test_paper_configs_differ_only_where_the_experiment_does():
     assert _differ('slpd_lung.py', 'slpd_brca.py') == {
         'train_dataloader.dataset.store', 'default_hooks.prototype.num_clusters',
         'default_hooks.prototype.min_regions'}
+    # patch-feature stores: the encoder's D, the store, and for CONCH v1.5 the backbone
+    assert _differ('slpd_lung.py', 'slpd_uni_trident.py') == {
+        'model.backbone.in_channels', 'train_dataloader.dataset.store',
+        'train_dataloader.dataset.channels'}
+    assert _under(_differ('slpd_lung.py', 'slpd_conch15_8k.py'),
+                  'model.backbone', 'train_dataloader.dataset.store',
+                  'train_dataloader.dataset.channels')
     for ablation in ('slpd_lung_intra.py', 'slpd_lung_inter.py'):
         assert _differ('slpd_lung.py', ablation) == {'model.prototype_head.loss_type'}
     assert _under(_differ('slpd_lung.py', 'slpd_lung_slidebatch.py'),
@@ -113,7 +121,8 @@ def test_paper_config_model_has_no_dropout_and_a_deterministic_teacher(path):
     assert all(m.p == 0.0 for m in model.teacher.modules() if isinstance(m, DropPath))
     student_rates = [m.p for m in model.student.modules() if isinstance(m, DropPath)]
     assert max(student_rates) == pytest.approx(0.1)
-    grids = torch.randn(3, 384, 14, 14, generator=torch.Generator().manual_seed(0))
+    channels = model.teacher.backbone.in_channels
+    grids = torch.randn(3, channels, 14, 14, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         first = model.teacher.head(model.teacher.backbone(grids))
         assert torch.equal(first, model.teacher.head(model.teacher.backbone(grids)))

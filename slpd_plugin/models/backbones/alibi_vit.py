@@ -1,0 +1,206 @@
+"""ALiBi-ViT: a TITAN-style vision transformer over feature grids with a 2-D ALiBi bias.
+
+Letters: ``B`` batch, ``C`` input channels (patch-feature dim), ``H x W`` grid,
+``N = H*W`` cells, ``T = N + 1`` tokens (CLS first), ``E`` embedding dim, ``h`` heads.
+
+TITAN's slide encoder (Ding et al. 2024, arXiv 2411.19666) replaces learned positional
+embeddings by ALiBi (Press et al. 2022, arXiv 2108.12409) extended to two dimensions:
+each head adds ``-slope * distance`` to its attention scores, with the Euclidean
+distance between the two patches' grid positions. Nothing positional is learned, so one
+model takes 6x6, 14x14, 16x16 or 32x32 grids alike.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import torch
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+
+from slpd_plugin.registry import MODELS
+
+from .vit_blocks import Block
+
+_compiling = getattr(torch.compiler, 'is_compiling', lambda: False)  # torch >= 2.3
+
+ARCHS = {
+    'xs': dict(embed_dims=192, depth=6, num_heads=6),
+    's': dict(embed_dims=384, depth=6, num_heads=6),
+    # The size of TITAN's slide encoder (Ding et al. 2024): 768-d, 6 blocks, 12 heads.
+    'titan': dict(embed_dims=768, depth=6, num_heads=12),
+}
+
+
+def alibi_slopes(num_heads: int) -> Tensor:
+    """ALiBi's per-head slopes, ``(h,)``: the geometric sequence ``2^(-8k/h)``,
+    ``k = 1..h``, for ``h`` a power of two; otherwise the sequence of the largest power of
+    two ``m < h`` followed by the odd-indexed terms ``2^(-4k/m)``, ``k = 1, 3, 5, ...``
+    of the ``2m`` sequence (ALiBi's rule), e.g. 12 heads: ``2^-1 .. 2^-8`` then
+    ``2^-0.5, 2^-1.5, 2^-2.5, 2^-3.5``."""
+    if num_heads < 1:
+        raise ValueError(f'num_heads must be >= 1, got {num_heads}')
+    m = 2 ** int(math.floor(math.log2(num_heads)))
+    slopes = [2.0 ** (-8.0 * k / m) for k in range(1, m + 1)]
+    slopes += [2.0 ** (-8.0 * k / (2 * m)) for k in range(1, 2 * m + 1, 2)][:num_heads - m]
+    return torch.tensor(slopes)
+
+
+def grid_distances(height: int, width: int, device: torch.device | None = None) -> Tensor:
+    """Euclidean distances between the ``(row, col)`` positions of all cells of an
+    ``height x width`` grid, ``(N, N)`` float32, cells in row-major order (the order of
+    ``x.flatten(2)``)."""
+    rows = torch.arange(height, device=device).repeat_interleave(width)
+    cols = torch.arange(width, device=device).repeat(height)
+    pos = torch.stack([rows, cols], dim=-1).float()  # (N, 2)
+    return (pos[:, None] - pos[None]).square().sum(-1).sqrt()  # (N, N)
+
+
+@lru_cache(maxsize=8)
+def alibi_bias(height: int, width: int, num_heads: int, device: torch.device) -> Tensor:
+    """The 2-D ALiBi bias of an ``height x width`` grid with a CLS token first,
+    ``(1, h, T, T)`` float32: ``-slope_k * distance`` between cells, 0 to/from CLS.
+
+    Cached per grid size, head count and device (the few crop sizes of a run); callers
+    must not modify the result in place. Built outside any inference mode so that it can
+    be saved for backward later.
+    """
+    with torch.inference_mode(False), torch.no_grad():
+        n = height * width
+        dist = grid_distances(height, width, device)  # (N, N)
+        slopes = alibi_slopes(num_heads).to(device)  # (h,)
+        bias = dist.new_zeros(1, num_heads, n + 1, n + 1)
+        bias[0, :, 1:, 1:] = -slopes[:, None, None] * dist  # (h, N, N)
+    return bias
+
+
+@MODELS.register_module()
+class ALiBiViT(BaseModule):
+    """ViT over a grid of patch features with a 2-D ALiBi attention bias (TITAN style).
+
+    Each grid cell (one patch feature of dim ``C``) is projected by
+    ``Linear(C -> E) -> GELU -> Dropout`` (as :class:`ViT4K`'s ``phi``), a learned CLS
+    token is prepended, then pre-norm transformer blocks and a final LayerNorm; the
+    output is the CLS token. There is no positional embedding: every block adds the
+    same bias to its attention scores, for head ``k`` with ALiBi slope ``m_k``
+    (:func:`alibi_slopes`)::
+
+        bias[k, 1 + p, 1 + q] = -m_k * ||(row_p, col_p) - (row_q, col_q)||_2
+        bias[k, 0, :] = bias[k, :, 0] = 0      # CLS to/from every cell
+
+    The CLS token has no grid position, so it attends to every cell, and every cell to
+    it, without a distance penalty (bias 0), whatever the grid size.
+
+    Missing patches: with ``mask`` (``True`` = patch present) the missing cells are left
+    out as keys: their columns of the bias are ``-inf`` (added to the ALiBi bias, so one
+    float bias ``(B, h, T, T)`` goes to the attention), and their inputs are zeroed
+    before the projection so that whatever a hole holds (even NaN) cannot reach the
+    output. The CLS key is always valid, so no softmax row is empty, even for a grid
+    with no patch at all. Without ``mask`` the bias is ``(1, h, T, T)``, broadcast over
+    the batch and cached per grid size and device (:func:`alibi_bias`).
+
+    Args:
+        arch: A preset name (``'xs'``: 192-d, 6 blocks, 6 heads; ``'s'``: 384-d, 6, 6;
+            ``'titan'``: 768-d, 6 blocks, 12 heads, the size of TITAN's slide encoder) or
+            a dict with ``embed_dims``, ``depth``, ``num_heads``. Defaults to ``'xs'``.
+        in_channels: ``C``, the patch-feature dim (e.g. 768 for CONCH v1.5).
+            Defaults to 384.
+        depth: Override the preset's number of blocks. Defaults to None (the preset's).
+        mlp_ratio: Hidden/embedding ratio of the MLPs. Defaults to 4.
+        drop_rate: Dropout after the input projection. Defaults to 0.0.
+        drop_path_rate: Stochastic depth, linearly increasing over blocks from 0.
+            Defaults to 0.1 (the student; the SLPD teacher is built with 0).
+        attn_impl: ``'sdpa'`` (``F.scaled_dot_product_attention``) or ``'math'``
+            (explicit softmax attention, the reference). Defaults to 'sdpa'.
+        init_cfg: mmengine init config (inside :class:`SLPD` a ``Pretrained`` entry is
+            loaded into the student and the teacher).
+
+    Attributes:
+        accepts_masks: True: :meth:`forward` takes a ``(B, H, W)`` mask of present cells.
+
+    Shapes:
+        input ``(B, C, H, W)`` (any ``H``, ``W``), mask ``(B, H, W)`` bool or None ->
+        output ``(B, E)``.
+
+    Examples:
+        >>> model = ALiBiViT(arch='titan', in_channels=768)
+        >>> grids = torch.randn(2, 768, 16, 16)
+        >>> mask = torch.rand(2, 16, 16) > 0.3
+        >>> model(grids, mask).shape
+        torch.Size([2, 768])
+    """
+
+    accepts_masks = True
+
+    def __init__(self, arch: str | dict = 'xs', in_channels: int = 384,
+                 depth: int | None = None, mlp_ratio: float = 4.0,
+                 drop_rate: float = 0.0, drop_path_rate: float = 0.1,
+                 attn_impl: str = 'sdpa', init_cfg: dict | None = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if isinstance(arch, str):
+            if arch not in ARCHS:
+                raise ValueError(f'Unknown ALiBiViT arch {arch!r}; choose one of '
+                                 f'{sorted(ARCHS)} or pass a dict')
+            arch = ARCHS[arch]
+        missing = {'embed_dims', 'depth', 'num_heads'} - set(arch)
+        if missing:
+            raise ValueError(f'ALiBiViT arch dict is missing {sorted(missing)}: got {arch}')
+        self.embed_dims = int(arch['embed_dims'])
+        self.in_channels = in_channels
+        self.num_heads = int(arch['num_heads'])
+        depth = int(arch['depth'] if depth is None else depth)
+
+        self.phi = nn.Sequential(nn.Linear(in_channels, self.embed_dims), nn.GELU(),
+                                 nn.Dropout(drop_rate))
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims))
+        rates = torch.linspace(0, drop_path_rate, depth).tolist()
+        self.blocks = nn.ModuleList(
+            Block(self.embed_dims, self.num_heads, mlp_ratio, drop_path=r,
+                  attn_impl=attn_impl) for r in rates)
+        self.norm = nn.LayerNorm(self.embed_dims, eps=1e-6)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        nn.init.trunc_normal_(self.cls_token, std=0.02)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def attention_bias(self, height: int, width: int, device: torch.device,
+                       mask: Tensor | None = None) -> Tensor:
+        """The float bias every block adds to its attention scores, float32.
+
+        Returns:
+            ``(1, h, T, T)`` without ``mask`` (:func:`alibi_bias`, cached); ``(B, h, T, T)``
+            with a ``(B, H, W)`` mask, ``-inf`` in the key columns of missing cells.
+        """
+        # torch.compile traces the uncached function into its graph (a constant there)
+        build = alibi_bias.__wrapped__ if _compiling() else alibi_bias
+        bias = build(height, width, self.num_heads, torch.device(device))  # (1, h, T, T)
+        if mask is None:
+            return bias
+        keys = torch.cat([mask.new_ones(mask.shape[0], 1), mask.flatten(1)], dim=1)  # (B, T)
+        return bias.masked_fill(~keys[:, None, None, :], float('-inf'))  # (B, h, T, T)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'ALiBiViT expects grids of shape (B, {self.in_channels}, H, W), '
+                             f'got {tuple(x.shape)}')
+        b, _, h, w = x.shape
+        if mask is not None:
+            if mask.dtype != torch.bool or tuple(mask.shape) != (b, h, w):
+                raise ValueError(f'ALiBiViT expects a bool mask of shape {(b, h, w)} '
+                                 f'(True = patch present) for grids {tuple(x.shape)}, got '
+                                 f'{mask.dtype} {tuple(mask.shape)}')
+            x = x.masked_fill(~mask[:, None], 0)  # holes hold anything: zero them
+        tokens = self.phi(x.flatten(2).transpose(1, 2))  # (B, N, E), row-major cells
+        tokens = torch.cat([self.cls_token.expand(b, -1, -1), tokens], dim=1)  # (B, T, E)
+        bias = self.attention_bias(h, w, x.device, mask).to(tokens.dtype)
+        for block in self.blocks:
+            tokens = block(tokens, bias)
+        return self.norm(tokens)[:, 0]  # (B, E)
