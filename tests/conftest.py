@@ -7,6 +7,11 @@ server that only speaks TLS (self-signed certificate made with ``openssl``). Tes
 use them are skipped when ``redis-server`` (Debian: ``apt-get install redis-server``) or,
 for TLS, ``openssl`` is not installed.
 
+Threads: one intra-op thread per process (``OMP_NUM_THREADS=1`` unless set, inherited by
+the processes tests start). Most tests run tiny models, often in 2-3 processes at once
+(DDP ranks, loader workers, redis-server): more threads than cores there made tiny ops
+10x slower (a toy MIL fit: 3.3 s on one thread, 35 s on two on a busy 2-core machine).
+
 Devices: tests run on the CPU whatever the host has. Unless a test is marked
 ``@pytest.mark.cuda`` (or ``cuda(2)`` for two GPUs), it sees no GPU: processes it
 starts get ``CUDA_VISIBLE_DEVICES=''`` and mmengine's runners built in this process
@@ -14,6 +19,7 @@ stay on the CPU. Marked tests are skipped, with the reason, on hosts with fewer 
 """
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -27,6 +33,11 @@ import torch
 from mmengine.registry import DefaultScope
 
 REDIS_PASSWORD_ENV = 'SLPD_TEST_REDIS_PASSWORD'
+
+
+def pytest_configure(config) -> None:
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+    torch.set_num_threads(int(os.environ['OMP_NUM_THREADS']))
 
 
 def pytest_collection_modifyitems(config, items) -> None:

@@ -76,7 +76,8 @@ def test_slide_transformer_shapes_and_learns_the_toy_task() -> None:
     assert attention.sum().item() == pytest.approx(1.0, abs=1e-6)
     bags, labels, splits = _toy()
     result = evaluate_mil(bags, labels, splits, 2, ['a', 'b'],
-                          config=MILConfig(epochs=8, lr=1e-3, model='transformer'))
+                          config=MILConfig(epochs=8, lr=1e-3, model='transformer',
+                                           hidden_dim=24, attn_dim=8))
     chance = 0.5
     assert all(f.test_auc > chance + 0.3 for f in result.folds)
 
