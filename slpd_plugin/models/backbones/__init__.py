@@ -1,5 +1,6 @@
 """Region encoders: ``(B, C, H, W)`` feature grids -> ``(B, E)`` embeddings."""
+from .masks import accepts_masks
 from .pooled_mlp import PooledMLP
 from .vit4k import ARCHS, ViT4K
 
-__all__ = ['ARCHS', 'PooledMLP', 'ViT4K']
+__all__ = ['ARCHS', 'PooledMLP', 'ViT4K', 'accepts_masks']
