@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 

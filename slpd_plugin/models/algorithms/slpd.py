@@ -91,7 +91,8 @@ class SLPD(BaseModel):
         backbone: Config of the region encoder, ``(B, C, H, W) -> (B, E)``; must expose
             ``embed_dims``. A backbone with ``accepts_masks = True`` is called as
             ``backbone(x, mask=(B, H, W) bool)`` when the batch carries tissue masks;
-            others are called without them (:mod:`..backbones.masks`). Its ``init_cfg=dict(type='Pretrained', checkpoint=PATH)``
+            others are called without them (:mod:`..backbones.masks`). Its
+            ``init_cfg=dict(type='Pretrained', checkpoint=PATH)``
             (optional ``prefix``) is loaded weights-only into the student's and the
             teacher's backbone by :meth:`init_weights` (the runner calls it before
             ``load_from``/resume); PATH may be a HIPT/DINO checkpoint (its teacher
