@@ -3,6 +3,8 @@ prototype refresh included), the values in missing cells change nothing, and the
 check refuses such a store for a backbone that cannot take masks."""
 from __future__ import annotations
 
+import math
+
 import pytest
 from mmengine.config import Config
 from torch import Tensor, nn
@@ -72,3 +74,14 @@ def test_training_on_a_store_with_holes_ignores_the_missing_cells(runs):
     assert any('loss_intra' in r for r in rows['zeros'])  # the prototype terms ran
     for key in ('loss', 'loss_dino'):
         assert [r[key] for r in rows['zeros']] == [r[key] for r in rows['noise']]
+
+
+@pytest.mark.slow
+def test_two_process_training_on_a_store_with_holes(tmp_path):
+    store = write_holey_store(tmp_path / 'store', holey_slides(channels=32, num_slides=8))
+    run_train(tmp_path / 'work', f'train_dataloader.dataset.store={store}',
+              config=MASKS_CONFIG, nproc=2)
+    rows = [r for r in logged_scalars(tmp_path / 'work') if 'loss' in r]
+    assert rows and any('loss_intra' in r for r in rows)
+    assert all(math.isfinite(r['loss']) for r in rows)
+    assert (tmp_path / 'work' / 'epoch_2.pth').is_file()
