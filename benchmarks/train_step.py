@@ -304,8 +304,7 @@ def mask_loader_rows(store: Path, tmp: Path, batch_size: int, keep: float,
     for name, location in (('no holes', store), ('holes', tmp / 'holey')):
         dataset = RegionFeatureDataset(str(location))
         order = np.random.default_rng(1).permutation(len(dataset))
-        blocks = [order[k * batch_size:(k + 1) * batch_size] % len(dataset)
-                  for k in range(batches)]
+        blocks = np.resize(order, (batches, batch_size))  # the permutation, repeated
         dataset.__getitems__(blocks[0])  # open the maps
         start = time.perf_counter()
         for block in blocks:
