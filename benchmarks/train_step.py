@@ -20,6 +20,11 @@ its own in a fresh process (``--probe``) for the peak RSS of that process and, o
 its peak device memory (``torch.cuda.max_memory_allocated``). ``--sweep`` repeats the
 timing at other batch sizes (throughput vs batch).
 
+Tissue masks (``masks`` in the JSON, a second table): the ``ours`` ViT-4K step on one
+batch without masks and with random masks (``--mask-keep`` of the cells present), timed
+in turn on the same model and crops; and the dataset's batch read on a store without
+holes (no mask read) vs a copy of it with holes (masks read in the same request).
+
 On a GPU, timings synchronise the device once per block of steps, loaders use pinned
 memory and worker prefetching, and batches are copied with ``non_blocking=True``.
 
@@ -39,6 +44,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, default_collate
 from torch.utils.flop_counter import FlopCounterMode
@@ -49,6 +55,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.baselines.naive_multicrop import NaiveMultiCropDataset  # noqa: E402
 from benchmarks.memory import in_fresh_process, proc_mb  # noqa: E402
 from slpd_plugin.datasets import RegionFeatureDataset  # noqa: E402
+from slpd_plugin.datasets.stores import open_store, open_writer  # noqa: E402
 from slpd_plugin.demo import make_synthetic_store  # noqa: E402
 from slpd_plugin.engine.optimizers import DINOOptimWrapper, dino_param_groups  # noqa: E402
 from slpd_plugin.registry import MODELS  # noqa: E402
@@ -132,9 +139,9 @@ def build(args, attn_impl: str, autocast: str | None, compile: bool = False,
     return model, optim
 
 
-def step(model, optim, views, data_samples, host_sync: bool):
+def step(model, optim, views, data_samples, host_sync: bool, masks=None):
     with optim.optim_context(model):
-        losses = model.loss(views, data_samples)
+        losses = model.loss(views, data_samples, masks)
     loss = sum(losses.values())
     optim.update_params(loss)
     return loss.item() if host_sync else loss
@@ -245,6 +252,71 @@ def probe_in_subprocess(name: str, args, store: Path) -> dict:
     return in_fresh_process(cmd, f'train_step.py: memory probe of {name}')
 
 
+def holey_batch(dataset, batch_size: int, keep: float) -> tuple[dict, dict]:
+    """One batch of ``dataset``, without and with random tissue masks (a fraction ``keep``
+    of the cells present; the missing ones zeroed, as ingest writes them)."""
+    batch = default_collate([dataset[i] for i in range(batch_size)])
+    g = dataset.store.grid_size
+    masks = torch.rand(batch_size, g, g, generator=torch.Generator().manual_seed(0)) < keep
+    masks[:, g // 2, g // 2] = True  # every region keeps some tissue
+    holey = dict(batch, inputs=batch['inputs'] * masks[:, None], masks=masks)
+    return batch, holey
+
+
+def mask_step_rows(args, dataset, batch_size: int, steps: int) -> list[dict]:
+    """ViT-4K step time on the same batch without masks and with masks (in turn, one
+    model, the same crops): the cost of leaving missing tokens out of attention."""
+    device = torch.device(args.device)
+    model, optim = build(args, 'sdpa', None, device=device)
+    plain, holey = holey_batch(dataset, batch_size, args.mask_keep)
+    variants = {'unmasked': plain, 'masked': holey}
+    seconds = dict.fromkeys(variants, 0.0)
+    for r in range(args.warmup + steps):
+        for name, data in variants.items():
+            torch.manual_seed(r)  # both variants cut the same crops
+            synchronize(device)
+            start = time.perf_counter()
+            out = model.data_preprocessor(data, training=True)
+            step(model, optim, out['inputs'], out['data_samples'], host_sync=False,
+                 masks=out.get('masks'))
+            synchronize(device)
+            if r >= args.warmup:
+                seconds[name] += time.perf_counter() - start
+    base = seconds['unmasked'] / steps
+    return [dict(variant=name, batch_size=batch_size, step_s=t / steps,
+                 regions_per_s=steps * batch_size / t, ratio_vs_unmasked=t / steps / base,
+                 cells_present=1.0 if name == 'unmasked' else float(holey['masks'].float().mean()))
+            for name, t in seconds.items()]
+
+
+def mask_loader_rows(store: Path, tmp: Path, batch_size: int, keep: float,
+                     batches: int = 20) -> list[dict]:
+    """The dataset's batch read (``__getitems__``) on a store without holes (no mask is
+    read) and on a copy of it with holes (masks read in the same request)."""
+    source = open_store(str(store))
+    g = source.grid_size
+    rng = np.random.default_rng(0)
+    with open_writer(str(tmp / 'holey'), dtype=source.dtype.name) as writer:
+        for i, rec in enumerate(source.slides):
+            masks = rng.random((rec.count, g, g)) < keep
+            writer.add_slide(rec.slide_id, source.read_slide(i) * masks[:, None], masks=masks)
+    rows = []
+    for name, location in (('no holes', store), ('holes', tmp / 'holey')):
+        dataset = RegionFeatureDataset(str(location))
+        order = np.random.default_rng(1).permutation(len(dataset))
+        blocks = np.resize(order, (batches, batch_size))  # the permutation, repeated
+        dataset.__getitems__(blocks[0])  # open the maps
+        start = time.perf_counter()
+        for block in blocks:
+            dataset.__getitems__(block)
+        seconds = (time.perf_counter() - start) / batches
+        rows.append(dict(store=name, masks_read=dataset.has_holes, batch_size=batch_size,
+                         batch_ms=1e3 * seconds))
+    for r in rows:
+        r['ratio_vs_no_holes'] = r['batch_ms'] / rows[0]['batch_ms']
+    return rows
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -267,6 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help='more batch sizes to time (default 8 16 on CPU, 64 256 on GPU)')
     parser.add_argument('--sweep-paths', nargs='+', default=['naive', 'ours', 'ours+bf16'])
     parser.add_argument('--no-probe', action='store_true', help='skip the memory probes')
+    parser.add_argument('--mask-keep', type=float, default=0.7,
+                        help='fraction of cells present in the masked-vs-unmasked rows')
     parser.add_argument('--probe', metavar='PATH', help=argparse.SUPPRESS)
     parser.add_argument('--store', help=argparse.SUPPRESS)
     parser.add_argument('--out', default=str(ROOT / 'benchmarks/results/train_step.json'))
@@ -301,6 +375,17 @@ def print_rows(rows: list[dict], args, peaks: dict) -> None:
               f"{100 * r['mfu']:>5.1f}% {rss:>7} {dev:>7}")
 
 
+def print_mask_rows(masks: dict) -> None:
+    print(f"\n{'masks (ViT-4K, same batch)':<28} {'step s':>8} {'regions/s':>10} "
+          f"{'x unmasked':>11} {'cells present':>14}")
+    for r in masks['step']:
+        print(f"{r['variant']:<28} {r['step_s']:>8.3f} {r['regions_per_s']:>10.2f} "
+              f"{r['ratio_vs_unmasked']:>11.2f} {r['cells_present']:>14.2f}")
+    print(f"{'loader batch read':<28} {'ms':>8} {'x no holes':>11}")
+    for r in masks['loader']:
+        print(f"{r['store']:<28} {r['batch_ms']:>8.2f} {r['ratio_vs_no_holes']:>11.2f}")
+
+
 def main() -> None:
     args = build_parser().parse_args()
     resolve_defaults(args)
@@ -321,6 +406,9 @@ def main() -> None:
         sweep = [r for b in args.sweep
                  for r in run_paths(args.sweep_paths, args, dataset, b, max(2, args.steps // 2))]
         sweep += [r for r in rows if r['path'] in args.sweep_paths]
+        masks = dict(step=mask_step_rows(args, dataset, args.batch_size, args.steps),
+                     loader=mask_loader_rows(store, Path(tmp), args.batch_size,
+                                             args.mask_keep))
         if not args.no_probe:
             for r in rows:
                 r.update(probe_in_subprocess(r['path'], args, store))
@@ -336,10 +424,11 @@ def main() -> None:
     gpu = torch.cuda.get_device_name(device) if device.type == 'cuda' else None
     out.write_text(json.dumps(dict(machine=platform.node(), processor=platform.processor(),
                                    device=args.device, gpu=gpu, config=vars(args),
-                                   matmul_peak_gflops=peaks, rows=rows,
+                                   matmul_peak_gflops=peaks, rows=rows, masks=masks,
                                    batch_sweep=[{k: r[k] for k in SWEEP_KEYS} for r in sorted(
                                        sweep, key=lambda r: (r['path'], r['batch_size']))]),
                               indent=1))
+    print_mask_rows(masks)
     print(f'wrote {out}')
 
 

@@ -41,6 +41,11 @@ def test_train_step_rows_have_throughput_memory_and_sweep(tmp_path):
     # The sweep holds every (path, batch) pair, the main batch size included.
     assert {(r['path'], r['batch_size']) for r in result['batch_sweep']} == {
         (p, b) for p in ('naive', 'ours') for b in (2, 4)}
+    # Masked vs unmasked on the same batch; the loader reads masks only with holes.
+    steps = {r['variant']: r for r in result['masks']['step']}
+    assert set(steps) == {'unmasked', 'masked'} and steps['masked']['cells_present'] < 1
+    assert all(r['step_s'] > 0 for r in steps.values())
+    assert [r['masks_read'] for r in result['masks']['loader']] == [False, True]
 
 
 @pytest.mark.skipif(shutil.which('redis-server') is None, reason='needs redis-server')

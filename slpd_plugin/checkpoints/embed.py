@@ -19,7 +19,8 @@ from slpd_plugin.prototypes.settings import REFRESH_CROP
 
 @torch.no_grad()
 def embed_grids(model: nn.Module, grids: Tensor, crop: int | None = REFRESH_CROP,
-                output: str = 'z', encoder: str = 'teacher') -> Tensor:
+                output: str = 'z', encoder: str = 'teacher',
+                masks: Tensor | None = None) -> Tensor:
     """Embed a batch of region grids with one encoder of an SLPD model, in eval mode.
 
     The encoder is put in eval mode for the pass and restored to its previous mode after.
@@ -32,6 +33,10 @@ def embed_grids(model: nn.Module, grids: Tensor, crop: int | None = REFRESH_CROP
         output: ``'z'`` (normalised head bottleneck, the prototype space) or ``'cls'``
             (backbone output). Defaults to 'z'.
         encoder: ``'teacher'`` or ``'student'``. Defaults to 'teacher'.
+        masks: Tissue masks ``(B, G, G)`` bool (True = patch present), centre-cropped
+            with the grids and passed to a backbone that accepts masks; None (default)
+            = every cell present. Callers pass them when the store has holes
+            (:attr:`FeatureStore.has_holes`), as the training dataset does.
 
     Returns:
         float32 embeddings ``(B, D)`` on the grids' device.
@@ -48,6 +53,7 @@ def embed_grids(model: nn.Module, grids: Tensor, crop: int | None = REFRESH_CROP
         grids = grids.float()  # (B, C, G, G); stored as float16
         if crop is not None:
             grids = center_crop(grids, crop)  # (B, C, crop, crop)
-        return model.embed(grids, encoder=encoder, output=output).float()
+            masks = None if masks is None else center_crop(masks, crop)  # (B, crop, crop)
+        return model.embed(grids, encoder=encoder, output=output, masks=masks).float()
     finally:
         net.train(was_training)

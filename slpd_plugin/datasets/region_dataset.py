@@ -34,11 +34,19 @@ def finite_rows(grids: np.ndarray) -> np.ndarray:
 class RegionFeatureDataset(Dataset):
     """Every region of every slide of a store, one sample per region.
 
-    A sample is ``dict(inputs=grid, data_samples=dict(index, slide_index, region_index))``
-    with ``grid`` a ``(C, G, G)`` tensor in the store's dtype (float16 by default: the
-    data preprocessor converts on the training device, which is far cheaper than on
-    CPU workers). ``index`` is the region's global index, ``slide_index`` its slide's
+    A sample is ``dict(inputs=grid, masks=mask, data_samples=dict(index, slide_index,
+    region_index))`` with ``grid`` a ``(C, G, G)`` tensor in the store's dtype (float16
+    by default: the data preprocessor converts on the training device, which is far
+    cheaper than on CPU workers) and ``mask`` the region's ``(G, G)`` bool tissue mask
+    (True where a patch is present). ``masks`` is left out when the store has no holes
+    (:attr:`has_holes`): the model then takes the unmasked path, exactly as for a store
+    without masks. ``index`` is the region's global index, ``slide_index`` its slide's
     position in the store, ``region_index`` its position within the slide.
+
+    Example:
+        >>> sample = RegionFeatureDataset('data/uni_store')[0]
+        >>> sample['inputs'].shape, sample['masks'].shape  # a store with holes
+        (torch.Size([1024, 16, 16]), torch.Size([16, 16]))
 
     :meth:`__getitems__` fetches a whole batch in one store request (one gather from the
     memmap, one round trip to Redis); torch's DataLoader uses it automatically.
@@ -65,12 +73,13 @@ class RegionFeatureDataset(Dataset):
                 f'set it to {self.store.channels} or use a store of {channels}-d features')
         self.slide_index = self.store.region_slide_index()
         self.region_index = self.store.region_index_in_slide()
+        self.has_holes = self.store.has_holes
         self.store.close()  # opened again lazily in each worker process
 
     @property
     def metainfo(self) -> dict:
         return dict(store=self.location, num_slides=self.num_slides,
-                    num_regions=len(self), channels=self.channels)
+                    num_regions=len(self), channels=self.channels, has_holes=self.has_holes)
 
     @property
     def slide_ids(self) -> list[str]:
@@ -100,10 +109,15 @@ class RegionFeatureDataset(Dataset):
             raise StoreError(f'{self.location}: region {self.region_index[i]} of slide '
                              f'{slide!r} (global index {i}) has NaN/Inf values')
         tensor = torch.from_numpy(np.ascontiguousarray(grids))
-        return [dict(inputs=tensor[k],
-                     data_samples=dict(index=int(i), slide_index=int(self.slide_index[i]),
-                                       region_index=int(self.region_index[i])))
-                for k, i in enumerate(indices)]
+        samples = [dict(inputs=tensor[k],
+                        data_samples=dict(index=int(i), slide_index=int(self.slide_index[i]),
+                                          region_index=int(self.region_index[i])))
+                   for k, i in enumerate(indices)]
+        if self.has_holes:
+            masks = torch.from_numpy(self.store.read_masks(indices))  # (b, G, G) bool
+            for sample, mask in zip(samples, masks):
+                sample['masks'] = mask
+        return samples
 
     def __repr__(self) -> str:
         return f'RegionFeatureDataset({self.store!r})'

@@ -16,7 +16,9 @@ config variables such as ``max_epochs``), (b) every component's keys against its
 class's signature (following ``**kwargs`` up the class hierarchy) and its ``type``
 against the registry, (c) values whose parameter is annotated with ``int``, ``float``,
 ``str`` or ``bool`` (or a union of them with None), (d) settings that cannot work
-together: ``PrototypeHook(embedding='cls')`` with a prototype head.
+together: ``PrototypeHook(embedding='cls')`` with a prototype head, and a dataset
+store with holes (:meth:`~slpd_plugin.datasets.stores.FeatureStore.missing_cells`) under
+a backbone that does not accept masks (no ``accepts_masks = True``).
 
 Checkpoints of another architecture are refused by
 :func:`slpd_plugin.engine.checkpoint_check.check_checkpoint_shapes`.
@@ -35,6 +37,9 @@ from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
 from slpd_plugin import registry as R
+from slpd_plugin.datasets.stores import open_store
+from slpd_plugin.models.backbones import accepts_masks
+from slpd_plugin.utils.cli import UserError
 
 from .hooks.prototype_hook import CLS_WITH_PROTOTYPE_HEAD
 
@@ -189,6 +194,43 @@ def _prototype_hook_problems(cfg: Config | dict) -> Iterator[str]:
             yield f"{path}.embedding='cls': {CLS_WITH_PROTOTYPE_HEAD}"
 
 
+def _store_with_holes(location: str) -> tuple[str, int] | None:
+    """``(location, missing cells)`` of a store that has holes; None when it has none or
+    cannot be opened (building the dataset reports that, naming the store)."""
+    try:
+        store = open_store(location)
+    except (UserError, OSError):
+        return None
+    try:
+        missing = store.missing_cells()
+    finally:
+        store.close()
+    return (store.location, missing) if missing else None
+
+
+def _mask_problems(cfg: Config | dict) -> Iterator[str]:
+    """A store with holes (a tissue mask with a False cell) under a backbone that does
+    not accept masks: it would train on the zero-filled cells as if they were tissue."""
+    model = cfg.get('model')
+    backbone = model.get('backbone') if isinstance(model, dict) else None
+    kind = backbone.get('type') if isinstance(backbone, dict) else None
+    target = R.MODELS.get(kind) if isinstance(kind, str) else kind
+    if target is None or accepts_masks(target):
+        return
+    name = getattr(target, '__name__', str(kind))
+    for split in ('train', 'val', 'test'):
+        dataset = (cfg.get(f'{split}_dataloader') or {}).get('dataset')
+        location = dataset.get('store') if isinstance(dataset, dict) else None
+        found = _store_with_holes(location) if isinstance(location, str) else None
+        if found:
+            yield (f'{split}_dataloader.dataset.store: {found[0]} has holes ({found[1]} '
+                   f'grid cells without a patch), but model.backbone {name} does not '
+                   f'accept masks (no `accepts_masks = True`), so it would read the '
+                   f'zero-filled cells as tissue; use a backbone that takes masks (ViT4K, '
+                   f'PooledMLP), give {name} `accepts_masks = True` and a '
+                   f'`forward(x, mask=None)`, or ingest again with --min-tissue 1')
+
+
 def _as_list(value: Any) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
@@ -226,6 +268,7 @@ def config_problems(cfg: Config | dict) -> list[str]:
     problems += _check_component('log_processor', cfg.get('log_processor'),
                                  R.LOG_PROCESSORS, 'LogProcessor')
     problems += _prototype_hook_problems(cfg)
+    problems += _mask_problems(cfg)
     return problems
 
 

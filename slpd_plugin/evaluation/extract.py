@@ -48,18 +48,23 @@ TABLE_FILE, META_FILE, COORDS_DIR = 'slide_embeddings.npz', 'extraction.json', '
 
 
 class _Chunks(Dataset):
-    """Consecutive blocks of regions ``[lo, hi)``, read in one store request each."""
+    """Consecutive blocks of regions ``[lo, hi)``, read in one store request each:
+    ``{'inputs': (b, C, G, G)}``, plus ``'masks'`` ``(b, G, G)`` when the store has holes."""
 
     def __init__(self, store: FeatureStore, batch_size: int) -> None:
         self.store = store
+        self.has_holes = store.has_holes
         self.bounds = list(range(0, store.num_regions, batch_size)) + [store.num_regions]
 
     def __len__(self) -> int:
         return len(self.bounds) - 1
 
-    def __getitem__(self, i: int) -> torch.Tensor:
-        lo, hi = self.bounds[i], self.bounds[i + 1]
-        return torch.from_numpy(np.ascontiguousarray(self.store.read(np.arange(lo, hi))))
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        block = np.arange(self.bounds[i], self.bounds[i + 1])
+        chunk = dict(inputs=torch.from_numpy(np.ascontiguousarray(self.store.read(block))))
+        if self.has_holes:
+            chunk['masks'] = torch.from_numpy(self.store.read_masks(block))
+        return chunk
 
 
 @torch.no_grad()
@@ -84,16 +89,19 @@ def embed_store(model: nn.Module, store: FeatureStore, encoder: str = 'teacher',
     """
     if crop not in CROPS:
         raise ValueError(f'crop must be one of {tuple(CROPS)}, got {crop!r}')
+    chunks = _Chunks(store, batch_size)
     store.close()  # reopened lazily in whichever process reads
-    loader = DataLoader(_Chunks(store, batch_size), batch_size=None,
+    loader = DataLoader(chunks, batch_size=None,
                         num_workers=num_workers, pin_memory=device.startswith('cuda'))
     counts = [rec.count for rec in store.slides]
     slide, buffer, buffered = 0, [], 0
     bar = progress_bar(total=store.num_regions, unit='region', desc='embedding',
                        disable=not progress)
-    for grids in loader:
-        grids = grids.to(device, non_blocking=True)  # (B, C, G, G)
-        buffer.append(embed_grids(model, grids, CROPS[crop], 'cls', encoder).cpu())
+    for chunk in loader:
+        grids = chunk['inputs'].to(device, non_blocking=True)  # (B, C, G, G)
+        masks = chunk.get('masks')  # (B, G, G) bool, from a store with holes
+        masks = None if masks is None else masks.to(device, non_blocking=True)
+        buffer.append(embed_grids(model, grids, CROPS[crop], 'cls', encoder, masks).cpu())
         buffered += len(grids)
         bar.update(len(grids))
         while slide < len(counts) and buffered >= counts[slide]:

@@ -36,6 +36,8 @@ def embed_regions(model: torch.nn.Module, store: FeatureStore, indices: np.ndarr
     device = next(model.parameters()).device
     chunks = []
     for start in range(0, len(indices), batch_size):
-        grids = torch.from_numpy(np.asarray(store.read(indices[start:start + batch_size])))
-        chunks.append(embed_grids(model, grids.to(device), crop, output).cpu())
+        block = indices[start:start + batch_size]
+        grids = torch.from_numpy(np.asarray(store.read(block)))
+        masks = torch.from_numpy(store.read_masks(block)).to(device) if store.has_holes else None
+        chunks.append(embed_grids(model, grids.to(device), crop, output, masks=masks).cpu())
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, 0), np.float32)

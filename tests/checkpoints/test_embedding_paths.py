@@ -4,9 +4,12 @@ projections (visualization), for one checkpoint and one store; and the runner, t
 and extraction read that checkpoint through the same loader."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from slpd_plugin.checkpoints import (
@@ -25,20 +28,20 @@ from slpd_plugin.evaluation.extract import embed_store
 from slpd_plugin.prototypes import REFRESH_DEFAULTS
 from slpd_plugin.registry import MODELS
 from slpd_plugin.visualization import embed_regions
-from tests.utils import TINY_CONFIG
+from tests.mask_stores import holey_slides, write_holey_store
+from tests.utils import ROOT, TINY_CONFIG
+
+MASKS_CONFIG = ROOT / 'tests' / 'configs' / 'tiny_slpd_masks.py'
 
 BATCH = 4  # the same batches on every path, so the sums run in the same order
 
 
-@pytest.fixture(scope='module')
-def run(tmp_path_factory) -> dict:
+def make_run(root, config, store) -> dict:
     """A tiny model whose teacher differs from its student, saved as tools/train.py
     does (state_dict, the config's text, the store), and a real runner of its config."""
-    root = tmp_path_factory.mktemp('paths')
-    store = root / 'store'
-    cfg = prepare_config(str(TINY_CONFIG), work_dir=str(root / 'work'),
+    cfg = prepare_config(str(config), work_dir=str(root / 'work'),
                          cfg_options={'train_dataloader.dataset.store': str(store)})
-    ensure_synthetic_store(store, **cfg.train_dataloader.dataset.generate)
+    torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
     with torch.no_grad():
@@ -55,6 +58,25 @@ def run(tmp_path_factory) -> dict:
     return dict(store=store, config=config, ckpt=ckpt, runner=runner)
 
 
+@pytest.fixture(scope='module')
+def run(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp('paths')
+    store = root / 'store'
+    generate = Config.fromfile(TINY_CONFIG).train_dataloader.dataset.generate
+    ensure_synthetic_store(store, **generate)
+    return make_run(root, TINY_CONFIG, store)
+
+
+@pytest.fixture(scope='module')
+def holey_run(tmp_path_factory) -> dict:
+    """The same on a store with holes, whose missing cells hold large values."""
+    root = tmp_path_factory.mktemp('holey_paths')
+    slides = holey_slides(num_slides=3, regions=5, channels=32)
+    store = Path(write_holey_store(root / 'store', slides, fill=50.0))
+    write_holey_store(root / 'zeros', slides)  # the same regions, zeros in the holes
+    return make_run(root, MASKS_CONFIG, store)
+
+
 def refresh_embeddings(runner, embedding: str) -> torch.Tensor:
     hook = PrototypeHook(embedding=embedding, batch_size=BATCH, num_workers=0)
     n = len(runner.train_dataloader.dataset)
@@ -66,6 +88,28 @@ def model_dims(run) -> int:
 
 
 def test_refresh_extraction_and_projection_embed_alike(run):
+    assert_paths_embed_alike(run)
+
+
+def test_paths_embed_alike_with_masks_on_a_store_with_holes(holey_run):
+    """Every path passes the masks: the same embeddings on all paths, the same as with
+    zeros in the holes, and not those of the model that ignores the masks."""
+    refresh = assert_paths_embed_alike(holey_run)
+    store = open_store(holey_run['store'])
+    zeros = open_store(holey_run['store'].parent / 'zeros')
+    assert store.has_holes
+    model = load_encoder(holey_run['config'], holey_run['ckpt'])
+    on_zeros = torch.cat([feats for _, feats in embed_store(
+        model, zeros, crop='center', batch_size=BATCH, progress=False)])
+    assert torch.equal(on_zeros, refresh)  # what the holes hold changes nothing
+    grids = torch.from_numpy(np.asarray(store.read(np.arange(BATCH))))
+    unmasked = embed_grids(model, grids, output='cls')
+    assert not torch.allclose(unmasked, refresh[:BATCH], atol=1e-3)
+
+
+def assert_paths_embed_alike(run) -> torch.Tensor:
+    """Refresh, extraction's centre crop and the projections agree bit for bit; returns
+    the refresh's ``cls`` embeddings."""
     store = open_store(run['store'])
     n = store.num_regions
     refresh = refresh_embeddings(run['runner'], 'cls')  # (N, E)
@@ -87,6 +131,7 @@ def test_refresh_extraction_and_projection_embed_alike(run):
         load_encoder(run['config'], run['ckpt']), store, crop='full', batch_size=BATCH,
         progress=False)])
     assert not torch.allclose(full, extracted)  # the crop option still means something
+    return refresh
 
 
 def test_embed_grids_uses_eval_mode_and_restores_the_mode(run):

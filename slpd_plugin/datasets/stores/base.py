@@ -24,6 +24,7 @@ from slpd_plugin.utils.cli import UserError
 GRID_SIZE = 16
 MANIFEST_VERSION = 1
 STORE_DTYPES = ('float16', 'float32')
+MASK_SCAN_REGIONS = 65536  # regions per read when masks are counted
 
 
 class StoreError(UserError, RuntimeError):
@@ -90,6 +91,7 @@ class FeatureStore(ABC):
         channels: ``C``, the feature dimension of each grid cell.
         dtype: The dtype grids are stored in (``float16`` or ``float32``).
         grid_size: ``G``.
+        has_masks: Whether the store holds masks (False: every cell reads as present).
     """
 
     location: str
@@ -97,6 +99,8 @@ class FeatureStore(ABC):
     channels: int
     dtype: np.dtype
     grid_size: int
+    has_masks: bool = False
+    _missing_cells: int | None = None  # filled by missing_cells()
 
     @abstractmethod
     def read(self, indices: Sequence[int]) -> np.ndarray:
@@ -157,6 +161,34 @@ class FeatureStore(ABC):
         """
         n = len(np.asarray(indices).reshape(-1))
         return np.ones((n, self.grid_size, self.grid_size), dtype=bool)
+
+    def missing_cells(self) -> int:
+        """Cells of all regions that hold no patch (False in the masks), computed once.
+
+        Free for stores without masks (0) and for patch-feature stores, whose manifest
+        records each slide's ``patches_in_regions`` (``count * G² - patches_in_regions``
+        cells are missing); otherwise the masks are read once, in blocks of
+        :data:`MASK_SCAN_REGIONS` regions.
+        """
+        if self._missing_cells is None:
+            self._missing_cells = self._count_missing_cells()
+        return self._missing_cells
+
+    @property
+    def has_holes(self) -> bool:
+        """Whether any region misses a patch (see :meth:`missing_cells`)."""
+        return self.missing_cells() > 0
+
+    def _count_missing_cells(self) -> int:
+        if not self.has_masks:
+            return 0
+        cells = self.grid_size ** 2
+        if all(s.source and 'patches_in_regions' in s.source for s in self.slides):
+            return sum(s.count * cells - int(s.source['patches_in_regions'])
+                       for s in self.slides)
+        n = self.num_regions
+        return sum(int((~self.read_masks(np.arange(lo, min(lo + MASK_SCAN_REGIONS, n)))).sum())
+                   for lo in range(0, n, MASK_SCAN_REGIONS))
 
     @property
     def provenance(self) -> dict | None:

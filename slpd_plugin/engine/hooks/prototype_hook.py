@@ -167,8 +167,10 @@ class PrototypeHook(Hook):
         chunks = []
         for batch in progress_bar(loader, desc='prototype refresh: embedding',
                                   disable=rank != 0, unit='batch', mininterval=5):
+            masks = batch.get('masks')  # (b, G, G), from a store with holes
             chunks.append(embed_grids(model, batch['inputs'].to(device), self.crop,
-                                      self.embedding))
+                                      self.embedding,
+                                      masks=None if masks is None else masks.to(device)))
         dim = (model.student.head.bottleneck_dims if self.embedding == 'z'
                else model.student.backbone.embed_dims)
         local = torch.cat(chunks) if chunks else torch.zeros(0, dim, device=device)

@@ -6,6 +6,8 @@ Letters: ``B`` regions in the batch, ``V`` student views, ``Vg`` global views,
 Data path of one step (docs/algorithm.md, first table)::
 
     grids (B, C, 16, 16) --preprocessor--> Vg global + V-Vg local views
+    (masks (B, 16, 16), when the store has holes, are cropped alike and passed with
+    each view to backbones that accept masks)
     teacher(global views)  -> z_t (Vg*B, Z) -> logits_t (Vg, B, P)
     student(all views)     ->                  logits_s (V, B, P)
     loss_dino = DINOLoss(logits_t, logits_s)
@@ -23,6 +25,7 @@ from torch import Tensor, nn
 from slpd_plugin.registry import MODELS
 from slpd_plugin.utils.weights import CheckpointError, load_backbone_weights
 
+from ..backbones import accepts_masks
 from ..losses import merged_center_updates
 from .teacher import disable_stochastic_layers, teacher_backbone_cfg
 
@@ -53,15 +56,23 @@ def _split_pretrained(backbone: dict) -> tuple[dict, dict | None]:
     return cfg, dict(pretrained[0])
 
 
-def _split_by_size(views: list[Tensor]) -> list[list[Tensor]]:
-    """Group consecutive views of the same spatial size (one forward pass per group)."""
-    groups: list[list[Tensor]] = []
-    for v in views:
-        if groups and groups[-1][0].shape[-2:] == v.shape[-2:]:
-            groups[-1].append(v)
+def _split_by_size(views: list[Tensor]) -> list[list[int]]:
+    """Positions of consecutive views of the same spatial size (one forward pass per
+    group)."""
+    groups: list[list[int]] = []
+    for k, v in enumerate(views):
+        if groups and views[groups[-1][0]].shape[-2:] == v.shape[-2:]:
+            groups[-1].append(k)
         else:
-            groups.append([v])
+            groups.append([k])
     return groups
+
+
+def _run_backbone(net: nn.Module, grids: Tensor, mask: Tensor | None) -> Tensor:
+    """``net(grids)``, with the tissue mask when there is one and ``net`` accepts masks."""
+    if mask is None or not accepts_masks(net):
+        return net(grids)
+    return net(grids, mask=mask)
 
 
 @MODELS.register_module()
@@ -78,7 +89,10 @@ class SLPD(BaseModel):
 
     Args:
         backbone: Config of the region encoder, ``(B, C, H, W) -> (B, E)``; must expose
-            ``embed_dims``. Its ``init_cfg=dict(type='Pretrained', checkpoint=PATH)``
+            ``embed_dims``. A backbone with ``accepts_masks = True`` is called as
+            ``backbone(x, mask=(B, H, W) bool)`` when the batch carries tissue masks;
+            others are called without them (:mod:`..backbones.masks`). Its
+            ``init_cfg=dict(type='Pretrained', checkpoint=PATH)``
             (optional ``prefix``) is loaded weights-only into the student's and the
             teacher's backbone by :meth:`init_weights` (the runner calls it before
             ``load_from``/resume); PATH may be a HIPT/DINO checkpoint (its teacher
@@ -164,17 +178,21 @@ class SLPD(BaseModel):
             self.teacher.load_state_dict(self.student.state_dict())
 
     def forward(self, inputs: Tensor | list[Tensor], data_samples: dict | None = None,
-                mode: str = 'tensor') -> dict[str, Tensor] | Tensor:
+                mode: str = 'tensor', masks: Tensor | list[Tensor] | None = None
+                ) -> dict[str, Tensor] | Tensor:
         """``mode='loss'``: dict of losses for a list of views; ``mode='tensor'``: the
-        teacher backbone's embeddings ``(B, E)`` of a grid batch ``(B, C, H, W)``."""
+        teacher backbone's embeddings ``(B, E)`` of a grid batch ``(B, C, H, W)``.
+        ``masks``: the views' tissue masks (one ``(B, s, s)`` bool per view, or
+        ``(B, H, W)`` for a grid batch) as the data preprocessor returns them, or None."""
         if mode == 'loss':
-            return self.loss(inputs, data_samples)
+            return self.loss(inputs, data_samples, masks)
         if mode == 'tensor':
-            return self.embed(inputs)
+            return self.embed(inputs, masks=masks)
         raise RuntimeError(f'Invalid mode {mode!r}; SLPD supports "loss" and "tensor"')
 
     @torch.no_grad()
-    def embed(self, grids: Tensor, encoder: str = 'teacher', output: str = 'cls') -> Tensor:
+    def embed(self, grids: Tensor, encoder: str = 'teacher', output: str = 'cls',
+              masks: Tensor | None = None) -> Tensor:
         """Embed grids with the teacher (default) or student.
 
         Args:
@@ -182,28 +200,37 @@ class SLPD(BaseModel):
             encoder: ``'teacher'`` or ``'student'``.
             output: ``'cls'`` for the backbone embedding ``(B, E)`` or ``'z'`` for the
                 normalised bottleneck ``(B, Z)``.
+            masks: Tissue masks ``(B, H, W)`` bool (True = patch present), passed to a
+                backbone that accepts masks; None = every cell present.
         """
         if encoder not in ('teacher', 'student') or output not in ('cls', 'z'):
             raise ValueError(f'embed: encoder must be teacher/student and output cls/z, '
                              f'got {encoder!r}, {output!r}')
         net = getattr(self, encoder)
-        feats = net.backbone(grids)
+        feats = _run_backbone(net.backbone, grids, masks)
         return feats if output == 'cls' else net.head.bottleneck(feats)
 
-    def loss(self, inputs: list[Tensor], data_samples: dict | None) -> dict[str, Tensor]:
+    def loss(self, inputs: list[Tensor], data_samples: dict | None,
+             masks: list[Tensor] | None = None) -> dict[str, Tensor]:
+        """Losses of one step; ``masks``: None or one ``(B, s, s)`` mask per view."""
         groups = _split_by_size(inputs)
+
+        def stacked(group: list[int]) -> tuple[Tensor, Tensor | None]:
+            views = torch.cat([inputs[k] for k in group])  # (len(group)*B, C, s, s)
+            return views, None if masks is None else torch.cat([masks[k] for k in group])
+
         num_global = len(groups[0])
-        batch = groups[0][0].shape[0]
+        batch = inputs[0].shape[0]
         with torch.no_grad():
-            t_cls = self.teacher.backbone(torch.cat(groups[0]))  # (Vg*B, E)
+            t_cls = _run_backbone(self.teacher.backbone, *stacked(groups[0]))  # (Vg*B, E)
             t_z = self.teacher.head.bottleneck(t_cls)  # (Vg*B, Z)
             t_logits = self.teacher.head.last_layer(t_z).chunk(num_global)  # Vg x (B, P)
         # Global view 0's teacher embeddings, for PrototypeHook's memory-bank option.
         self.last_teacher_embeddings = dict(cls=t_cls[:batch], z=t_z[:batch])
         s_logits: list[Tensor] = []
-        for views in groups:
-            feats = self.student.backbone(torch.cat(views))
-            s_logits.extend(self.student.head(feats).chunk(len(views)))  # V x (B, P)
+        for group in groups:
+            feats = _run_backbone(self.student.backbone, *stacked(group))
+            s_logits.extend(self.student.head(feats).chunk(len(group)))  # V x (B, P)
         with merged_center_updates():  # every centre's all-reduce in one collective
             losses = dict(loss_dino=self.loss_module(list(t_logits), s_logits,
                                                      teacher_temp=self.teacher_temp))

@@ -10,6 +10,8 @@ from torch import Tensor, nn
 
 from slpd_plugin.registry import MODELS
 
+from .masks import check_mask
+
 
 @MODELS.register_module()
 class PooledMLP(BaseModule):
@@ -21,8 +23,16 @@ class PooledMLP(BaseModule):
         hidden_dims: Hidden dim. Defaults to 256.
 
     Shapes:
-        ``(B, C, H, W) -> (B, E)``.
+        ``(B, C, H, W) -> (B, E)``; with a tissue mask ``(B, H, W)`` bool the mean runs
+        over the present cells only (a grid with none pools to zeros).
+
+    Example:
+        >>> mask = torch.rand(2, 16, 16) > 0.3  # True = a patch is present
+        >>> PooledMLP(in_channels=32)(torch.randn(2, 32, 16, 16), mask=mask).shape
+        torch.Size([2, 128])
     """
+
+    accepts_masks = True
 
     def __init__(self, in_channels: int = 384, embed_dims: int = 128,
                  hidden_dims: int = 256, init_cfg: dict | None = None) -> None:
@@ -32,8 +42,15 @@ class PooledMLP(BaseModule):
         self.mlp = nn.Sequential(nn.Linear(in_channels, hidden_dims), nn.GELU(),
                                  nn.Linear(hidden_dims, embed_dims))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Embed grids ``x`` ``(B, C, H, W)``; ``mask`` ``(B, H, W)`` bool (True = a patch
+        is present) averages over the present cells only, None = all present."""
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f'PooledMLP expects (B, {self.in_channels}, H, W), '
                              f'got {tuple(x.shape)}')
-        return self.mlp(x.mean(dim=(2, 3)))
+        if mask is None:
+            return self.mlp(x.mean(dim=(2, 3)))
+        check_mask(mask, x, 'PooledMLP')
+        kept = x.masked_fill(~mask[:, None], 0.0).sum(dim=(2, 3))  # (B, C)
+        count = mask.sum(dim=(1, 2)).clamp_min(1)[:, None]  # (B, 1); empty grid -> zeros
+        return self.mlp(kept / count)

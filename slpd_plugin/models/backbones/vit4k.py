@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from slpd_plugin.registry import MODELS
 
+from .masks import check_mask
 from .vit_blocks import Block
 
 ARCHS = {
@@ -58,13 +59,21 @@ class ViT4K(BaseModule):
             into the student and the teacher (HIPT checkpoints work as they are).
 
     Shapes:
-        input ``(B, C, H, W)`` -> output ``(B, E)``.
+        input ``(B, C, H, W)`` (and optionally a tissue mask ``(B, H, W)`` bool) ->
+        output ``(B, E)``. Missing cells (mask False) are left out of attention as keys
+        (a key-padding mask; the CLS token is always attended), so the CLS output does
+        not depend on what they hold; an all-True mask gives the unmasked output.
 
     Examples:
         >>> model = ViT4K(arch='xs', in_channels=384)
         >>> model(torch.randn(2, 384, 16, 16)).shape
         torch.Size([2, 192])
+        >>> mask = torch.rand(2, 16, 16) > 0.3
+        >>> model(torch.randn(2, 384, 16, 16), mask=mask).shape
+        torch.Size([2, 192])
     """
+
+    accepts_masks = True
 
     def __init__(self, arch: str | dict = 'xs', in_channels: int = 384,
                  depth: int | None = None, pos_grid_size: int = 14, mlp_ratio: float = 4.0,
@@ -126,15 +135,23 @@ class ViT4K(BaseModule):
         grid_pos = grid_pos.permute(0, 2, 3, 1).reshape(1, height * width, -1)
         return torch.cat([cls_pos, grid_pos], dim=1)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Embed grids ``x`` ``(B, C, H, W)``; ``mask`` ``(B, H, W)`` bool (True = a patch
+        is present) leaves the missing cells out of attention, None = all present."""
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f'ViT4K expects grids of shape (B, {self.in_channels}, H, W), '
                              f'got {tuple(x.shape)}')
         b, _, h, w = x.shape
+        attn_mask = None
+        if mask is not None:
+            check_mask(mask, x, 'ViT4K')
+            x = x.masked_fill(~mask[:, None], 0.0)  # a NaN in a missing cell stays out
+            valid = torch.cat([mask.new_ones(b, 1), mask.flatten(1)], dim=1)  # (B, T), CLS
+            attn_mask = valid[:, None, None, :]  # (B, 1, 1, T) key padding
         tokens = self.phi(x.flatten(2).transpose(1, 2))  # (B, H*W, E), row-major cells
         tokens = torch.cat([self.cls_token.expand(b, -1, -1), tokens], dim=1)
         tokens = tokens + self.interpolate_pos_encoding(h, w)
         for block in self.blocks:
-            tokens = block(tokens)
+            tokens = block(tokens, attn_mask)
         return self.norm(tokens)[:, 0]  # (B, E)
 

@@ -1,0 +1,25 @@
+"""Tissue masks at the backbone interface.
+
+A backbone that takes masks declares it with a class attribute ``accepts_masks = True``
+and a forward ``forward(x (B, C, H, W), mask (B, H, W) bool | None = None) -> (B, E)``:
+True where a grid cell holds a patch, None when every cell does. A backbone without the
+attribute (e.g. one a user registers) is called without masks, and the config check
+refuses a store with holes for it.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def accepts_masks(backbone: nn.Module | type) -> bool:
+    """Whether a backbone (instance or class) declares ``accepts_masks = True``."""
+    return bool(getattr(backbone, 'accepts_masks', False))
+
+
+def check_mask(mask: Tensor, x: Tensor, name: str) -> None:
+    """Refuse a mask that is not bool ``(B, H, W)`` for grids ``x`` ``(B, C, H, W)``."""
+    b, _, h, w = x.shape
+    if mask.dtype != torch.bool or tuple(mask.shape) != (b, h, w):
+        raise ValueError(f'{name} expects a bool mask of shape ({b}, {h}, {w}) for grids '
+                         f'{tuple(x.shape)}, got {mask.dtype} {tuple(mask.shape)}')
