@@ -107,12 +107,26 @@ def synchronize(device: torch.device) -> None:
 
 def matmul_peak(dtype: torch.dtype, device: torch.device, n: int = 2048,
                 seconds: float = 1.5) -> float:
-    """Measured GFLOP/s of a large square matmul (``n`` x 4 on a GPU)."""
-    n = n * 4 if device.type == 'cuda' else n
-    a = torch.randn(n, n, device=device).to(dtype)
-    b = torch.randn(n, n, device=device).to(dtype)
-    a @ b
-    synchronize(device)
+    """Measured GFLOP/s of a large square matmul (``n`` x 4 on a GPU).
+
+    The side doubles from 256 up to ``n`` while one product takes under 0.05 s: a dtype
+    the CPU has no fast kernels for (bf16 on many x86 CPUs) took a minute per product
+    at 2048.
+    """
+    top = n * 4 if device.type == 'cuda' else n
+    n = 256
+    warm = torch.ones(n, n, device=device, dtype=dtype)
+    warm @ warm  # library start-up (cuBLAS handles) out of the sizing
+    while True:
+        a = torch.randn(n, n, device=device).to(dtype)
+        b = torch.randn(n, n, device=device).to(dtype)
+        synchronize(device)
+        start = time.perf_counter()
+        a @ b
+        synchronize(device)
+        if n >= top or time.perf_counter() - start > 0.05:
+            break
+        n *= 2
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         for _ in range(10 if device.type == 'cuda' else 1):

@@ -20,7 +20,8 @@ from torch import Tensor, nn
 
 from slpd_plugin.registry import MODELS
 
-from .vit_blocks import Block
+from .masks import checked_grids
+from .vit_blocks import Block, resolve_arch
 
 _compiling = getattr(torch.compiler, 'is_compiling', lambda: False)  # torch >= 2.3
 
@@ -137,14 +138,7 @@ class ALiBiViT(BaseModule):
                  drop_rate: float = 0.0, drop_path_rate: float = 0.1,
                  attn_impl: str = 'sdpa', init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        if isinstance(arch, str):
-            if arch not in ARCHS:
-                raise ValueError(f'Unknown ALiBiViT arch {arch!r}; choose one of '
-                                 f'{sorted(ARCHS)} or pass a dict')
-            arch = ARCHS[arch]
-        missing = {'embed_dims', 'depth', 'num_heads'} - set(arch)
-        if missing:
-            raise ValueError(f'ALiBiViT arch dict is missing {sorted(missing)}: got {arch}')
+        arch = resolve_arch(ARCHS, arch, 'ALiBiViT')
         self.embed_dims = int(arch['embed_dims'])
         self.in_channels = in_channels
         self.num_heads = int(arch['num_heads'])
@@ -188,16 +182,8 @@ class ALiBiViT(BaseModule):
         return bias.masked_fill(~keys[:, None, None, :], float('-inf'))  # (B, h, T, T)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f'ALiBiViT expects grids of shape (B, {self.in_channels}, H, W), '
-                             f'got {tuple(x.shape)}')
+        x = checked_grids(x, mask, self.in_channels, 'ALiBiViT')
         b, _, h, w = x.shape
-        if mask is not None:
-            if mask.dtype != torch.bool or tuple(mask.shape) != (b, h, w):
-                raise ValueError(f'ALiBiViT expects a bool mask of shape {(b, h, w)} '
-                                 f'(True = patch present) for grids {tuple(x.shape)}, got '
-                                 f'{mask.dtype} {tuple(mask.shape)}')
-            x = x.masked_fill(~mask[:, None], 0)  # holes hold anything: zero them
         tokens = self.phi(x.flatten(2).transpose(1, 2))  # (B, N, E), row-major cells
         tokens = torch.cat([self.cls_token.expand(b, -1, -1), tokens], dim=1)  # (B, T, E)
         bias = self.attention_bias(h, w, x.device, mask).to(tokens.dtype)

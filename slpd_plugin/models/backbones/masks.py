@@ -1,4 +1,4 @@
-"""Tissue masks at the backbone interface.
+"""The backbone interface: feature grids and their tissue masks.
 
 A backbone that takes masks declares it with a class attribute ``accepts_masks = True``
 and a forward ``forward(x (B, C, H, W), mask (B, H, W) bool | None = None) -> (B, E)``:
@@ -23,3 +23,16 @@ def check_mask(mask: Tensor, x: Tensor, name: str) -> None:
     if mask.dtype != torch.bool or tuple(mask.shape) != (b, h, w):
         raise ValueError(f'{name} expects a bool mask of shape ({b}, {h}, {w}) for grids '
                          f'{tuple(x.shape)}, got {mask.dtype} {tuple(mask.shape)}')
+
+
+def checked_grids(x: Tensor, mask: Tensor | None, in_channels: int, name: str) -> Tensor:
+    """Check grids ``x`` ``(B, C, H, W)`` (and ``mask``) for a backbone named ``name``;
+    return them with the missing cells zeroed, so that whatever a hole holds (even NaN)
+    cannot reach the output through ``0 * value``."""
+    if x.dim() != 4 or x.shape[1] != in_channels:
+        raise ValueError(f'{name} expects grids of shape (B, {in_channels}, H, W), '
+                         f'got {tuple(x.shape)}')
+    if mask is None:
+        return x
+    check_mask(mask, x, name)
+    return x.masked_fill(~mask[:, None], 0.0)

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from slpd_plugin.registry import MODELS
 
-from .masks import check_mask
+from .masks import checked_grids
 
 
 @MODELS.register_module()
@@ -45,12 +45,9 @@ class PooledMLP(BaseModule):
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """Embed grids ``x`` ``(B, C, H, W)``; ``mask`` ``(B, H, W)`` bool (True = a patch
         is present) averages over the present cells only, None = all present."""
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f'PooledMLP expects (B, {self.in_channels}, H, W), '
-                             f'got {tuple(x.shape)}')
+        kept = checked_grids(x, mask, self.in_channels, 'PooledMLP')
         if mask is None:
-            return self.mlp(x.mean(dim=(2, 3)))
-        check_mask(mask, x, 'PooledMLP')
-        kept = x.masked_fill(~mask[:, None], 0.0).sum(dim=(2, 3))  # (B, C)
+            return self.mlp(kept.mean(dim=(2, 3)))
+        kept = kept.sum(dim=(2, 3))  # (B, C)
         count = mask.sum(dim=(1, 2)).clamp_min(1)[:, None]  # (B, 1); empty grid -> zeros
         return self.mlp(kept / count)

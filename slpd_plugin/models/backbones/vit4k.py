@@ -17,8 +17,8 @@ from torch import Tensor, nn
 
 from slpd_plugin.registry import MODELS
 
-from .masks import check_mask
-from .vit_blocks import Block
+from .masks import checked_grids
+from .vit_blocks import Block, resolve_arch
 
 ARCHS = {
     # HIPT's vit4k_xs.
@@ -80,14 +80,7 @@ class ViT4K(BaseModule):
                  drop_rate: float = 0.0, drop_path_rate: float = 0.1,
                  attn_impl: str = 'sdpa', init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        if isinstance(arch, str):
-            if arch not in ARCHS:
-                raise ValueError(f'Unknown ViT4K arch {arch!r}; choose one of '
-                                 f'{sorted(ARCHS)} or pass a dict')
-            arch = ARCHS[arch]
-        missing = {'embed_dims', 'depth', 'num_heads'} - set(arch)
-        if missing:
-            raise ValueError(f'ViT4K arch dict is missing {sorted(missing)}: got {arch}')
+        arch = resolve_arch(ARCHS, arch, 'ViT4K')
         self.embed_dims = int(arch['embed_dims'])
         self.in_channels = in_channels
         self.pos_grid_size = pos_grid_size
@@ -138,14 +131,10 @@ class ViT4K(BaseModule):
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """Embed grids ``x`` ``(B, C, H, W)``; ``mask`` ``(B, H, W)`` bool (True = a patch
         is present) leaves the missing cells out of attention, None = all present."""
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f'ViT4K expects grids of shape (B, {self.in_channels}, H, W), '
-                             f'got {tuple(x.shape)}')
+        x = checked_grids(x, mask, self.in_channels, 'ViT4K')
         b, _, h, w = x.shape
         attn_mask = None
         if mask is not None:
-            check_mask(mask, x, 'ViT4K')
-            x = x.masked_fill(~mask[:, None], 0.0)  # a NaN in a missing cell stays out
             valid = torch.cat([mask.new_ones(b, 1), mask.flatten(1)], dim=1)  # (B, T), CLS
             attn_mask = valid[:, None, None, :]  # (B, 1, 1, T) key padding
         tokens = self.phi(x.flatten(2).transpose(1, 2))  # (B, H*W, E), row-major cells

@@ -11,6 +11,19 @@ from torch import Tensor, nn
 ATTN_IMPLS = ('sdpa', 'math')
 
 
+def resolve_arch(presets: dict[str, dict], arch: str | dict, name: str) -> dict:
+    """A preset's ``embed_dims``/``depth``/``num_heads`` by name, or a given dict checked."""
+    if isinstance(arch, str):
+        if arch not in presets:
+            raise ValueError(f'Unknown {name} arch {arch!r}; choose one of '
+                             f'{sorted(presets)} or pass a dict')
+        arch = presets[arch]
+    missing = {'embed_dims', 'depth', 'num_heads'} - set(arch)
+    if missing:
+        raise ValueError(f'{name} arch dict is missing {sorted(missing)}: got {arch}')
+    return arch
+
+
 def math_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None) -> Tensor:
     """Explicit ``softmax(q k^T / sqrt(d) + bias) v`` on ``(B, h, T, d)`` tensors.
 
@@ -107,4 +120,4 @@ class Block(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
-__all__ = ['Attention', 'Block', 'DropPath', 'Mlp', 'math_attention']
+__all__ = ['Attention', 'Block', 'DropPath', 'Mlp', 'math_attention', 'resolve_arch']
