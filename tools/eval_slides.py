@@ -40,6 +40,7 @@ from slpd_plugin.evaluation import (  # noqa: E402
 from slpd_plugin.evaluation.cohort import select_cohort  # noqa: E402
 from slpd_plugin.evaluation.fewshot import DEFAULT_SHOTS  # noqa: E402
 from slpd_plugin.evaluation.jobs import run_fewshot, run_retrieval, run_survival  # noqa: E402
+from slpd_plugin.evaluation.statistics import classification_cis  # noqa: E402
 from slpd_plugin.evaluation.survival import CoxConfig  # noqa: E402
 from slpd_plugin.evaluation.survival_data import load_survival_labels, load_survival_splits  # noqa: E402
 from slpd_plugin.utils.cli import ToolParser, UsageError, run_tool  # noqa: E402
@@ -139,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
                           '(default: 0)')
     run.add_argument('--roc', choices=('all', 'mean', 'none'), default='all',
                      help='ROC PNGs: per split and mean, mean only, or none (default: all)')
+    run.add_argument('--bootstrap', type=int, default=1000, metavar='B',
+                     help='bootstrap resamples of the test slides for the 95%% CIs of the '
+                          'test AUC and balanced accuracy; 0 = none (default: 1000)')
 
     parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -305,6 +309,8 @@ def validate(args: argparse.Namespace) -> None:
                              f'{args.weight_decay}')
         if args.device.startswith('cuda') and not torch.cuda.is_available():
             raise UsageError(f'--device {args.device}: CUDA is not available')
+    if args.bootstrap < 0:
+        raise UsageError(f'--bootstrap must be >= 0, got {args.bootstrap}')
     if getattr(args, 'C', None) is not None and not args.C > 0:
         raise UsageError(f'--C must be > 0, got {args.C}')
 
@@ -346,6 +352,8 @@ def run(args: argparse.Namespace) -> int:
         'missing_embeddings': missing.as_dict(),
         'unlabelled_split_ids': {'count': len(unlabelled), 'first': sorted(unlabelled)[:5]},
     }
+    cis = classification_cis(result, args.bootstrap, args.seed) if args.bootstrap else {}
+    extra['bootstrap'] = {name: ci.as_dict() for name, ci in cis.items()}
     write_summary_csv(result, out / 'summary.csv')
     write_json(result, out / 'results.json', extra)
     write_predictions(result, out / 'predictions.csv')
@@ -357,6 +365,9 @@ def run(args: argparse.Namespace) -> int:
              f'{num_evaluated}/{len(wanted)} labelled split slides with embeddings, '
              f'{missing.count} missing')
     print(format_table(result, title))
+    for name, ci in cis.items():
+        print(f'{name}: fold mean {ci} (95 % bootstrap CI, {ci.num_resamples} resamples '
+              'of the test slides)')
     print(f'wrote {out}/summary.csv, results.json, predictions.csv and {len(pngs)} ROC PNG(s)')
     return 0
 
