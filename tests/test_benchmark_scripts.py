@@ -68,3 +68,20 @@ def test_ingest_patches_rows_have_rate_and_memory(tmp_path):
     (row,) = result['rows']
     assert row['patches'] == 3000 and row['regions'] > 0 and row['dim'] == 16
     assert row['patches_per_s'] > 0 and row['peak_rss_mb'] >= 0
+
+
+def test_eval_protocols_runs_every_protocol_and_checks_its_budget(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / 'benchmarks' / 'eval_protocols.py'),
+                           '--quick', '--out', str(tmp_path / 'ev.json')], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / 'ev.json').read_text())
+    assert result['num_slides'] == 40 and result['mil_epochs'] == 1
+    assert [r['protocol'] for r in result['rows']] == [
+        'knn', 'linear', 'mil', 'fewshot', 'retrieval', 'survival cox', 'survival mil']
+    assert all(r['cpu_s'] >= 0 and r['wall_s'] > 0 for r in result['rows'])
+    total = sum(r['cpu_s'] for r in result['rows']) / 60
+    assert result['total_cpu_min'] == pytest.approx(total, abs=0.01)
+    assert result['within_budget'] == (total <= result['budget_cpu_min'])
+    assert result['load_average_1min']['end'] >= 0
+    assert ('PASS' if result['within_budget'] else 'FAIL') in proc.stdout

@@ -3,9 +3,11 @@ survival, few-shot, retrieval).
 
 knn/linear/mil write, under --out: summary.csv (HIPT's layout), results.json (per-split
 metrics, mean ± std, counts of missing slides), predictions.csv (test probabilities) and
-ROC curves (roc_fold{k}.png, roc_mean.png). survival/fewshot/retrieval take one or more
+ROC curves (roc_fold{k}.png, roc_mean.png), with 95% bootstrap CIs of the test AUC and
+balanced accuracy in results.json. survival/fewshot/retrieval take one or more
 --embeddings [NAME=]DIR and write summary.csv and results.json per set (plus
-comparison.md for several sets). See docs/evaluation.md.
+comparison.md for several sets). report runs every protocol on several sets and the
+raw-feature baselines and writes one report.md. See docs/evaluation.md.
 """
 from __future__ import annotations
 
@@ -38,8 +40,14 @@ from slpd_plugin.evaluation import (  # noqa: E402
     write_summary_csv,
 )
 from slpd_plugin.evaluation.cohort import select_cohort  # noqa: E402
+from slpd_plugin.evaluation.comparison_report import (  # noqa: E402
+    REPORT_PROTOCOLS,
+    SurvivalInputs,
+    run_report,
+)
 from slpd_plugin.evaluation.fewshot import DEFAULT_SHOTS  # noqa: E402
 from slpd_plugin.evaluation.jobs import run_fewshot, run_retrieval, run_survival  # noqa: E402
+from slpd_plugin.evaluation.statistics import classification_cis  # noqa: E402
 from slpd_plugin.evaluation.survival import CoxConfig  # noqa: E402
 from slpd_plugin.evaluation.survival_data import load_survival_labels, load_survival_splits  # noqa: E402
 from slpd_plugin.utils.cli import ToolParser, UsageError, run_tool  # noqa: E402
@@ -71,6 +79,15 @@ examples:
   python tools/eval_slides.py fewshot --task tcga_lung \
       --embeddings titan=job/slide_features_titan ...
   python tools/eval_slides.py retrieval --task tcga_lung --embeddings emb_slpd ...
+
+  # one report: two embedding sets, the raw-feature baselines of the store, survival
+  python tools/eval_slides.py report --task tcga_brca --embeddings slpd=emb_slpd \
+      --embeddings dino4k=emb_dino --store data/tcga_brca_store \
+      --csv ../shared/data/hipt/tcga_brca_subset.csv \
+      --splits ../shared/data/hipt/splits/10foldcv_subtype/tcga_brca \
+      --survival-csv ../shared/data/hipt/tcga_brca_subset.csv \
+      --survival-splits ../shared/data/hipt/splits/survival_5foldcv/tcga_brca \
+      --out results/report_brca
 
   # any CSV with a label column (classes numbered in sorted order, or given explicitly)
   python tools/eval_slides.py knn --label-col label --label-map "neg:0,pos:1" \\
@@ -139,11 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
                           '(default: 0)')
     run.add_argument('--roc', choices=('all', 'mean', 'none'), default='all',
                      help='ROC PNGs: per split and mean, mean only, or none (default: all)')
+    run.add_argument('--bootstrap', type=int, default=1000, metavar='B',
+                     help='bootstrap resamples of the test slides for the 95%% CIs of the '
+                          'test AUC and balanced accuracy; 0 = none (default: 1000)')
 
     parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest='protocol', required=True,
-                                metavar='{knn,linear,mil,survival,fewshot,retrieval}')
+                                metavar='{knn,linear,mil,survival,fewshot,retrieval,report}')
     sub.add_parser('knn', parents=[common], epilog=EXAMPLES,
                    formatter_class=argparse.RawDescriptionHelpFormatter,
                    help="HIPT's protocol: sklearn KNeighborsClassifier() defaults (k=5)",
@@ -209,10 +229,40 @@ def build_parser() -> argparse.ArgumentParser:
                    help='cosine slide retrieval, test against train: Acc@1/3/5, MVAcc@5',
                    description='Each test slide retrieves the train slides of its split '
                                'by cosine similarity of the slide embeddings.')
+    rep = sub.add_parser('report', parents=[_multi_parent(True)], epilog=EXAMPLES,
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
+                         help='all protocols, several embedding sets and raw-feature '
+                              'baselines, one markdown report with CIs and plots',
+                         description='Runs knn, linear, mil, fewshot and retrieval (and Cox '
+                                     'survival with --survival-csv/--survival-splits) on '
+                                     'every --embeddings set, plus the raw-feature '
+                                     'baselines of --store (mean-pooled raw features, and '
+                                     'a supervised FEATHER-like ABMIL), and writes '
+                                     'report.md, report.json and PNGs into --out.')
+    rep.add_argument('--protocols', nargs='+', choices=REPORT_PROTOCOLS,
+                     default=list(REPORT_PROTOCOLS), metavar='P',
+                     help='any of knn linear mil fewshot retrieval (default: all)')
+    rep.add_argument('--store', default=None, metavar='STORE',
+                     help='feature store (path or redis:// URI) whose raw region features '
+                          'give the raw_features baselines')
+    rep.add_argument('--survival-csv', type=Path, default=None, metavar='FILE',
+                     help="survival labels in HIPT's convention (case_id, slide_id, "
+                          'survival_months, censorship)')
+    rep.add_argument('--survival-splits', type=Path, default=None, metavar='DIR',
+                     help="HIPT's 5-fold survival splits (train,val case ids)")
+    rep.add_argument('--epochs', type=int, default=20, help='MIL epochs (default: 20)')
+    rep.add_argument('--lr', type=float, default=2e-4, help='MIL Adam lr (default: 2e-4)')
+    rep.add_argument('--device', default='cpu', help='MIL torch device (default: cpu)')
+    rep.add_argument('--shots', type=int, nargs='+', default=list(DEFAULT_SHOTS),
+                     metavar='K', help='few-shot k values (default: 1 2 4 8 16 32)')
+    rep.add_argument('--draws', type=int, default=50,
+                     help='few-shot draws per split and k (default: 50)')
+    rep.add_argument('--bootstrap', type=int, default=1000, metavar='B',
+                     help='bootstrap resamples of the test slides (default: 1000)')
     return parser
 
 
-MULTI = ('survival', 'fewshot', 'retrieval')
+MULTI = ('survival', 'fewshot', 'retrieval', 'report')
 
 
 def label_spec(args: argparse.Namespace) -> tuple[str, dict[str, int] | None]:
@@ -239,13 +289,32 @@ def parse_sets(values: list[str]) -> dict[str, Path]:
     return sets
 
 
+def report_survival(args: argparse.Namespace) -> SurvivalInputs | None:
+    """The survival inputs of ``report``: both --survival-csv and --survival-splits, or
+    neither."""
+    csv_path, split_dir = args.survival_csv, args.survival_splits
+    if (csv_path is None) != (split_dir is None):
+        raise UsageError('--survival-csv and --survival-splits go together')
+    if csv_path is None:
+        return None
+    if not csv_path.is_file():
+        raise UsageError(f'--survival-csv: file not found: {csv_path}')
+    if not split_dir.is_dir():
+        raise UsageError(f'--survival-splits: not a folder: {split_dir}')
+    return SurvivalInputs(load_survival_labels(csv_path), load_survival_splits(split_dir))
+
+
 def run_multi(args: argparse.Namespace) -> int:
-    """survival / fewshot / retrieval: read, call the package, print."""
+    """survival / fewshot / retrieval / report: read, call the package, print."""
     sets = parse_sets(args.embeddings)
     if not args.csv.is_file():
         raise UsageError(f'--csv: file not found: {args.csv}')
     if not args.splits.is_dir():
         raise UsageError(f'--splits: not a folder: {args.splits}')
+    if args.protocol == 'report':
+        survival = report_survival(args)
+        if args.bootstrap < 1 or args.epochs < 1 or args.draws < 1:
+            raise UsageError('need --bootstrap >= 1, --epochs >= 1 and --draws >= 1')
     args.out.mkdir(parents=True, exist_ok=True)
     if args.protocol == 'survival':
         if not 0 < args.l1_ratio <= 1 or args.inner_folds < 2 or args.epochs < 1:
@@ -268,6 +337,12 @@ def run_multi(args: argparse.Namespace) -> int:
         if args.protocol == 'fewshot':
             text = run_fewshot(sets, table, splits, args.out, args.shots, args.draws,
                                args.seed)
+        elif args.protocol == 'report':
+            text = 'wrote ' + run_report(sets, table, splits, args.out, args.protocols,
+                                         args.store, survival,
+                                         MILConfig(epochs=args.epochs, lr=args.lr,
+                                                   device=args.device),
+                                         args.shots, args.draws, args.bootstrap, args.seed)
         else:
             text = run_retrieval(sets, table, splits, args.out)
     print(text)
@@ -305,6 +380,8 @@ def validate(args: argparse.Namespace) -> None:
                              f'{args.weight_decay}')
         if args.device.startswith('cuda') and not torch.cuda.is_available():
             raise UsageError(f'--device {args.device}: CUDA is not available')
+    if args.bootstrap < 0:
+        raise UsageError(f'--bootstrap must be >= 0, got {args.bootstrap}')
     if getattr(args, 'C', None) is not None and not args.C > 0:
         raise UsageError(f'--C must be > 0, got {args.C}')
 
@@ -346,6 +423,8 @@ def run(args: argparse.Namespace) -> int:
         'missing_embeddings': missing.as_dict(),
         'unlabelled_split_ids': {'count': len(unlabelled), 'first': sorted(unlabelled)[:5]},
     }
+    cis = classification_cis(result, args.bootstrap, args.seed) if args.bootstrap else {}
+    extra['bootstrap'] = {name: ci.as_dict() for name, ci in cis.items()}
     write_summary_csv(result, out / 'summary.csv')
     write_json(result, out / 'results.json', extra)
     write_predictions(result, out / 'predictions.csv')
@@ -357,6 +436,9 @@ def run(args: argparse.Namespace) -> int:
              f'{num_evaluated}/{len(wanted)} labelled split slides with embeddings, '
              f'{missing.count} missing')
     print(format_table(result, title))
+    for name, ci in cis.items():
+        print(f'{name}: fold mean {ci} (95 % bootstrap CI, {ci.num_resamples} resamples '
+              'of the test slides)')
     print(f'wrote {out}/summary.csv, results.json, predictions.csv and {len(pngs)} ROC PNG(s)')
     return 0
 

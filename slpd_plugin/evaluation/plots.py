@@ -4,6 +4,8 @@
   median predicted risk of their fold (high vs low risk), pooled over folds.
 - :func:`plot_fewshot_curves`: balanced accuracy against k (log scale), one line per
   embedding set and classifier, with the std over folds as a band.
+- :func:`plot_roc_sets`: one mean ROC curve (over splits) per embedding set, for one
+  classification protocol.
 """
 from __future__ import annotations
 
@@ -13,9 +15,11 @@ from typing import Mapping
 import numpy as np
 from matplotlib.figure import Figure
 
+from .metrics import roc_curves
+from .protocols import ProtocolResult
 from .survival import SurvivalResult
 
-__all__ = ['kaplan_meier', 'plot_fewshot_curves', 'plot_kaplan_meier']
+__all__ = ['kaplan_meier', 'plot_fewshot_curves', 'plot_kaplan_meier', 'plot_roc_sets']
 
 
 def kaplan_meier(time: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -70,6 +74,31 @@ def plot_fewshot_curves(curves: Mapping[str, Mapping[str, Mapping[int, tuple[flo
            title='few-shot: mean over folds of the draw means (± std over folds)')
     ax.title.set_fontsize(9)
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    return Path(out)
+
+
+def plot_roc_sets(results: Mapping[str, ProtocolResult], out: str | Path,
+                  title: str = '', grid_size: int = 201) -> Path:
+    """Mean ROC over splits (positive class, or macro one-vs-rest) of each set.
+
+    Splits whose test AUC is undefined are skipped; the legend gives each set's mean AUC.
+    """
+    grid = np.linspace(0.0, 1.0, grid_size)
+    fig = Figure(figsize=(4.5, 4.5))
+    ax = fig.subplots()
+    for name, result in results.items():
+        tprs = [roc_curves(f.y_test, f.test_proba, grid)[1] for f in result.folds
+                if np.isfinite(f.test_auc)]
+        if tprs:
+            auc = result.summary()['test_auc']['mean']
+            ax.plot(grid, np.mean(tprs, axis=0), lw=1.5, label=f'{name} (AUC {auc:.3f})')
+    ax.plot([0, 1], [0, 1], ':', color='0.5', lw=1)
+    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel='false positive rate',
+           ylabel='true positive rate', title=title or 'ROC, mean over splits')
+    ax.title.set_fontsize(9)
+    ax.legend(loc='lower right', fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     return Path(out)

@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -33,7 +32,7 @@ from sklearn.preprocessing import StandardScaler
 
 from .embeddings import SlideEmbeddings
 from .metrics import mean_std
-from .mil import MILConfig, build_mil_model
+from .mil import MILConfig, build_mil_model, one_thread
 from .splits import Split
 from .survival_data import SurvivalTable, patient_embeddings
 from .survival_metrics import c_index, discretize, nll_survival_loss, risk_from_logits, time_bins
@@ -199,19 +198,6 @@ def evaluate_cox(table: SurvivalTable, slides: SlideEmbeddings, splits: Sequence
     return SurvivalResult('cox', folds)
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: per-bag tensors are tiny, and on a busy CPU extra threads
-    only spin (measured: 200 ms vs 9 ms per step with 2 threads vs 1 on a loaded 2-core
-    machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _patient_bags(table: SurvivalTable, bags: Mapping[str, torch.Tensor],
                   cases: list[str]) -> list[torch.Tensor]:
     """Each case's region embeddings, its slides' bags concatenated: (N_total, D)."""
@@ -252,7 +238,7 @@ def evaluate_survival_mil(table: SurvivalTable, bags: Mapping[str, torch.Tensor]
         y_tr = torch.as_tensor(discretize(t_tr, edges))
         ev_tr = torch.as_tensor(e_tr.astype(np.float32))
         train_bags, val_bags = (_patient_bags(table, bags, part) for part in (train, val))
-        with torch.random.fork_rng(devices=[]), _one_thread():
+        with torch.random.fork_rng(devices=[]), one_thread():
             torch.manual_seed(seed * 1000 + split.fold)
             generator = torch.Generator().manual_seed(seed * 1000 + split.fold)
             model = build_mil_model(cfg, dim, num_bins)

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -201,3 +203,39 @@ def test_hipt_sized_weights_are_recognised_as_vit4k_xs():
     assert describe_vit4k(HIPTViT4K().state_dict()) == HIPT_VIT4K_XS
     with pytest.raises(CheckpointError, match='not ViT-4K'):
         describe_vit4k({'head.weight': torch.zeros(1)})
+
+
+def test_trident_format_from_a_checkpoint_matches_default_and_feeds_eval(trained, tmp_path):
+    tool = _tool('extract_embeddings')
+    common = [str(trained['config']), str(trained['ckpt']), '--store', str(trained['store']),
+              '--batch-size', '7', '--no-progress']
+    assert tool.main([*common, '--out', str(tmp_path / 'pt')]) == 0
+    assert tool.main([*common, '--out', str(tmp_path / 'job'), '--format', 'trident',
+                      '--name', 'tiny']) == 0
+    store = open_store(trained['store'])
+    coords = store.coords()
+    slide_dir = tmp_path / 'job' / 'slide_features_tiny'
+    assert sorted(p.name for p in slide_dir.glob('*.h5')) == sorted(
+        f'{s}.h5' for s in store.slide_ids)
+    for rec in store.slides:
+        default = torch.load(tmp_path / 'pt' / f'{rec.slide_id}.pt', weights_only=True)
+        with h5py.File(tmp_path / 'job' / 'features_tiny' / f'{rec.slide_id}.h5', 'r') as fh:
+            feats, xy = fh['features'][()], fh['coords'][()]
+            assert fh['features'].attrs['encoder'] == 'tiny'
+        np.testing.assert_array_equal(feats, default.numpy())
+        np.testing.assert_array_equal(xy, coords[rec.offset:rec.offset + rec.count])
+        with h5py.File(slide_dir / f'{rec.slide_id}.h5', 'r') as fh:
+            slide = fh['features'][()]
+        assert slide.shape == (192,) and slide.dtype == np.float32
+        np.testing.assert_allclose(slide, default.double().mean(0).numpy(), rtol=1e-5,
+                                   atol=1e-6)
+    # the slide-feature folder is an embedding set for eval_slides.py as it is
+    bench, out = trained['bench'], tmp_path / 'knn'
+    code = _tool('eval_slides').main(['knn', '--embeddings', str(slide_dir), '--csv',
+                                      str(bench / 'labels.csv'), '--splits',
+                                      str(bench / 'splits'), '--out', str(out),
+                                      '--roc', 'none', '--bootstrap', '50'])
+    assert code == 0
+    result = json.loads((out / 'results.json').read_text())
+    assert result['num_slides_evaluated'] == len(store.slide_ids)
+    assert result['embedding_dim'] == 192
