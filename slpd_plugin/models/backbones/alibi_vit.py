@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from slpd_plugin.registry import MODELS
 
 from .masks import checked_grids
-from .vit_blocks import Block, resolve_arch
+from .vit_blocks import Block, init_vit_weights, resolve_arch
 
 _compiling = getattr(torch.compiler, 'is_compiling', lambda: False)  # torch >= 2.3
 
@@ -156,14 +156,7 @@ class ALiBiViT(BaseModule):
 
     def _init_weights(self) -> None:
         nn.init.trunc_normal_(self.cls_token, std=0.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_vit_weights(self)
 
     def attention_bias(self, height: int, width: int, device: torch.device,
                        mask: Tensor | None = None) -> Tensor:

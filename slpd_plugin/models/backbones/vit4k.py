@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from slpd_plugin.registry import MODELS
 
 from .masks import checked_grids
-from .vit_blocks import Block, resolve_arch
+from .vit_blocks import Block, init_vit_weights, resolve_arch
 
 ARCHS = {
     # HIPT's vit4k_xs.
@@ -100,14 +100,7 @@ class ViT4K(BaseModule):
     def _init_weights(self) -> None:
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_vit_weights(self)
 
     def interpolate_pos_encoding(self, height: int, width: int) -> Tensor:
         """Positional embedding for an ``height x width`` grid, ``(1, H*W + 1, E)``.

@@ -120,4 +120,17 @@ class Block(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
-__all__ = ['Attention', 'Block', 'DropPath', 'Mlp', 'math_attention', 'resolve_arch']
+def init_vit_weights(model: nn.Module) -> None:
+    """Truncated-normal (std 0.02) linear weights, zero biases, unit LayerNorms."""
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+__all__ = ['Attention', 'Block', 'DropPath', 'Mlp', 'init_vit_weights', 'math_attention',
+           'resolve_arch']
