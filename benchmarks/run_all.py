@@ -263,6 +263,38 @@ def targets(results: dict) -> list[tuple[str, str, str]]:
     return out
 
 
+def extra_sections(folder: Path = ROOT / 'benchmarks' / 'results') -> list[str]:
+    """Sections of the benchmarks that run on their own (no baseline to compare with),
+    from their saved JSON when present: patch ingest and the evaluation protocols."""
+    lines = []
+    ingest = folder / 'ingest_patches.json'
+    if ingest.is_file():
+        lines += ['## Patch-feature ingest (`python benchmarks/ingest_patches.py`)', '',
+                  '| patches | dim | regions | patches/s | peak RSS MB | file MB |',
+                  '|---|---|---|---|---|---|']
+        lines += [f"| {r['patches']} | {r['dim']} | {r['regions']} | {r['patches_per_s']:.0f} "
+                  f"| {r['peak_rss_mb']:.0f} | {r['file_mb']:.0f} |"
+                  for r in json.loads(ingest.read_text())['rows']]
+        lines += ['']
+    protocols = folder / 'eval_protocols.json'
+    if protocols.is_file():
+        ev = json.loads(protocols.read_text())
+        load = ev.get('load_average_1min', {})
+        lines += [f"## Evaluation protocols on {ev['num_slides']} slides "
+                  '(`python benchmarks/eval_protocols.py`)', '',
+                  f"Sets: {', '.join(ev['sets'])}. Total {ev['total_cpu_min']:.1f} CPU-min "
+                  f"(budget {ev['budget_cpu_min']:.0f}: "
+                  f"{'met' if ev['within_budget'] else 'NOT met'}), "
+                  f"{ev['total_wall_min']:.1f} min wall; 1-min load average "
+                  f"{load.get('start', float('nan')):.1f} at the start, "
+                  f"{load.get('end', float('nan')):.1f} at the end.", '',
+                  '| protocol | CPU s | wall s | what |', '|---|---|---|---|']
+        lines += [f"| {r['protocol']} | {r['cpu_s']:.0f} | {r['wall_s']:.0f} | {r['note']} |"
+                  for r in ev['rows']]
+        lines += ['']
+    return lines
+
+
 def write_docs(rows: list[dict], results: dict, pngs: list[Path], quick: bool,
                reused: bool = False) -> Path:
     """``docs/benchmarks.md``: the table, the targets, each benchmark's numbers, plots."""
@@ -296,6 +328,14 @@ def write_docs(rows: list[dict], results: dict, pngs: list[Path], quick: bool,
     peaks = ts['matmul_peak_gflops']
     lines += ['', 'Matmul peak in the same run (GFLOP/s): '
               + ', '.join(f'{k} {v:.0f}' for k, v in peaks.items()) + '.', '']
+    if ts.get('masks'):
+        lines += ['Tissue masks (ViT-4K `ours` step on the same batch; loader batch read):', '',
+                  '| variant | step s | x unmasked | cells present |', '|---|---|---|---|']
+        lines += [f"| {r['variant']} | {r['step_s']:.3f} | {r['ratio_vs_unmasked']:.2f} | "
+                  f"{r['cells_present']:.2f} |" for r in ts['masks']['step']]
+        lines += [f"| loader, {r['store']} | {r['batch_ms']:.2f} ms | "
+                  f"{r['ratio_vs_no_holes']:.2f} (x no holes) | |" for r in ts['masks']['loader']]
+        lines += ['']
     ep = results['epoch']
     lines += [f"## One SLPD epoch end to end ({ep['regions']} regions of {ep['slides']} "
               f"slides, best of {ep['config']['repeats']})", '',
@@ -304,7 +344,7 @@ def write_docs(rows: list[dict], results: dict, pngs: list[Path], quick: bool,
     lines += [f"| {r['side']} | {r['seconds']:.1f} | {r['regions_per_s']:.2f} | "
               f"{r['speedup']:.2f} | {r['steps']} | {r['peak_rss_mb']:.0f} |"
               for r in ep['rows']]
-    lines += ['']
+    lines += [''] + extra_sections()
     lines += [f'![{p.stem}](../benchmarks/results/{p.name})' for p in pngs]
     lines += ['', NOTES]
     out = ROOT / 'docs' / 'benchmarks.md'

@@ -8,6 +8,7 @@ import torch
 
 from slpd_plugin.datasets.ingest import export_store, find_sources, ingest, verify_store
 from slpd_plugin.datasets.stores import StoreError, open_store, open_writer
+from tests.mask_stores import holey_slides, write_holey_store
 
 LAYOUTS = ('hipt_pt', 'slpd_pt', 'hipt_h5', 'slpd_h5', 'regions')
 EXPECTED_LAYOUT = dict(hipt_pt='hipt', slpd_pt='slpd', hipt_h5='hipt', slpd_h5='slpd',
@@ -197,3 +198,27 @@ def test_bad__pickled_object_refused(src, tmp_path):
 
 class _Opaque:
     """An arbitrary class: weights-only loading must refuse to unpickle it."""
+
+
+@pytest.mark.parametrize('fmt', ['h5', 'pt'])
+def test_export_and_ingest_keep_the_masks_of_a_store_with_holes(tmp_path, fmt):
+    """A store with holes -> files -> a new store, and store -> store: the same grids
+    and masks, value by value (exported files of slides without holes hold no masks)."""
+    slides = holey_slides(num_slides=3, regions=4)
+    name, (grids, _) = next(iter(slides.items()))
+    slides[name] = (grids, np.ones((4, 16, 16), dtype=bool))  # one slide without holes
+    source = write_holey_store(tmp_path / 'src', slides)
+    files = export_store(source, tmp_path / 'files', fmt=fmt, progress=False)
+    if fmt == 'h5':
+        with h5py.File(files[0], 'r') as f:
+            assert 'masks' not in f
+        with h5py.File(files[1], 'r') as f:
+            np.testing.assert_array_equal(f['masks'][()], slides['slide_1'][1])
+    for target, inputs in (('from_files', tmp_path / 'files'), ('from_store', source)):
+        ingest(find_sources(str(inputs)), str(tmp_path / target), progress=False)
+        copy, original = open_store(str(tmp_path / target)), open_store(source)
+        assert copy.slide_ids == original.slide_ids
+        every = np.arange(original.num_regions)
+        np.testing.assert_array_equal(copy.read_masks(every), original.read_masks(every))
+        np.testing.assert_array_equal(copy.read(every), original.read(every))
+        assert copy.missing_cells() == sum(int((~m).sum()) for _, m in slides.values()) > 0

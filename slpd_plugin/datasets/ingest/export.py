@@ -1,9 +1,12 @@
 """Export a store back to per-slide files: ``{slide_id}.pt`` or ``{slide_id}.h5``.
 
 - ``.pt``: a tensor ``(N, C, 16, 16)`` (``torch.save``; loads with ``weights_only=True``).
-  Coordinates are not part of this layout.
+  Coordinates are not part of this layout. A slide with holes is written as a dict
+  ``{'features': ..., 'masks': (N, 16, 16) bool}`` instead.
 - ``.h5``: dataset ``features`` ``(N, C, 16, 16)`` and, when the store knows them,
-  ``coords`` ``(N, 2)`` int64.
+  ``coords`` ``(N, 2)`` int64; ``masks`` ``(N, 16, 16)`` bool for a slide with holes.
+
+``tools/ingest.py`` reads all of these back, masks included.
 
 Each file is written under a temporary name and renamed, so a file with the final name
 is always complete; existing files are replaced.
@@ -26,15 +29,20 @@ FORMATS = ('pt', 'h5')
 EXPORT_DTYPES = ('float32', 'float16')
 
 
-def _write(path: Path, grids: np.ndarray, coords: np.ndarray | None, fmt: str) -> None:
+def _write(path: Path, grids: np.ndarray, coords: np.ndarray | None,
+           masks: np.ndarray | None, fmt: str) -> None:
     tmp = path.with_name(f'.{path.name}.tmp')
     if fmt == 'pt':
-        torch.save(torch.from_numpy(grids), tmp)
+        features = torch.from_numpy(grids)
+        torch.save(features if masks is None
+                   else dict(features=features, masks=torch.from_numpy(masks)), tmp)
     else:
         with h5py.File(tmp, 'w') as f:
             f.create_dataset('features', data=grids)
             if coords is not None:
                 f.create_dataset('coords', data=coords)
+            if masks is not None:
+                f.create_dataset('masks', data=masks)
     os.replace(tmp, path)
 
 
@@ -75,7 +83,8 @@ def export_store(store: str, out: str | os.PathLike, fmt: str = 'pt',
                 slide_coords = coords[rec.offset:rec.offset + rec.count]
                 slide_coords = None if (slide_coords < 0).all() else slide_coords
             grids = np.array(opened.read_slide(i), dtype=dtype, order='C')
-            _write(path, grids, slide_coords, fmt)
+            masks = opened.read_masks(np.arange(rec.offset, rec.offset + rec.count))
+            _write(path, grids, slide_coords, None if masks.all() else masks, fmt)
             written.append(path)
     finally:
         opened.close()

@@ -102,7 +102,7 @@ def ingest(sources: list[SlideSource], store: str, dtype: str = 'float16',
                 reader = readers[source.path]
             data = read_slide(source, writer.channels, reader)
             _check_range(data.grids, dtype, source.describe())
-            writer.add_slide(source.slide_id, data.grids, data.coords)
+            writer.add_slide(source.slide_id, data.grids, data.coords, data.masks)
             report.written.append(source.slide_id)
             report.regions += len(data.grids)
             report.layouts[data.layout] += 1

@@ -37,11 +37,15 @@ class SlideData:
         grids: ``(N, C, 16, 16)`` floating-point grids.
         coords: ``(N, 2)`` int64 region top-left corners, or None.
         layout: ``'hipt'``, ``'slpd'``, ``'regions'`` or ``'store'``.
+        masks: ``(N, 16, 16)`` bool tissue masks (True = a patch), or None for all
+            present (files written by ``tools/export.py`` from a store with holes hold
+            them).
     """
 
     grids: np.ndarray
     coords: np.ndarray | None
     layout: str
+    masks: np.ndarray | None = None
 
 
 def _to_numpy(value: object, what: str, where: str) -> np.ndarray:
@@ -81,6 +85,15 @@ def _check_coords(coords: np.ndarray | None, n: int, where: str) -> np.ndarray |
     return coords.astype(np.int64)
 
 
+def _check_masks(masks: np.ndarray | None, n: int, where: str) -> np.ndarray | None:
+    if masks is None:
+        return None
+    if masks.shape != (n, GRID_SIZE, GRID_SIZE) or masks.dtype not in (np.bool_, np.uint8):
+        raise StoreError(f'{where}: masks of shape {tuple(masks.shape)} and dtype '
+                         f'{masks.dtype}, expected ({n}, {GRID_SIZE}, {GRID_SIZE}) bool')
+    return masks.astype(bool)
+
+
 def _load_pt(path: str) -> object:
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
@@ -92,17 +105,19 @@ def _load_pt(path: str) -> object:
 
 def _read_pt(path: str) -> SlideData:
     obj = _load_pt(path)
-    coords = None
+    coords = masks = None
     if isinstance(obj, dict):
         if 'features' not in obj:
             raise StoreError(f'{path}: a dict without a "features" entry (keys: '
                              f'{sorted(map(str, obj))[:10]})')
-        coords = obj.get('coords')
+        coords, masks = obj.get('coords'), obj.get('masks')
         obj = obj['features']
     grids, layout = to_grids(_to_numpy(obj, 'the content', path), path)
     if coords is not None:
         coords = _check_coords(_to_numpy(coords, 'coords', path), len(grids), path)
-    return SlideData(grids, coords, layout)
+    if masks is not None:
+        masks = _check_masks(_to_numpy(masks, 'masks', path), len(grids), path)
+    return SlideData(grids, coords, layout, masks)
 
 
 def _read_h5(path: str) -> SlideData:
@@ -112,10 +127,12 @@ def _read_h5(path: str) -> SlideData:
                 raise StoreError(f'{path}: no "features" dataset (found {sorted(f.keys())})')
             features = f['features'][()]
             coords = f['coords'][()] if 'coords' in f else None
+            masks = f['masks'][()] if 'masks' in f else None
     except OSError as e:
         raise StoreError(f'{path}: cannot read as HDF5 (truncated or corrupt?): {e}') from None
     grids, layout = to_grids(np.asarray(features), path)
-    return SlideData(grids, _check_coords(coords, len(grids), path), layout)
+    return SlideData(grids, _check_coords(coords, len(grids), path), layout,
+                     _check_masks(masks, len(grids), path))
 
 
 def _natural_key(name: str) -> list:
@@ -163,7 +180,9 @@ class StoreReader:
         if self._coords is not None:
             coords = self._coords[rec.offset:rec.offset + rec.count]
             coords = None if (coords < 0).all() else coords
-        return SlideData(self.store.read_slide(position), coords, 'store')
+        masks = self.store.read_masks(np.arange(rec.offset, rec.offset + rec.count))
+        return SlideData(self.store.read_slide(position), coords, 'store',
+                         None if masks.all() else masks)
 
     def close(self) -> None:
         self.store.close()
