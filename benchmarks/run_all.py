@@ -296,7 +296,7 @@ def extra_sections(folder: Path = ROOT / 'benchmarks' / 'results') -> list[str]:
 
 
 def write_docs(rows: list[dict], results: dict, pngs: list[Path], quick: bool,
-               reused: bool = False) -> Path:
+               reused: dict[str, str] | None = None) -> Path:
     """``docs/benchmarks.md``: the table, the targets, each benchmark's numbers, plots."""
     machine = results['prototypes'].get('machine', {})
     ts = results['train_step']
@@ -313,6 +313,10 @@ def write_docs(rows: list[dict], results: dict, pngs: list[Path], quick: bool,
              f"{device}; {when} {time.strftime('%Y-%m-%d %H:%M')}.", '',
              '| benchmark | comparison | ours | baseline | unit | speedup | notes |',
              '|---|---|---|---|---|---|---|']
+    if reused:
+        lines[-3:-2] = ['Each JSON was written by its own run (machines of the same name may '
+                        'differ in CPU between sessions; each ratio is within one run): '
+                        + ', '.join(f'{k} {v}' for k, v in reused.items()) + '.', '']
     lines += [f"| {r['benchmark']} | {r['what']} | {r['ours']:.4g} | {r['baseline']:.4g} | "
               f"{r['unit']} | {r['ratio']:.2f}x | {r['extra']} |" for r in rows]
     lines += ['', '## Targets', '', '| target | measured | |', '|---|---|---|']
@@ -386,7 +390,10 @@ def main() -> None:
     pngs = plot(results, folder, suffix)
     print(f'wrote {summary} and {", ".join(p.name for p in pngs)}')
     if args.docs:
-        print(f'wrote {write_docs(rows, results, pngs, args.quick, args.reuse)}')
+        written = {name: time.strftime('%Y-%m-%d %H:%M', time.localtime(
+            (folder / f'{name}{suffix}.json').stat().st_mtime)) for name in args.only}
+        docs = write_docs(rows, results, pngs, args.quick, written if args.reuse else None)
+        print(f'wrote {docs}')
 
 
 if __name__ == '__main__':
