@@ -2,11 +2,13 @@
 #             embeddings, knn/linear evaluation and a report (a few minutes)
 # make test : venv + install + redis-server (when missing and root) + pytest
 # FAISS=gpu  : install faiss-gpu instead of faiss-cpu (`make test FAISS=gpu`)
+# JOBS=N     : pytest worker processes for `make test` (default 2, pytest-xdist; 0 = serial)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 FAISS ?= cpu
+JOBS ?= 2
 
 .PHONY: demo test test-fast lint install redis clean
 
@@ -30,11 +32,13 @@ demo: install
 lint: install
 	$(VENV)/bin/ruff check slpd_plugin tools benchmarks tests examples
 
+# Whole test files go to a worker (--dist loadfile) so that module fixtures run once;
+# --durations shows in CI's log where the time went.
 test: install redis lint
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(JOBS) --dist loadfile --durations=25 tests
 
 test-fast: install redis
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -n $(JOBS) --dist loadfile -m "not slow" tests
 
 clean:
 	rm -rf work_dirs data/demo_store

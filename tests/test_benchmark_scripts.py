@@ -79,7 +79,9 @@ def test_eval_protocols_runs_every_protocol_and_checks_its_budget(tmp_path):
     assert result['num_slides'] == 40 and result['mil_epochs'] == 1
     assert [r['protocol'] for r in result['rows']] == [
         'knn', 'linear', 'mil', 'fewshot', 'retrieval', 'survival cox', 'survival mil']
-    assert all(r['cpu_s'] >= 0 and r['wall_s'] > 0 for r in result['rows'])
+    # a quick protocol can round to 0.0 s; the run as a whole cannot
+    assert all(r['cpu_s'] >= 0 and r['wall_s'] >= 0 for r in result['rows'])
+    assert sum(r['wall_s'] for r in result['rows']) > 0
     total = sum(r['cpu_s'] for r in result['rows']) / 60
     assert result['total_cpu_min'] == pytest.approx(total, abs=0.01)
     assert result['within_budget'] == (total <= result['budget_cpu_min'])
