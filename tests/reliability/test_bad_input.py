@@ -155,3 +155,34 @@ def test_verify_names_the_slide_whose_checksum_does_not_match(tmp_path):
     proc = ingest_cli('--verify', '--store', str(store), check=False)
     assert proc.returncode != 0
     assert "1 slide(s) do not match their checksum: ['B']" in proc.stderr
+
+
+@pytest.mark.parametrize('backend', ['memmap', 'redis'])
+def test_verify_names_the_slide_whose_masks_were_changed(tmp_path, request, monkeypatch,
+                                                         backend):
+    """A flipped tissue cell is caught by --verify, named as the slide's masks, not grids."""
+    from tests.conftest import REDIS_PASSWORD_ENV
+    from tests.mask_stores import holey_slides, write_holey_store
+    if backend == 'memmap':
+        location = str(tmp_path / 'store')
+    else:
+        server = request.getfixturevalue('redis_server')
+        monkeypatch.setenv(REDIS_PASSWORD_ENV, server.password)
+        location = server.uri(f'masks-{tmp_path.name}')
+    slides = holey_slides(num_slides=3, regions=2, channels=4)
+    write_holey_store(location, slides)
+    assert verify_store(location, progress=False) == 6
+    cells, second_slide_cell = 16 * 16, 2 * 16 * 16 + 7  # slide_1, region 0, cell 7
+    if backend == 'memmap':
+        raw = np.memmap(tmp_path / 'store' / 'masks.bin', dtype=np.uint8, mode='r+')
+        raw[second_slide_cell] ^= 1
+        raw.flush()
+    else:
+        key = f'{location.split("prefix=")[1].split("&")[0]}:masks:1'
+        client = server.client()
+        value = bytearray(client.get(key))
+        value[second_slide_cell - 2 * cells] ^= 1
+        client.set(key, bytes(value))
+    with pytest.raises(StoreError, match=r"1 slide\(s\) do not match their checksum: "
+                                         r"\['slide_1'\] \(slide_1: masks\)"):
+        verify_store(location, progress=False)

@@ -16,7 +16,7 @@ import numpy as np
 
 from slpd_plugin.utils.progress import progress_bar
 
-from ..stores import StoreError, open_store, open_writer, slide_checksum
+from ..stores import StoreError, open_store, open_writer
 from .readers import StoreReader, read_slide
 from .sources import SlideSource
 
@@ -118,24 +118,30 @@ def ingest(sources: list[SlideSource], store: str, dtype: str = 'float16',
 
 
 def verify_store(store: str, progress: bool = True) -> int:
-    """Re-read every slide of a complete store and compare its checksum.
+    """Re-read every slide of a complete store and compare its checksums: the grids,
+    and the tissue masks where the manifest records theirs.
 
     Returns:
         The number of regions checked.
 
     Raises:
-        StoreError: naming the slides whose bytes differ from the manifest.
+        StoreError: naming the slides whose bytes differ from the manifest, and what
+            differs (grids, masks).
     """
     opened = open_store(store)
-    bad = []
+    bad: dict[str, list[str]] = {}
     try:
         for i, rec in enumerate(progress_bar(opened.slides, desc='verify', unit='slide',
                                      disable=not progress)):
-            if slide_checksum(opened.read_slide(i)) != rec.sha256:
-                bad.append(rec.slide_id)
+            differs = opened.mismatches(i)
+            if differs:
+                bad[rec.slide_id] = differs
     finally:
         opened.close()
     if bad:
+        ids = list(bad)
+        what = '; '.join(f'{sid}: {"+".join(parts)}' for sid, parts in list(bad.items())[:10])
+        more = ' ...' if len(bad) > 10 else ''
         raise StoreError(f'{opened.location}: {len(bad)} slide(s) do not match their '
-                         f'checksum: {bad[:10]}' + (' ...' if len(bad) > 10 else ''))
+                         f'checksum: {ids[:10]}{more} ({what}{more})')
     return opened.num_regions

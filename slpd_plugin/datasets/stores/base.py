@@ -42,7 +42,7 @@ def store_dtype(name: str) -> np.dtype:
 
 
 def slide_checksum(data: np.ndarray) -> str:
-    """SHA-256 hex digest of a slide's grid bytes as stored (C order)."""
+    """SHA-256 hex digest of a slide's grid (or uint8 mask) bytes as stored (C order)."""
     return hashlib.sha256(np.ascontiguousarray(data)).hexdigest()
 
 
@@ -57,6 +57,8 @@ class SlideRecord:
         sha256: Hex digest of the slide's grid bytes as stored.
         source: Provenance of a slide made from patch features (empty otherwise): the
             source file, its SHA-256, the level-0 stride and how it was found, ...
+        masks_sha256: Hex digest of the slide's uint8 masks ``(count, G, G)`` as stored;
+            None for slides written before masks had checksums (their masks go unchecked).
     """
 
     slide_id: str
@@ -64,12 +66,15 @@ class SlideRecord:
     count: int
     sha256: str
     source: dict | None = None
+    masks_sha256: str | None = None
 
     def to_json(self) -> dict:
         out = dict(slide_id=self.slide_id, offset=self.offset, count=self.count,
                    sha256=self.sha256)
         if self.source:
             out['source'] = self.source
+        if self.masks_sha256 is not None:
+            out['masks_sha256'] = self.masks_sha256
         return out
 
 
@@ -121,10 +126,21 @@ class FeatureStore(ABC):
         rec = self.slides[slide]
         return self.read(np.arange(rec.offset, rec.offset + rec.count))
 
+    def mismatches(self, slide: int) -> list[str]:
+        """Re-read and re-hash slide ``slide``; returns what no longer matches the
+        manifest's checksums: ``'grids'``, ``'masks'`` (when the record has a mask
+        checksum), both, or nothing."""
+        rec = self.slides[slide]
+        bad = [] if slide_checksum(self.read_slide(slide)) == rec.sha256 else ['grids']
+        if rec.masks_sha256 is not None:
+            masks = self.read_masks(np.arange(rec.offset, rec.offset + rec.count))
+            if slide_checksum(masks.astype(np.uint8)) != rec.masks_sha256:
+                bad.append('masks')
+        return bad
+
     def verify(self) -> list[str]:
         """Re-read and re-hash every slide; returns the ids whose bytes do not match."""
-        return [rec.slide_id for i, rec in enumerate(self.slides)
-                if slide_checksum(self.read_slide(i)) != rec.sha256]
+        return [rec.slide_id for i, rec in enumerate(self.slides) if self.mismatches(i)]
 
     @property
     def num_regions(self) -> int:

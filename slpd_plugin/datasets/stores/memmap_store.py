@@ -210,13 +210,14 @@ class MemmapStoreWriter(StoreWriter):
         channels, has_coords = self.channels, self.has_coords
         names = (GRIDS, COORDS, MASKS)
         sizes = {name: (self.root / name).stat().st_size for name in names}
-        digest, count = hashlib.sha256(), 0
+        digest, mask_digest, count = hashlib.sha256(), hashlib.sha256(), 0
         try:
             with ExitStack() as stack:
                 files = [stack.enter_context(open(self.root / name, 'ab')) for name in names]
                 for grids, coords, masks in parts:
                     arrays = self.prepare_part(slide_id, grids, coords, masks)
                     digest.update(arrays[0])
+                    mask_digest.update(arrays[2])
                     count += len(arrays[0])
                     for f, arr in zip(files, arrays):
                         f.write(arr.tobytes())
@@ -231,7 +232,7 @@ class MemmapStoreWriter(StoreWriter):
             self.channels, self.has_coords = channels, has_coords
             raise
         record = SlideRecord(slide_id, sum(r.count for r in self.records), count,
-                             digest.hexdigest(), source)
+                             digest.hexdigest(), source, mask_digest.hexdigest())
         with open(self.root / JOURNAL, 'a') as f:
             f.write(journal.encode_entry(
                 record, channels=self.channels, dtype=self.dtype, has_coords=self.has_coords,

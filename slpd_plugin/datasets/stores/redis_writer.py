@@ -23,6 +23,7 @@ from .base import (
     SlideRecord,
     StoreError,
     StoreWriter,
+    slide_checksum,
     store_dtype,
 )
 from .redis_conn import RedisConnection
@@ -76,7 +77,8 @@ class RedisStoreWriter(StoreWriter):
 
     def _stream_blobs(self, slide_id: str, position: int, parts: Iterable[SlidePart]):
         """Write every full blob of a streamed slide; returns what the commit needs:
-        (count, sha256, last blob bytes, its part number, coords, masks)."""
+        (count, sha256, last blob bytes, its part number, coords, masks); the masks'
+        checksum is taken by the caller from the whole ``masks``."""
         digest, count, blob, k = hashlib.sha256(), 0, [], 0
         coords, masks = [], []
         for grids, xy, mask in parts:
@@ -111,7 +113,7 @@ class RedisStoreWriter(StoreWriter):
             self.channels, self.has_coords, self.blob_regions = state
             raise
         record = SlideRecord(slide_id, sum(r.count for r in self.records), count, sha,
-                             source)
+                             source, slide_checksum(masks))
         entry = journal.encode_entry(record, channels=self.channels, dtype=self.dtype,
                                      has_coords=self.has_coords, grid_size=self.grid_size,
                                      provenance=self.provenance,
