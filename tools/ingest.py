@@ -56,7 +56,8 @@ examples:
   python tools/ingest.py trident_job/20x_256px_0px_overlap/features_uni_v1 \
       --format trident --store data/brca_uni_store
 
-  # CLAM h5_files/ (stride from patches/ beside it, or --patch-size-level0), STAMP h5
+  # CLAM h5_files/ (stride from patches/ beside it, or --patch-size-level0; each tissue
+  # piece is cut on its own lattice), STAMP h5
   python tools/ingest.py clam_out/ --format clam --patches clam_patches/patches \
       --store data/brca_clam_store
   python tools/ingest.py stamp_feats/ --format stamp --min-tissue 0.5 --store data/stamp_store
@@ -92,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
                             'h5_files/ without patches/); checked against the file')
     patch.add_argument('--patches', default=None, metavar='DIR',
                        help="CLAM's patches/ folder (default: beside h5_files/ if there)")
+    patch.add_argument('--shifted-lattices', choices=('split', 'refuse'), default=None,
+                       help='a slide whose patches sit on several shifted lattices (each '
+                            'tissue piece tiled from its own corner): cut each piece on '
+                            'its own lattice, or stop (default: split for clam, refuse '
+                            'for trident and stamp)')
     parser.add_argument('--verify', action='store_true',
                         help='afterwards (or, without SRC, only) re-read every slide and '
                              'check its checksum')
@@ -132,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
         options = PatchOptions(args.format, grid_size=args.region_size,
                                min_tissue=args.min_tissue,
                                patch_size_level0=args.patch_size_level0,
-                               patches_dir=args.patches)
+                               patches_dir=args.patches,
+                               shifted_lattices=args.shifted_lattices)
         report = ingest_patches(find_patch_sources(args.src, args.format), args.store,
                                 options, dtype=args.dtype, channels=args.channels,
                                 progress=progress)

@@ -110,6 +110,60 @@ def test_clam(tmp_path, how, recwarn):
         option='--patch-size-level0', inferred='inferred from the coordinates')[how]
 
 
+def _two_pieces(rng, dim=6):
+    """A CLAM slide of two tissue pieces, each tiled from its own corner: the second
+    piece's lattice is shifted by (100, 300) px. Patches of both pieces interleave in
+    the file."""
+    big = lattice_slide(rng, 33, 40, 512, dim, phase=(0, 0))
+    small = lattice_slide(rng, 20, 20, 512, dim, phase=(40 * 512 + 100, 300))
+    order = rng.permutation(len(big[0]) + len(small[0]))
+    coords, feats = (np.concatenate([a, b])[order] for a, b in zip(big, small))
+    return coords, feats, big, small
+
+
+@pytest.mark.parametrize('mode', [None, 'split', 'refuse'])
+def test_clam_tissue_pieces_on_shifted_lattices(tmp_path, mode):
+    coords, feats, big, small = _two_pieces(np.random.default_rng(7))
+    write_clam(tmp_path / 'clam', 's', coords, feats, dict(patch_size=256, patch_level=1,
+                                                           downsample=[2.0, 2.0]))
+    sources = find_patch_sources(str(tmp_path / 'clam'), 'clam')
+    options = PatchOptions('clam', shifted_lattices=mode)
+    if mode == 'refuse':
+        with pytest.raises(StoreError, match=r'shifted lattices: stride 512, .* phase '
+                                             r'\[100, 300\].*--shifted-lattices split'):
+            ingest_patches(sources, str(tmp_path / 'st'), options, dtype='float32')
+        return
+    ingest_patches(sources, str(tmp_path / 'st'), options, dtype='float32')
+    store = open_store(str(tmp_path / 'st'))
+    # each piece cut from its own lattice's origin, the larger piece first
+    parts = [simple_regions(*piece, 512) for piece in (big, small)]
+    grids, masks, corners = (np.concatenate(p) for p in zip(*parts))
+    assert len(parts[0][0]) and len(parts[1][0])
+    rec = store.slides[0]
+    idx = np.arange(rec.offset, rec.offset + rec.count)
+    np.testing.assert_array_equal(store.read_slide(0), grids)
+    np.testing.assert_array_equal(store.read_masks(idx), masks)
+    np.testing.assert_array_equal(store.coords()[idx], corners)
+    assert rec.source['pieces'] == 2 and rec.source['phases'] == [[0, 0], [100, 300]]
+    assert rec.source['patches_in_regions'] == int(masks.sum())
+    assert verify_store(str(tmp_path / 'st'), progress=False) == len(grids)
+
+
+def test_split_by_phase_groups_micrometre_noise_and_refuses_noise_as_pieces():
+    from slpd_plugin.datasets.ingest.lattice import split_by_phase
+    rng = np.random.default_rng(8)
+    a = np.stack(np.meshgrid(np.arange(10), np.arange(10)), -1).reshape(-1, 2) * 256.0
+    b = a + [5000 + 128.0, 64.0]
+    coords = np.concatenate([a, b[:40]]) + rng.uniform(-0.4, 0.4, (140, 2))
+    coords[coords < 0] = 0.0
+    pieces = split_by_phase(coords, 256.0, 's.h5')
+    assert [len(p) for p in pieces] == [100, 40]
+    assert sorted(pieces[1].tolist()) == list(range(100, 140))
+    scattered = rng.uniform(0, 1e5, (500, 2)).round()
+    with pytest.raises(StoreError, match=r's\.h5: the patches sit on more than 64 shifted'):
+        split_by_phase(scattered, 256, 's.h5')
+
+
 def test_clam_patch_size_option_disagrees_with_patches_file(tmp_path):
     coords, feats = lattice_slide(np.random.default_rng(3), 20, 20, 512, 4)
     write_clam(tmp_path / 'clam', 's', coords, feats,

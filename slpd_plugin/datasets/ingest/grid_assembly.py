@@ -8,6 +8,11 @@ extracted with another encoder, or with a different tissue mask, gives regions a
 same coordinates (so stores of two encoders line up region by region), and region
 corners are multiples of the region size as in HIPT's 4096-px regions.
 
+A slide whose tissue pieces sit on shifted lattices (CLAM) is cut piece by piece, each
+from its own lattice's origin (:func:`plan_pieces`). Regions of two pieces never share a
+corner but can overlap where the pieces' bounding boxes do; a region holds the patches
+of its own piece only.
+
 A region is kept when its tissue fraction (patches present / G²) is at least
 ``min_tissue``. Cells without a patch are zero-filled and False in the region's mask.
 Grid orientation is HIPT's: ``grid[:, i, j]`` is the patch at
@@ -86,6 +91,31 @@ def plan_regions(lattice: Lattice, grid_size: int, min_tissue: float) -> RegionP
                       rows=order.astype(np.int64), region=patch_region[order],
                       cell=np.stack([within[:, 1], within[:, 0]], axis=1),
                       occupied=len(keys))
+
+
+def plan_pieces(pieces: list[tuple[np.ndarray, Lattice]], grid_size: int,
+                min_tissue: float) -> RegionPlan:
+    """:func:`plan_regions` of each piece, as one plan over the file's rows.
+
+    Args:
+        pieces: ``(rows, lattice)`` per piece: the file rows of its patches and their
+            lattice (from ``place(coords[rows], ...)``).
+        grid_size: ``G``.
+        min_tissue: As in :func:`plan_regions`.
+
+    Returns:
+        The pieces' regions in the given piece order, each piece's in row-major order.
+    """
+    plans = [(rows, plan_regions(lattice, grid_size, min_tissue)) for rows, lattice in pieces]
+    offsets = np.cumsum([0] + [plan.num_regions for _, plan in plans])
+    return RegionPlan(
+        grid_size=grid_size,
+        corners=np.concatenate([plan.corners for _, plan in plans]),
+        tissue=np.concatenate([plan.tissue for _, plan in plans]),
+        rows=np.concatenate([rows[plan.rows] for rows, plan in plans]),
+        region=np.concatenate([plan.region + o for (_, plan), o in zip(plans, offsets)]),
+        cell=np.concatenate([plan.cell for _, plan in plans]),
+        occupied=sum(plan.occupied for _, plan in plans))
 
 
 def read_rows(features, rows: np.ndarray, block_rows: int) -> np.ndarray:

@@ -7,7 +7,8 @@ STAMP). A grid needs every patch on one lattice of step ``s`` (the stride): corn
 patches of a row or a column; every step must then be a whole multiple of it (holes
 are fine), or the slide holds **mixed strides**. The phase is the first patch's
 position modulo ``s``; every patch must share it, or the patches sit on several shifted
-lattices (CLAM tiles each tissue piece from its own corner).
+lattices. CLAM tiles each tissue piece from its own corner, so its multi-piece slides do:
+:func:`split_by_phase` separates the pieces, and each is placed on its own lattice.
 
 Letters: ``N`` patches.
 """
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..stores import StoreError
+
+MAX_PIECES = 64  # shifted lattices accepted in one slide (CLAM: one per tissue piece)
 
 
 @dataclass(frozen=True)
@@ -122,10 +125,51 @@ def place(coords: np.ndarray, stride: float, where: str) -> Lattice:
             f'{where}: patches sit on shifted lattices: stride {stride:g}, the patch at '
             f'{coords[0].tolist()} has phase {phase.tolist()} but the one at '
             f'{coords[k].tolist()} has phase {np.mod(coords[k], stride).tolist()} (CLAM '
-            f'tiles each tissue piece from its own corner): re-extract the patches on '
-            f'one slide-wide grid (e.g. with TRIDENT)')
+            f'tiles each tissue piece from its own corner): pass --shifted-lattices split '
+            f'to cut each piece on its own lattice, or re-extract the patches on one '
+            f'slide-wide grid (e.g. with TRIDENT)')
     cells = np.round(index).astype(np.int64)
     if tol and len(np.unique(cells, axis=0)) < len(cells):
         raise StoreError(f'{where}: duplicate coordinates: two patches fall within '
                          f'{tol:g} of the same lattice point (stride {stride:g})')
     return Lattice(stride=stride, phase=(phase[0].item(), phase[1].item()), cells=cells)
+
+
+def split_by_phase(coords: np.ndarray, stride: float, where: str,
+                   max_pieces: int = MAX_PIECES) -> list[np.ndarray]:
+    """The patches of each shifted lattice, for files that tile every tissue piece from
+    its own corner (CLAM): row indices per lattice, largest first. One array holding
+    every row when all patches share one phase.
+
+    Float (micrometre) coordinates whose phases differ by at most the tolerance of
+    :func:`place` share a lattice.
+
+    Raises:
+        StoreError: when the phases make more than ``max_pieces`` lattices: that is no
+            longer a few tissue pieces but coordinates on no lattice at all.
+    """
+    tol = _tolerance(coords, stride)
+    phase = np.mod(coords, stride)
+    if tol:  # noise just below the stride is phase 0; buckets of one tolerance
+        phase = np.where(phase > stride - tol, phase - stride, phase)
+        phase = np.round(phase / tol)
+    keys, inverse, counts = np.unique(phase, axis=0, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    centre_of = np.empty(len(keys), dtype=np.int64)
+    centres: list[np.ndarray] = []
+    for k in np.argsort(-counts, kind='stable'):  # greedy: the biggest phases first
+        near = [c for c, centre in enumerate(centres)
+                if tol and np.abs(keys[k] - centre).max() <= 1.5]
+        if near:
+            centre_of[k] = near[0]
+        else:
+            centre_of[k] = len(centres)
+            centres.append(keys[k])
+        if len(centres) > max_pieces:
+            raise StoreError(
+                f'{where}: the patches sit on more than {max_pieces} shifted lattices of '
+                f'stride {stride:g}: these are not a few tissue pieces tiled from their own '
+                f'corners; check the coordinates and the stride')
+    piece = centre_of[inverse]
+    rows = [np.flatnonzero(piece == p) for p in range(len(centres))]
+    return sorted(rows, key=len, reverse=True)

@@ -1,12 +1,13 @@
 """Ingest patch-feature files (TRIDENT, CLAM, STAMP) as region grids with tissue masks.
 
-Per slide: open the file (:mod:`.patch_readers`), place its patches on one lattice
-(:mod:`.lattice`), check it against the store (D, encoder, patch size, magnification),
-choose the regions (:mod:`.grid_assembly`), hash the file, then stream the regions into
-the store. Every check that needs no feature value runs before anything is written; a
-NaN/Inf found while streaming drops the slide's partial bytes. Either way the error
-names the file and both values, and the slides before it stay committed (re-run the
-same command after fixing the file).
+Per slide: open the file (:mod:`.patch_readers`), place its patches on one lattice, or
+one per tissue piece where the file tiles pieces from their own corners (CLAM;
+``shifted_lattices='split'``) (:mod:`.lattice`), check it against the store (D,
+encoder, patch size, magnification), choose the regions (:mod:`.grid_assembly`), hash
+the file, then stream the regions into the store. Every check that needs no feature
+value runs before anything is written; a NaN/Inf found while streaming drops the
+slide's partial bytes. Either way the error names the file and both values, and the
+slides before it stay committed (re-run the same command after fixing the file).
 
 A slide with no region left after the tissue filter is skipped with a one-line warning
 (a small biopsy should not stop a cohort's ingest); the report lists it.
@@ -20,14 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from slpd_plugin.utils.progress import progress_bar
 
 from ..stores import StoreError, StoreWriter, open_writer
 from ..stores.base import GRID_SIZE
-from .grid_assembly import DEFAULT_MIN_TISSUE, PART_BYTES, iter_region_parts, plan_regions
+from .grid_assembly import DEFAULT_MIN_TISSUE, PART_BYTES, iter_region_parts, plan_pieces
 from .ingest import IngestReport, _check_range
-from .lattice import place
+from .lattice import Lattice, place, split_by_phase
 from .patch_readers import READERS, PatchSlide
 from .sources import SlideSource
 
@@ -49,6 +51,11 @@ class PatchOptions:
             attributes and coordinates), or None.
         patches_dir: CLAM ``patches/`` folder, or None to look beside ``h5_files/``.
         part_bytes: Features assembled per streamed part. Defaults to 32 MiB.
+        shifted_lattices: ``'split'`` cuts a slide whose patches sit on several shifted
+            lattices (tissue pieces tiled from their own corners) piece by piece;
+            ``'refuse'`` stops at it. None (default): ``'split'`` for CLAM, whose
+            multi-piece slides all look like this, ``'refuse'`` for TRIDENT and STAMP,
+            which tile one slide-wide grid.
     """
 
     fmt: str
@@ -57,6 +64,14 @@ class PatchOptions:
     patch_size_level0: int | None = None
     patches_dir: str | None = None
     part_bytes: int = PART_BYTES
+    shifted_lattices: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.shifted_lattices is None:
+            self.shifted_lattices = 'split' if self.fmt == 'clam' else 'refuse'
+        if self.shifted_lattices not in ('split', 'refuse'):
+            raise StoreError(f"shifted_lattices must be 'split' or 'refuse', got "
+                             f'{self.shifted_lattices!r}')
 
 
 @dataclass
@@ -107,6 +122,16 @@ def _open(source: SlideSource, options: PatchOptions, f: h5py.File) -> PatchSlid
                                 patches_dir=options.patches_dir)
 
 
+def place_pieces(coords, stride: float, where: str,
+                 shifted_lattices: str) -> list[tuple[np.ndarray, Lattice]]:
+    """``(file rows, lattice)`` of each tissue piece: one piece holding every patch, or
+    with ``shifted_lattices='split'`` one per shifted lattice, largest first."""
+    if shifted_lattices == 'split':
+        return [(rows, place(coords[rows], stride, where))
+                for rows in split_by_phase(coords, stride, where)]
+    return [(np.arange(len(coords)), place(coords, stride, where))]
+
+
 def ingest_patch_slide(source: SlideSource, writer: StoreWriter, options: PatchOptions,
                        dtype: str) -> tuple[int, int]:
     """Check and write one slide; returns (regions written, patches in the file).
@@ -121,11 +146,12 @@ def ingest_patch_slide(source: SlideSource, writer: StoreWriter, options: PatchO
                          f'corrupt?): {e}') from None
     with f:
         slide = _open(source, options, f)
-        lattice = place(slide.coords, slide.stride, slide.path)
+        pieces = place_pieces(slide.coords, slide.stride, slide.path,
+                              options.shifted_lattices)
         info = dict(slide.store_info, grid_size=options.grid_size,
                     min_tissue=options.min_tissue)
         check_against_store(slide, info, writer)
-        plan = plan_regions(lattice, options.grid_size, options.min_tissue)
+        plan = plan_pieces(pieces, options.grid_size, options.min_tissue)
         if plan.num_regions == 0:
             warnings.warn(f'{slide.path}: no region of {options.grid_size}x'
                           f'{options.grid_size} patches has tissue fraction >= '
@@ -136,8 +162,10 @@ def ingest_patch_slide(source: SlideSource, writer: StoreWriter, options: PatchO
         facts = {k: v for k, v in slide.slide_info.items() if v is not None}
         record = dict(file=str(Path(slide.path).resolve()), file_sha256=file_sha256(slide.path),
                       stride=stride, stride_source=slide.stride_source,
-                      phase=list(lattice.phase), patches=len(slide.coords),
+                      phase=list(pieces[0][1].phase), patches=len(slide.coords),
                       patches_in_regions=len(plan.rows), **facts)
+        if len(pieces) > 1:  # phase: the largest piece's
+            record.update(pieces=len(pieces), phases=[list(lat.phase) for _, lat in pieces])
         if writer.provenance is None:
             writer.set_provenance({**info, 'anchor': 'slide origin'})
 
