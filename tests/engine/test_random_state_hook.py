@@ -112,6 +112,14 @@ class DrawingModel(BaseModel):
         return dict(loss=self.linear(inputs).mean() * noise)
 
 
+@pytest.fixture(autouse=True)
+def quick_worker_shutdown(monkeypatch):
+    """An in-process Runner's persistent workers are shut down when it is collected, and
+    the DataLoader waits up to MP_STATUS_CHECK_INTERVAL (5 s) per worker for them to
+    exit; the toy runs need no such patience."""
+    monkeypatch.setattr(torch.utils.data._utils, 'MP_STATUS_CHECK_INTERVAL', 0.2)
+
+
 def toy_runner(work_dir, name, *, workers=0, persistent=False, batch_size=3, epochs=3,
                load_from=None, resume=False) -> Runner:
     loader = dict(dataset=ToyDataset(), sampler=dict(type='DefaultSampler', shuffle=True),
