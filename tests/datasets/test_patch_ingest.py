@@ -411,3 +411,19 @@ def test_synthetic_trident_files_round_trip(tmp_path, load_tool, capsys):
         want = orig.read_slide(s) * back.read_masks(
             np.arange(back.slides[b].offset, back.slides[b].offset + rec.count))[:, None]
         np.testing.assert_array_equal(back.read_slide(b), want)
+
+
+def test_cli_clam_pieces_split_by_default_and_refused_on_request(tmp_path, load_tool, capsys):
+    tool = load_tool('ingest')
+    coords, feats, _, _ = _two_pieces(np.random.default_rng(11))
+    write_clam(tmp_path / 'clam', 's', coords, feats)
+    common = [str(tmp_path / 'clam'), '--format', 'clam', '--patch-size-level0', '512',
+              '--no-progress']
+    assert tool.main([*common, '--store', str(tmp_path / 'st')]) == 0
+    out = capsys.readouterr().out
+    assert "1 slide(s) cut piece by piece, their patches on shifted lattices (e.g. 's')" in out
+    assert tool.main([*common, '--store', str(tmp_path / 'st2'),
+                      '--shifted-lattices', 'refuse']) == 1
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'shifted lattices' in err and 's.h5' in err
+    assert not (tmp_path / 'st2' / 'manifest.json').exists()

@@ -76,13 +76,18 @@ class PatchOptions:
 
 @dataclass
 class PatchIngestReport(IngestReport):
-    """:class:`IngestReport` plus ``patches`` read and slides ``no_tissue`` skipped."""
+    """:class:`IngestReport` plus ``patches`` read, slides ``no_tissue`` skipped and
+    slides cut ``in_pieces`` (patches on shifted lattices)."""
 
     patches: int = 0
     no_tissue: list[str] = field(default_factory=list)
+    in_pieces: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         text = super().summary() + f'; {self.patches:,} patches'
+        if self.in_pieces:
+            text += (f'; {len(self.in_pieces)} slide(s) cut piece by piece, their patches '
+                     f'on shifted lattices (e.g. {self.in_pieces[0]!r})')
         if self.no_tissue:
             text += (f'; {len(self.no_tissue)} slide(s) had no region with enough tissue '
                      f'and were skipped (e.g. {self.no_tissue[0]!r})')
@@ -133,8 +138,9 @@ def place_pieces(coords, stride: float, where: str,
 
 
 def ingest_patch_slide(source: SlideSource, writer: StoreWriter, options: PatchOptions,
-                       dtype: str) -> tuple[int, int]:
-    """Check and write one slide; returns (regions written, patches in the file).
+                       dtype: str) -> tuple[int, int, int]:
+    """Check and write one slide; returns (regions written, patches in the file, tissue
+    pieces).
 
     Raises:
         StoreError: naming the file, for anything listed in the module docstring.
@@ -157,7 +163,7 @@ def ingest_patch_slide(source: SlideSource, writer: StoreWriter, options: PatchO
                           f'{options.grid_size} patches has tissue fraction >= '
                           f'{options.min_tissue:g} ({len(slide.coords)} patches in '
                           f'{plan.occupied} regions); slide skipped', stacklevel=2)
-            return 0, len(slide.coords)
+            return 0, len(slide.coords), len(pieces)
         stride = slide.stride.item() if hasattr(slide.stride, 'item') else slide.stride
         facts = {k: v for k, v in slide.slide_info.items() if v is not None}
         record = dict(file=str(Path(slide.path).resolve()), file_sha256=file_sha256(slide.path),
@@ -175,7 +181,7 @@ def ingest_patch_slide(source: SlideSource, writer: StoreWriter, options: PatchO
                 _check_range(grids, dtype, slide.path)
                 yield grids, corners, masks
         writer.add_slide_parts(source.slide_id, parts(), source=record)
-        return plan.num_regions, len(slide.coords)
+        return plan.num_regions, len(slide.coords), len(pieces)
 
 
 def ingest_patches(sources: list[SlideSource], store: str, options: PatchOptions,
@@ -201,12 +207,14 @@ def ingest_patches(sources: list[SlideSource], store: str, options: PatchOptions
     report = PatchIngestReport(skipped=[s.slide_id for s in sources if s.slide_id in stored])
     todo = [s for s in sources if s.slide_id not in stored]
     for source in progress_bar(todo, unit='slide', desc='ingest', disable=not progress):
-        regions, patches = ingest_patch_slide(source, writer, options, dtype)
+        regions, patches, pieces = ingest_patch_slide(source, writer, options, dtype)
         report.patches += patches
         if regions == 0:
             report.no_tissue.append(source.slide_id)
             continue
         report.written.append(source.slide_id)
+        if pieces > 1:
+            report.in_pieces.append(source.slide_id)
         report.regions += regions
         report.layouts[options.fmt] += 1
     if not writer.records:
