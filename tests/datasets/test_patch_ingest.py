@@ -422,6 +422,9 @@ def test_cli_clam_pieces_split_by_default_and_refused_on_request(tmp_path, load_
     assert tool.main([*common, '--store', str(tmp_path / 'st')]) == 0
     out = capsys.readouterr().out
     assert "1 slide(s) cut piece by piece, their patches on shifted lattices (e.g. 's')" in out
+    inspect = load_tool('inspect_store')
+    assert inspect.main([str(tmp_path / 'st')]) == 0
+    assert '[2 pieces]' in capsys.readouterr().out
     assert tool.main([*common, '--store', str(tmp_path / 'st2'),
                       '--shifted-lattices', 'refuse']) == 1
     err = capsys.readouterr().err

@@ -181,6 +181,8 @@ def format_store_report(report: dict, max_slides: int | None = 20) -> list[str]:
             tissue = f'{s["tissue"]:.2f}' if 'tissue' in s else '-'
             line += (f'  {tissue:>6}  {src.get("stride", 0):>6g}  {src.get("file")} '
                      f'({src.get("file_sha256", "")[:12]})')
+            if src.get('pieces'):  # CLAM tissue pieces on shifted lattices
+                line += f' [{src["pieces"]} pieces]'
         lines.append(line)
     if len(shown) < len(report['slides']):
         lines.append(f'  ... and {len(report["slides"]) - len(shown)} more slides')
