@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,11 @@ PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 def test_quick_demo_writes_report_and_figures(tmp_path):
     out = tmp_path / 'demo'
     env = dict(os.environ, OMP_NUM_THREADS='1')
+    started = time.monotonic()
     done = subprocess.run([sys.executable, str(REPO_ROOT / 'tools' / 'run_demo.py'),
                            '--quick', '--out', str(out)], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
+    elapsed = time.monotonic() - started
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     report = (out / 'report.md').read_text()
     for text in ('| DINO-4K |', '| SLPD |', '| composition (oracle) |',
@@ -36,3 +39,6 @@ def test_quick_demo_writes_report_and_figures(tmp_path):
             (folds,) = results[protocol][method]  # one seed
             assert len(folds) == 3 and all(a is None or 0 <= a <= 1 for a in folds)
     assert (out / 'seed0' / 'SLPD' / 'emb' / 'slide_embeddings.npz').is_file()
+    # the wall-time rows are disjoint parts of the run: together no longer than the run
+    timings = json.loads((out / 'demo_results.json').read_text())['timings']
+    assert 0 < sum(timings.values()) <= elapsed
