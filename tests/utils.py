@@ -1,15 +1,26 @@
 """Helpers shared by tests that run the real training tool."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_CONFIG = ROOT / 'tests' / 'configs' / 'tiny_dino4k.py'
+
+
+def load_tool(name: str) -> ModuleType:
+    """Import ``tools/<name>.py`` as a module (tools are scripts, not a package), so its
+    ``main(argv)`` runs in-process."""
+    spec = importlib.util.spec_from_file_location(f'tool_{name}', ROOT / 'tools' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def free_port() -> int:

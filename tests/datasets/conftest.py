@@ -1,7 +1,6 @@
 """Fixtures that write per-slide feature files in every supported layout."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import h5py
@@ -9,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-TOOLS = Path(__file__).resolve().parents[2] / 'tools'
+from tests.utils import load_tool as _load_tool
+
 
 def to_tokens(grids: np.ndarray) -> np.ndarray:
     """(n, C, 16, 16) -> HIPT (n, 256, C) with seq[i*16 + j, c] = grid[c, i, j]."""
@@ -84,9 +84,4 @@ def make_slides(tmp_path):
 @pytest.fixture(scope='session')
 def load_tool():
     """Import a CLI script from ``tools/`` by name (it is not a package)."""
-    def load(name: str):
-        spec = importlib.util.spec_from_file_location(f'tools_{name}', TOOLS / f'{name}.py')
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    return load
+    return _load_tool

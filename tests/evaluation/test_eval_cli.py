@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,15 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.utils import load_tool
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / 'tools' / 'eval_slides.py'
-
-
-def _load_cli():
-    spec = importlib.util.spec_from_file_location('eval_slides_cli', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _dataset(make_dataset, splitter, drop: int = 0, num_classes: int = 2):
@@ -76,7 +70,7 @@ def test_cli_subprocess_writes_outputs(make_dataset, splitter, tmp_path: Path) -
 
 def test_cli_linear_three_classes_in_process(make_dataset, splitter, tmp_path: Path,
                                              capsys: pytest.CaptureFixture) -> None:
-    cli = _load_cli()
+    cli = load_tool('eval_slides')
     paths = _dataset(make_dataset, splitter, num_classes=3)
     out = tmp_path / 'lin'
     code = cli.main(['linear', *_args(paths, out), '--fraction', '0.5', '--C', '1',
@@ -99,7 +93,7 @@ def test_cli_linear_three_classes_in_process(make_dataset, splitter, tmp_path: P
 ])
 def test_cli_errors_one_line(make_dataset, splitter, tmp_path: Path,
                              capsys: pytest.CaptureFixture, change, message, code) -> None:
-    cli = _load_cli()
+    cli = load_tool('eval_slides')
     paths = _dataset(make_dataset, splitter)
     args = _args(paths, tmp_path / 'o')
     for flag, value in change.items():
@@ -115,7 +109,7 @@ def test_cli_errors_one_line(make_dataset, splitter, tmp_path: Path,
 
 def test_cli_no_overlap(make_dataset, splitter, tmp_path: Path,
                         capsys: pytest.CaptureFixture) -> None:
-    cli = _load_cli()
+    cli = load_tool('eval_slides')
     paths = _dataset(make_dataset, splitter)
     for p in paths['embeddings'].glob('*.pt'):
         p.rename(p.with_name('other-' + p.name))
@@ -125,7 +119,7 @@ def test_cli_no_overlap(make_dataset, splitter, tmp_path: Path,
 
 def test_cli_mil_in_process(make_dataset, splitter, tmp_path: Path,
                             capsys: pytest.CaptureFixture) -> None:
-    cli = _load_cli()
+    cli = load_tool('eval_slides')
     paths = _dataset(make_dataset, splitter)
     out = tmp_path / 'mil'
     assert cli.main(['mil', *_args(paths, out), '--epochs', '2', '--roc', 'none']) == 0

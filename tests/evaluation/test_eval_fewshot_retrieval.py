@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -16,16 +14,7 @@ from slpd_plugin.evaluation.bootstrap import bootstrap_ci, metric_auc, paired_bo
 from slpd_plugin.evaluation.fewshot import draw_support, evaluate_fewshot, simpleshot_proba
 from slpd_plugin.evaluation.retrieval import retrieval_metrics
 from slpd_plugin.evaluation.trident import TridentWriter
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_cli():
-    spec = importlib.util.spec_from_file_location('eval_slides_cli_fs',
-                                                  REPO_ROOT / 'tools' / 'eval_slides.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.utils import load_tool
 
 
 def test_retrieval_hand_made_case():
@@ -150,7 +139,7 @@ def test_cli_fewshot_and_retrieval_write_summaries(tmp_path):
             w.writerow(['', 'train', 'val', 'test'])
             for i, s in enumerate(sp.train):
                 w.writerow([i, s, '', sp.test[i] if i < len(sp.test) else ''])
-    cli = _load_cli()
+    cli = load_tool('eval_slides')
     common = ['--embeddings', f'mine={folder}', '--csv', str(tmp_path / 'labels.csv'),
               '--splits', str(split_dir), '--label-col', 'label']
     assert cli.main(['retrieval', *common, '--out', str(tmp_path / 'r')]) == 0

@@ -2,7 +2,6 @@
 numbers recomputed independently from the files."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -17,16 +16,7 @@ from slpd_plugin.demo.synthetic_survival import write_survival
 from slpd_plugin.demo.synthetic_wsi import make_wsi_benchmark
 from slpd_plugin.evaluation import load_labels, load_splits
 from slpd_plugin.evaluation.baselines import FEATHER_LIKE, num_parameters, raw_region_bags
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _cli():
-    spec = importlib.util.spec_from_file_location('eval_slides_report',
-                                                  REPO_ROOT / 'tools' / 'eval_slides.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.utils import load_tool
 
 
 @pytest.fixture(scope='module')
@@ -55,7 +45,7 @@ def test_report_holds_every_set_baselines_cis_and_plots(bench, tmp_path, capsys)
     good = _write_set(bench, tmp_path / 'good', 1.0, 0)
     _write_set(bench, tmp_path / 'poor', 0.2, 1)
     out = tmp_path / 'rep'
-    code = _cli().main([
+    code = load_tool('eval_slides').main([
         'report', '--embeddings', f'good={tmp_path / "good"}',
         '--embeddings', f'poor={tmp_path / "poor"}', '--store', str(bench / 'store'),
         '--csv', str(bench / 'labels.csv'), '--splits', str(bench / 'splits'),
@@ -116,7 +106,7 @@ def test_report_holds_every_set_baselines_cis_and_plots(bench, tmp_path, capsys)
 
 
 def test_report_argument_errors(bench, tmp_path, capsys):
-    cli = _cli()
+    cli = load_tool('eval_slides')
     _write_set(bench, tmp_path / 'a', 1.0, 0)
     base = ['report', '--embeddings', str(tmp_path / 'a'), '--csv', str(bench / 'labels.csv'),
             '--splits', str(bench / 'splits'), '--out', str(tmp_path / 'o')]

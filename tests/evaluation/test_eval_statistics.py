@@ -3,11 +3,9 @@ scikit-learn, paired bootstrap on hand-made cases, CIs in the knn/linear outputs
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,8 +20,7 @@ from slpd_plugin.evaluation.bootstrap import (
     verdict,
 )
 from slpd_plugin.evaluation.delong import delong_covariance, delong_folds, delong_paired
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.utils import load_tool
 
 
 def brute_force_delong(y, scores):
@@ -133,10 +130,7 @@ def test_paired_bootstrap_hand_made_cases():
 
 
 def test_knn_and_linear_outputs_carry_bootstrap_cis(make_dataset, splitter, tmp_path):
-    spec = importlib.util.spec_from_file_location('eval_slides_stats',
-                                                  REPO_ROOT / 'tools' / 'eval_slides.py')
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_tool('eval_slides')
     rng = np.random.default_rng(0)
     regions = {f'S{i:03d}': rng.normal(size=(3, 4)) + (i % 2) for i in range(40)}
     labels = {s: 'AB'[i % 2] for i, s in enumerate(regions)}

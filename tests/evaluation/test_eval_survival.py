@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import itertools
 import json
 import math
@@ -27,16 +26,7 @@ from slpd_plugin.evaluation.survival_metrics import (
     nll_survival_loss,
     time_bins,
 )
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_cli():
-    spec = importlib.util.spec_from_file_location('eval_slides_cli_surv',
-                                                  REPO_ROOT / 'tools' / 'eval_slides.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.utils import load_tool
 
 
 def brute_force_cindex(time, event, risk) -> float:
@@ -149,11 +139,10 @@ def _read_predictions(path: Path):
 
 def test_cli_cox_summary_matches_brute_force_on_predictions(bench, tmp_path, capsys):
     out = tmp_path / 'out'
-    code = _load_cli().main(['survival', '--embeddings', f'oracle={bench / "composition"}',
-                             '--embeddings', f'noise={bench / "noise"}',
-                             '--csv', str(bench / 'survival.csv'),
-                             '--splits', str(bench / 'splits_survival'), '--out', str(out),
-                             '--bootstrap', '100'])
+    code = load_tool('eval_slides').main([
+        'survival', '--embeddings', f'oracle={bench / "composition"}',
+        '--embeddings', f'noise={bench / "noise"}', '--csv', str(bench / 'survival.csv'),
+        '--splits', str(bench / 'splits_survival'), '--out', str(out), '--bootstrap', '100'])
     assert code == 0
     with (out / 'oracle' / 'summary.csv').open(newline='') as fh:
         rows = list(csv.reader(fh))

@@ -1,7 +1,6 @@
 """Embedding extraction and HIPT export on a checkpoint trained by tools/train.py."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -19,17 +18,7 @@ from slpd_plugin.demo.synthetic_wsi import make_wsi_benchmark
 from slpd_plugin.evaluation import load_slide_embeddings
 from slpd_plugin.registry import MODELS
 from slpd_plugin.utils.weights import CheckpointError
-from tests.utils import TINY_CONFIG, run_train
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _tool(name: str):
-    path = REPO_ROOT / 'tools' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(f'tool_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.utils import TINY_CONFIG, load_tool, run_train
 
 
 @pytest.fixture(scope='module')
@@ -55,7 +44,7 @@ def _model_from_checkpoint(config: Path, ckpt: Path) -> nn.Module:
 @pytest.mark.parametrize('encoder, crop', [('teacher', 'full'), ('student', 'center')])
 def test_extraction_equals_the_models_own_embed(trained, tmp_path, encoder, crop):
     out = tmp_path / 'emb'
-    code = _tool('extract_embeddings').main([
+    code = load_tool('extract_embeddings').main([
         str(trained['config']), str(trained['ckpt']), '--store', str(trained['store']),
         '--out', str(out), '--encoder', encoder, '--crop', crop, '--batch-size', '5',
         '--no-progress'])
@@ -84,7 +73,7 @@ def test_extraction_equals_the_models_own_embed(trained, tmp_path, encoder, crop
 
 
 def test_extraction_errors_are_one_clear_line(trained, tmp_path, capsys):
-    tool = _tool('extract_embeddings')
+    tool = load_tool('extract_embeddings')
     base = [str(trained['config']), str(trained['ckpt']), '--store', str(trained['store'])]
     assert tool.main([base[0], str(tmp_path / 'nope.pth'), *base[2:], '--out',
                       str(tmp_path / 'a')]) == 2
@@ -114,8 +103,8 @@ def test_tools_never_run_code_from_a_checkpoint(trained, tmp_path, capsys):
     evil = tmp_path / 'evil.pth'
     torch.save({'state_dict': load_checkpoint(trained['ckpt'])['state_dict'],
                 'extra': _Payload(marker)}, evil)
-    assert _tool('export_checkpoint').main([str(evil), str(tmp_path / 'x.pth')]) == 1
-    assert _tool('extract_embeddings').main([
+    assert load_tool('export_checkpoint').main([str(evil), str(tmp_path / 'x.pth')]) == 1
+    assert load_tool('extract_embeddings').main([
         str(trained['config']), str(evil), '--store', str(trained['store']), '--out',
         str(tmp_path / 'emb'), '--no-progress']) == 1
     assert not marker.exists()
@@ -185,7 +174,7 @@ def _hipt_load(path: Path) -> dict:
 
 def test_export_loads_strictly_into_hipt_layout_and_gives_our_embeddings(trained, tmp_path):
     out = tmp_path / 'vit4k_xs_slpd.pth'
-    assert _tool('export_checkpoint').main([str(trained['ckpt']), str(out)]) == 0
+    assert load_tool('export_checkpoint').main([str(trained['ckpt']), str(out)]) == 0
     saved = torch.load(out, weights_only=True)
     assert all(k.startswith('backbone.') for k in saved['teacher'])
     assert saved['slpd_meta']['depth'] == 1 and not saved['slpd_meta']['hipt_vit4k_xs']
@@ -196,7 +185,7 @@ def test_export_loads_strictly_into_hipt_layout_and_gives_our_embeddings(trained
     with torch.no_grad():
         torch.testing.assert_close(hipt.eval()(grids), model.embed(grids), rtol=1e-4,
                                    atol=1e-5)
-    assert _tool('export_checkpoint').main([str(trained['ckpt']), str(out)]) == 2  # exists
+    assert load_tool('export_checkpoint').main([str(trained['ckpt']), str(out)]) == 2  # exists
 
 
 def test_hipt_sized_weights_are_recognised_as_vit4k_xs():
@@ -206,7 +195,7 @@ def test_hipt_sized_weights_are_recognised_as_vit4k_xs():
 
 
 def test_trident_format_from_a_checkpoint_matches_default_and_feeds_eval(trained, tmp_path):
-    tool = _tool('extract_embeddings')
+    tool = load_tool('extract_embeddings')
     common = [str(trained['config']), str(trained['ckpt']), '--store', str(trained['store']),
               '--batch-size', '7', '--no-progress']
     assert tool.main([*common, '--out', str(tmp_path / 'pt')]) == 0
@@ -231,7 +220,7 @@ def test_trident_format_from_a_checkpoint_matches_default_and_feeds_eval(trained
                                    atol=1e-6)
     # the slide-feature folder is an embedding set for eval_slides.py as it is
     bench, out = trained['bench'], tmp_path / 'knn'
-    code = _tool('eval_slides').main(['knn', '--embeddings', str(slide_dir), '--csv',
+    code = load_tool('eval_slides').main(['knn', '--embeddings', str(slide_dir), '--csv',
                                       str(bench / 'labels.csv'), '--splits',
                                       str(bench / 'splits'), '--out', str(out),
                                       '--roc', 'none', '--bootstrap', '50'])

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
@@ -13,18 +12,9 @@ import torch
 from slpd_plugin.datasets import open_writer
 from slpd_plugin.demo import make_synthetic_store
 from slpd_plugin.prototypes import build_bank
-from tests.utils import ROOT, run_train
+from tests.utils import ROOT, load_tool, run_train
 
 TINY_SLPD = ROOT / 'tests' / 'configs' / 'tiny_slpd.py'
-
-
-def load_tool(name: str) -> ModuleType:
-    """Import ``tools/<name>.py`` as a module, so its ``main(argv)`` runs in-process."""
-    path = ROOT / 'tools' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(f'tool_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='session')

@@ -10,8 +10,7 @@ import torch
 
 from slpd_plugin.datasets import StoreError
 from slpd_plugin.utils.cli import ToolParser, UsageError, UserError, run_tool
-
-from .conftest import load_tool
+from tests.utils import load_tool
 
 
 def _not_a_store(tmp: Path) -> Path:

@@ -154,22 +154,19 @@ def split_by_phase(coords: np.ndarray, stride: float, where: str,
         phase = np.where(phase > stride - tol, phase - stride, phase)
         phase = np.round(phase / tol)
     keys, inverse, counts = np.unique(phase, axis=0, return_inverse=True, return_counts=True)
-    inverse = inverse.reshape(-1)
-    centre_of = np.empty(len(keys), dtype=np.int64)
+    piece_of = np.empty(len(keys), dtype=np.int64)  # phase key -> piece
     centres: list[np.ndarray] = []
     for k in np.argsort(-counts, kind='stable'):  # greedy: the biggest phases first
-        near = [c for c, centre in enumerate(centres)
-                if tol and np.abs(keys[k] - centre).max() <= 1.5]
-        if near:
-            centre_of[k] = near[0]
-        else:
-            centre_of[k] = len(centres)
+        # integer coords: every phase is its own lattice; float: neighbouring buckets merge
+        piece_of[k] = next((c for c, centre in enumerate(centres)
+                            if tol and np.abs(keys[k] - centre).max() <= 1.5), len(centres))
+        if piece_of[k] == len(centres):
             centres.append(keys[k])
         if len(centres) > max_pieces:
             raise StoreError(
                 f'{where}: the patches sit on more than {max_pieces} shifted lattices of '
                 f'stride {stride:g}: these are not a few tissue pieces tiled from their own '
                 f'corners; check the coordinates and the stride')
-    piece = centre_of[inverse]
+    piece = piece_of[inverse.reshape(-1)]
     rows = [np.flatnonzero(piece == p) for p in range(len(centres))]
     return sorted(rows, key=len, reverse=True)
