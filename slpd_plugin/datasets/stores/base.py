@@ -41,9 +41,21 @@ def store_dtype(name: str) -> np.dtype:
     return np.dtype(name).newbyteorder('<')
 
 
+def flat_bytes(data: np.ndarray) -> memoryview:
+    """The array's bytes in C order as a flat, one-dimensional ``uint8`` memoryview.
+
+    Every value sent to a socket, hashed or written goes through this. A numpy buffer
+    of an ``(n, C, G, G)`` array is a multi-dimensional memoryview whose ``len()`` is
+    ``n``, not its byte count; clients that frame a value by ``len()`` (redis-py 8.2
+    announces a bulk length of ``n`` and then sends every byte) corrupt the stream.
+    The cast makes ``len()`` the byte count, with no copy for a C-contiguous array.
+    """
+    return memoryview(np.ascontiguousarray(data)).cast('B')
+
+
 def slide_checksum(data: np.ndarray) -> str:
     """SHA-256 hex digest of a slide's grid (or uint8 mask) bytes as stored (C order)."""
-    return hashlib.sha256(np.ascontiguousarray(data)).hexdigest()
+    return hashlib.sha256(flat_bytes(data)).hexdigest()
 
 
 @dataclass(frozen=True)

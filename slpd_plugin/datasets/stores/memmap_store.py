@@ -33,6 +33,7 @@ from .base import (
     SlideRecord,
     StoreError,
     StoreWriter,
+    flat_bytes,
     store_dtype,
 )
 
@@ -216,11 +217,11 @@ class MemmapStoreWriter(StoreWriter):
                 files = [stack.enter_context(open(self.root / name, 'ab')) for name in names]
                 for grids, coords, masks in parts:
                     arrays = self.prepare_part(slide_id, grids, coords, masks)
-                    digest.update(arrays[0])
-                    mask_digest.update(arrays[2])
+                    digest.update(flat_bytes(arrays[0]))
+                    mask_digest.update(flat_bytes(arrays[2]))
                     count += len(arrays[0])
                     for f, arr in zip(files, arrays):
-                        f.write(arr.tobytes())
+                        f.write(flat_bytes(arr))
                 if count == 0:
                     raise StoreError(f'slide {slide_id!r}: slide has no regions')
                 for f in files:
