@@ -7,11 +7,26 @@ with exponential backoff; authentication and permission errors are not retried. 
 retry, and the recovery after one, is logged as a warning (logger
 ``slpd_plugin.datasets.stores.redis_conn``; stderr unless the application configures
 logging), naming ``host:port`` and never the password.
+
+Nothing waits without bound: every socket has a connect timeout and a read timeout
+(``?timeout=S``, default 30 s). A server that accepts the connection but does not answer
+within it (stopped with SIGSTOP, swapping, stuck in a long command) is asked
+``SILENT_ATTEMPTS`` times at most, so with the defaults it is reported within about a
+minute. The final error says which of three things happened:
+
+- ``cannot connect`` — refused, unknown host, TLS handshake failed, connect timeout;
+  retrying helps when the server is restarting, so the message names ``?retries``;
+- ``connected, but no reply within N s`` — checked by a fresh TCP connect after the
+  timeout; the message names ``?timeout``;
+- ``the server answered with an error`` — never retried.
+
+Each message states the real time spent since the first attempt.
 """
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from typing import Callable, TypeVar
 
@@ -31,6 +46,7 @@ from .redis_uri import RedisLocation
 
 T = TypeVar('T')
 MAX_BACKOFF_S = 2.0
+SILENT_ATTEMPTS = 2  # a server that accepts and never answers is asked this often
 logger = logging.getLogger(__name__)
 
 
@@ -68,12 +84,15 @@ class RedisConnection:
                 reply. Must be safe to run again after a connection error.
 
         Raises:
-            StoreError: naming ``host:port`` (never the password) when the server stays
-                unreachable, refuses the credentials or the command.
+            StoreError: naming ``host:port`` (never the password), what was asked and how
+                long was spent, when the server cannot be reached, stays silent, refuses
+                the credentials or answers with an error.
         """
         loc = self.location
-        error: Exception | None = None
         delays = retry_delays(loc.retries, loc.backoff)
+        start = time.monotonic()
+        silent = 0
+        error: Exception | None = None
         for attempt in range(loc.retries + 1):
             if attempt:
                 logger.warning(f'Redis at {loc.address}: {what} failed ({type(error).__name__}: '
@@ -90,6 +109,15 @@ class RedisConnection:
             except (ConnectionError, TimeoutError) as e:
                 error = e
                 self._drop_connections()
+                if isinstance(e, TimeoutError) and self._accepts_connections():
+                    silent += 1
+                    if silent >= SILENT_ATTEMPTS:
+                        raise StoreError(
+                            f'Redis at {loc.address}: connected, but no reply to {what} within '
+                            f'{loc.timeout:g} s ({silent} attempts, {self._since(start)}); the '
+                            f'server is stalled or overloaded (stopped, swapping, a long '
+                            f'command): check it with redis-cli -h {loc.host} -p {loc.port} '
+                            f'ping; ?timeout=S in the store URI sets the wait') from None
                 continue
             except NoPermissionError as e:
                 raise StoreError(f'{loc}: {what}: permission denied ({self._message(e)}); '
@@ -97,16 +125,31 @@ class RedisConnection:
                                  f'read-only user can read a store but not write one'
                                  ) from None
             except RedisError as e:
-                raise StoreError(f'{loc}: {what}: {type(e).__name__}: '
-                                 f'{self._message(e)}') from None
+                raise StoreError(f'Redis at {loc.address}: the server answered {what} with an '
+                                 f'error: {type(e).__name__}: {self._message(e)}') from None
             if attempt:
                 logger.warning(f'Redis at {loc.address}: {what}: succeeded on retry '
                                f'{attempt}/{loc.retries}')
             return reply
-        raise StoreError(f'cannot reach Redis at {loc.address} to {what} after '
-                         f'{loc.retries + 1} attempt(s) over {sum(delays):.2g} s: '
-                         f'{type(error).__name__}: {self._message(error)} (to wait longer, '
-                         f'raise ?retries=N&backoff=S in the store URI)') from None
+        raise StoreError(f'cannot connect to Redis at {loc.address} to {what} '
+                         f'({loc.retries + 1} attempt(s), {self._since(start)}): '
+                         f'{type(error).__name__}: {self._message(error)}; is the server '
+                         f'running and reachable? To wait longer for a restarting server, '
+                         f'raise ?retries=N&backoff=S in the store URI') from None
+
+    def _accepts_connections(self) -> bool:
+        """Whether a plain TCP connect to the server succeeds now (after a timeout, this
+        tells a silent server from an unreachable one)."""
+        try:
+            with socket.create_connection((self.location.host, self.location.port),
+                                          timeout=self.location.connect_timeout):
+                return True
+        except OSError:
+            return False
+
+    @staticmethod
+    def _since(start: float) -> str:
+        return f'{time.monotonic() - start:.1f} s'
 
     def _message(self, error: Exception | None) -> str:
         return self.location.redact(str(error))

@@ -12,7 +12,9 @@ Query parameters:
   and without a password in the URI, ``SLPD_REDIS_PASSWORD`` is used when set.
 - ``retries`` (default 5) and ``backoff`` (seconds, default 0.05): on a lost connection a
   request is retried after ``backoff * 2**k`` seconds (capped at 2 s), ``retries`` times.
-- ``timeout``: socket timeout in seconds (default 30).
+- ``timeout``: seconds to wait for a reply (socket timeout, default 30); connecting
+  waits at most ``min(timeout, 10)`` s. A server that accepts but stays silent is asked
+  twice, then reported (about a minute with the defaults).
 - TLS (``rediss://`` only): ``ca_certs`` (CA bundle path), ``certfile`` and ``keyfile``
   (client certificate), ``check_hostname`` (``true``/``false``, default true).
 
@@ -76,6 +78,11 @@ class RedisLocation:
     tls_options: tuple[tuple[str, object], ...] = ()
 
     @property
+    def connect_timeout(self) -> float:
+        """Seconds a TCP/TLS connect may take."""
+        return min(self.timeout, 10.0)
+
+    @property
     def address(self) -> str:
         """``host:port``, for error messages."""
         return f'{self.host}:{self.port}'
@@ -95,7 +102,7 @@ class RedisLocation:
         """Keyword arguments for :class:`redis.Redis` (retries are done by the caller)."""
         kwargs = dict(host=self.host, port=self.port, db=self.db, username=self.username,
                       password=self.password, socket_timeout=self.timeout,
-                      socket_connect_timeout=min(self.timeout, 10.0), ssl=self.tls,
+                      socket_connect_timeout=self.connect_timeout, ssl=self.tls,
                       socket_read_size=SOCKET_READ_BYTES)
         kwargs.update(dict(self.tls_options))
         return kwargs
