@@ -21,6 +21,8 @@ import numpy as np
 
 from slpd_plugin.utils.cli import UserError
 
+from .flat_bytes import flat_bytes
+
 GRID_SIZE = 16
 MANIFEST_VERSION = 1
 STORE_DTYPES = ('float16', 'float32')
@@ -43,7 +45,7 @@ def store_dtype(name: str) -> np.dtype:
 
 def slide_checksum(data: np.ndarray) -> str:
     """SHA-256 hex digest of a slide's grid (or uint8 mask) bytes as stored (C order)."""
-    return hashlib.sha256(np.ascontiguousarray(data)).hexdigest()
+    return hashlib.sha256(flat_bytes(data)).hexdigest()
 
 
 @dataclass(frozen=True)

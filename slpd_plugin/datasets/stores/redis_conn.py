@@ -74,6 +74,7 @@ class RedisConnection:
         loc = self.location
         error: Exception | None = None
         delays = retry_delays(loc.retries, loc.backoff)
+        started = time.monotonic()
         for attempt in range(loc.retries + 1):
             if attempt:
                 logger.warning(f'Redis at {loc.address}: {what} failed ({type(error).__name__}: '
@@ -97,16 +98,30 @@ class RedisConnection:
                                  f'read-only user can read a store but not write one'
                                  ) from None
             except RedisError as e:
-                raise StoreError(f'{loc}: {what}: {type(e).__name__}: '
-                                 f'{self._message(e)}') from None
+                raise StoreError(f'{loc}: {what}: the server answered with an error: '
+                                 f'{type(e).__name__}: {self._message(e)}') from None
             if attempt:
                 logger.warning(f'Redis at {loc.address}: {what}: succeeded on retry '
                                f'{attempt}/{loc.retries}')
             return reply
-        raise StoreError(f'cannot reach Redis at {loc.address} to {what} after '
-                         f'{loc.retries + 1} attempt(s) over {sum(delays):.2g} s: '
-                         f'{type(error).__name__}: {self._message(error)} (to wait longer, '
-                         f'raise ?retries=N&backoff=S in the store URI)') from None
+        raise StoreError(self._failure(what, error, time.monotonic() - started)) from None
+
+    def _failure(self, what: str, error: Exception, elapsed: float) -> str:
+        """The message for a request whose every attempt lost or never got a connection."""
+        loc = self.location
+        tries = f'{loc.retries + 1} attempt(s) over {elapsed:.1f} s'
+        cause = f'{type(error).__name__}: {self._message(error)}'
+        if 'connecting' in str(error):  # redis-py: "Error N connecting to", "Timeout connecting"
+            return (f'cannot connect to Redis at {loc.address} to {what} ({tries}; connect '
+                    f'timeout {loc.connect_timeout:g} s): {cause}; check the host, port and '
+                    f'TLS settings, or, if the server is restarting, raise '
+                    f'?retries=N&backoff=S in the store URI')
+        if isinstance(error, TimeoutError):
+            return (f'Redis at {loc.address} accepted the connection but did not reply within '
+                    f'{loc.timeout:g} s to {what} ({tries}): {cause}; the server is stalled or '
+                    f'overloaded (if it is only slow, raise ?timeout=S in the store URI)')
+        return (f'Redis at {loc.address} closed the connection to {what} ({tries}): {cause}; '
+                f'if the server is restarting, raise ?retries=N&backoff=S in the store URI')
 
     def _message(self, error: Exception | None) -> str:
         return self.location.redact(str(error))

@@ -12,7 +12,10 @@ Query parameters:
   and without a password in the URI, ``SLPD_REDIS_PASSWORD`` is used when set.
 - ``retries`` (default 5) and ``backoff`` (seconds, default 0.05): on a lost connection a
   request is retried after ``backoff * 2**k`` seconds (capped at 2 s), ``retries`` times.
-- ``timeout``: socket timeout in seconds (default 30).
+- ``timeout``: seconds to wait for a reply (socket timeout, default 15); connecting waits
+  at most ``min(timeout, 10)`` seconds. A server that accepts connections and never
+  answers is thus reported after at most ``(retries + 1) * timeout`` seconds plus the
+  backoff: about 92 s with the defaults.
 - TLS (``rediss://`` only): ``ca_certs`` (CA bundle path), ``certfile`` and ``keyfile``
   (client certificate), ``check_hostname`` (``true``/``false``, default true).
 
@@ -34,6 +37,8 @@ from .base import StoreError
 SCHEMES = ('redis', 'rediss')
 PASSWORD_ENV = 'SLPD_REDIS_PASSWORD'
 DEFAULT_PREFIX = 'slpd'
+DEFAULT_TIMEOUT_S = 15.0  # with 5 retries: a silent server is reported within ~92 s
+MAX_CONNECT_TIMEOUT_S = 10.0
 SOCKET_READ_BYTES = 2 ** 20  # 1 MiB reads of large replies: 32x fewer syscalls than 32 KiB
 _PREFIX_RE = re.compile(r'^[A-Za-z0-9_.:/-]+$')
 _OPTIONS = ('prefix', 'password_env', 'retries', 'backoff', 'timeout', 'ca_certs',
@@ -59,7 +64,7 @@ class RedisLocation:
         tls: Whether to connect with TLS (``rediss://``).
         retries: Retries of a request after a lost connection.
         backoff: First retry delay in seconds; doubles each retry.
-        timeout: Socket timeout in seconds.
+        timeout: Socket timeout in seconds (every send and every wait for a reply).
         tls_options: ``ssl_*`` keyword arguments for :class:`redis.Redis`.
     """
 
@@ -72,7 +77,7 @@ class RedisLocation:
     tls: bool = False
     retries: int = 5
     backoff: float = 0.05
-    timeout: float = 30.0
+    timeout: float = DEFAULT_TIMEOUT_S
     tls_options: tuple[tuple[str, object], ...] = ()
 
     @property
@@ -87,6 +92,11 @@ class RedisLocation:
         scheme = 'rediss' if self.tls else 'redis'
         return f'{scheme}://{user}{self.address}/{self.db}?prefix={self.prefix}'
 
+    @property
+    def connect_timeout(self) -> float:
+        """Seconds to wait for a connection: ``min(timeout, 10)``."""
+        return min(self.timeout, MAX_CONNECT_TIMEOUT_S)
+
     def redact(self, text: str) -> str:
         """``text`` with every occurrence of the password replaced by ``***``."""
         return text.replace(self.password, '***') if self.password else text
@@ -95,7 +105,7 @@ class RedisLocation:
         """Keyword arguments for :class:`redis.Redis` (retries are done by the caller)."""
         kwargs = dict(host=self.host, port=self.port, db=self.db, username=self.username,
                       password=self.password, socket_timeout=self.timeout,
-                      socket_connect_timeout=min(self.timeout, 10.0), ssl=self.tls,
+                      socket_connect_timeout=self.connect_timeout, ssl=self.tls,
                       socket_read_size=SOCKET_READ_BYTES)
         kwargs.update(dict(self.tls_options))
         return kwargs
@@ -169,7 +179,7 @@ def parse_redis_uri(uri: str) -> RedisLocation:
         password = os.environ[env]
     elif password is None:
         password = os.environ.get(PASSWORD_ENV) or None
-    timeout = _number(_one(query, 'timeout', safe), float, 30.0, 'timeout', safe)
+    timeout = _number(_one(query, 'timeout', safe), float, DEFAULT_TIMEOUT_S, 'timeout', safe)
     if timeout == 0:
         raise StoreError(f'{safe}: timeout must be > 0 seconds')
     tls = parts.scheme.lower() == 'rediss'

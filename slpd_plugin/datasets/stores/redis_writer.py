@@ -26,6 +26,7 @@ from .base import (
     slide_checksum,
     store_dtype,
 )
+from .flat_bytes import flat_bytes
 from .redis_conn import RedisConnection
 from .redis_store import BLOB_BYTES, FORMAT, blob_regions_for, part_sizes, store_key
 from .redis_uri import RedisLocation, parse_redis_uri
@@ -85,7 +86,7 @@ class RedisStoreWriter(StoreWriter):
             data, xy, mask = self.prepare_part(slide_id, grids, xy, mask)
             if self.blob_regions is None:
                 self.blob_regions = blob_regions_for(data[0].nbytes, self.blob_bytes)
-            digest.update(data)
+            digest.update(flat_bytes(data))
             count += len(data)
             coords.append(xy)
             masks.append(mask)
@@ -94,11 +95,11 @@ class RedisStoreWriter(StoreWriter):
                 joined = np.concatenate(blob)
                 key = self._key('grids', position, k)
                 self._conn.call(f'write slide {slide_id!r}',
-                                lambda c: c.set(key, joined[:self.blob_regions].data))
+                                lambda c: c.set(key, flat_bytes(joined[:self.blob_regions])))
                 blob, k = [joined[self.blob_regions:]], k + 1
         if count == 0:
             raise StoreError(f'slide {slide_id!r}: slide has no regions')
-        last = np.ascontiguousarray(np.concatenate(blob))
+        last = np.concatenate(blob)
         return (count, digest.hexdigest(), last, k, np.concatenate(coords),
                 np.concatenate(masks))
 
@@ -129,9 +130,9 @@ class RedisStoreWriter(StoreWriter):
                                  f'using this prefix')
             pipe = client.pipeline(transaction=True)
             pipe.delete(self._key('manifest'))
-            pipe.set(self._key('grids', position, k), last.data)
-            pipe.set(self._key('coords', position), coords.data)
-            pipe.set(self._key('masks', position), masks.data)
+            pipe.set(self._key('grids', position, k), flat_bytes(last))
+            pipe.set(self._key('coords', position), flat_bytes(coords))
+            pipe.set(self._key('masks', position), flat_bytes(masks))
             pipe.rpush(self._key(journal.JOURNAL_KEY), entry)
             pipe.execute()
         self._conn.call(f'write slide {slide_id!r}', commit)
@@ -143,7 +144,8 @@ class RedisStoreWriter(StoreWriter):
             raise StoreError(f'{self.location}: refusing to finalise an empty store '
                              f'(no slides were written)')
         cells = self.grid_size ** 2
-        ones = {self._key('masks', s): np.ones(self.records[s].count * cells, np.uint8).data
+        ones = {self._key('masks', s):
+                flat_bytes(np.ones(self.records[s].count * cells, np.uint8))
                 for s in sorted(self._unmasked)}  # slides from before masks: all tissue
         manifest = json.dumps(dict(
             format=FORMAT, version=MANIFEST_VERSION, complete=True,
