@@ -21,6 +21,7 @@ import pytest
 from slpd_plugin.datasets.stores import StoreError, open_store, open_writer, parse_redis_uri
 from slpd_plugin.datasets.stores.redis_conn import RedisConnection, retry_delays
 from tests.conftest import REDIS_PASSWORD_ENV, _need_redis_server, _start_redis, _stop
+from tests.reliability.helpers import ingest_cli, tiny_store
 
 TIMEOUT = 0.5
 RETRIES = 1
@@ -90,6 +91,20 @@ def test_silent_server_fails_within_the_bound_naming_host_request_and_timeout(si
     assert f'{RETRIES + 1} attempt(s)' in message
     assert abs(_stated_seconds(message) - took) < 0.5  # the real elapsed time
     assert 'retries=N' not in message  # more retries do not help a stalled server
+
+
+def test_ingest_tool_reports_a_silent_server_in_one_line_within_the_bound(silent_server,
+                                                                        tmp_path):
+    uri = (f'redis://127.0.0.1:{silent_server}/0?prefix=x&timeout={TIMEOUT}'
+           f'&retries={RETRIES}&backoff=0.01')
+    source = str(tiny_store(tmp_path / 'local', num_slides=2))
+    proc = ingest_cli(source, '--store', uri, check=False)
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.startswith('ingest.py: error:')]
+    assert len(lines) == 1 and 'Traceback' not in proc.stderr, proc.stderr[-2000:]
+    assert f'127.0.0.1:{silent_server} accepted the connection but did not reply within ' \
+           f'{TIMEOUT:g} s' in lines[0]
+    assert _stated_seconds(lines[0]) < _bound(uri) + 2
 
 
 def test_sigstopped_redis_fails_a_slide_write_and_a_read_within_the_bound(frozen_redis):
