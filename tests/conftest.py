@@ -12,6 +12,11 @@ the processes tests start). Most tests run tiny models, often in 2-3 processes a
 (DDP ranks, loader workers, redis-server): more threads than cores there made tiny ops
 10x slower (a toy MIL fit: 3.3 s on one thread, 35 s on two on a busy 2-core machine).
 
+Timeouts: every test fails after 300 s (``timeout`` in ``setup.cfg``, pytest-timeout's
+``signal`` method: the test raises, its fixtures clean up, an xdist worker goes on with
+the next test), so a hung request fails in minutes; tests marked ``slow`` get
+``SLOW_TEST_TIMEOUT_S`` unless they carry their own ``@pytest.mark.timeout(...)``.
+
 Devices: tests run on the CPU whatever the host has. Unless a test is marked
 ``@pytest.mark.cuda`` (or ``cuda(2)`` for two GPUs), it sees no GPU: processes it
 starts get ``CUDA_VISIBLE_DEVICES=''`` and mmengine's runners built in this process
@@ -33,6 +38,7 @@ import torch
 from mmengine.registry import DefaultScope
 
 REDIS_PASSWORD_ENV = 'SLPD_TEST_REDIS_PASSWORD'
+SLOW_TEST_TIMEOUT_S = 900  # trainings in subprocesses, on a busy 2-core machine
 
 
 def pytest_configure(config) -> None:
@@ -43,6 +49,8 @@ def pytest_configure(config) -> None:
 def pytest_collection_modifyitems(config, items) -> None:
     found = torch.cuda.device_count()  # NVML count: does not initialise CUDA
     for item in items:
+        if item.get_closest_marker('slow') and not item.get_closest_marker('timeout'):
+            item.add_marker(pytest.mark.timeout(SLOW_TEST_TIMEOUT_S))
         marker = item.get_closest_marker('cuda')
         needed = (marker.args[0] if marker.args else 1) if marker else 0
         if found < needed:

@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader
 from slpd_plugin import registry as R
 from slpd_plugin.datasets.stores import open_store
 from slpd_plugin.models.backbones import accepts_masks
+from slpd_plugin.prototypes.faiss_import import INSTALL_HINT, faiss_installed
 from slpd_plugin.utils.cli import UserError
 
 from .hooks.prototype_hook import CLS_WITH_PROTOTYPE_HEAD
@@ -179,10 +180,10 @@ def _check_dataloader(path: str, cfg: Any) -> Iterator[str]:
 
 def _prototype_hook_problems(cfg: Config | dict) -> Iterator[str]:
     """A ``PrototypeHook(embedding='cls')`` next to a prototype head (it would crash at
-    the first refresh, after the warm-up epochs)."""
+    the first refresh, after the warm-up epochs), and ``PrototypeHook(backend='faiss')``
+    without faiss installed (it would fail at the first refresh)."""
     model = cfg.get('model')
-    if not isinstance(model, dict) or not model.get('prototype_head'):
-        return
+    with_head = isinstance(model, dict) and bool(model.get('prototype_head'))
     hooks = [(f'default_hooks.{name}', h)
              for name, h in (cfg.get('default_hooks') or {}).items()]
     hooks += [(f'custom_hooks[{i}]', h) for i, h in enumerate(cfg.get('custom_hooks') or [])]
@@ -190,8 +191,12 @@ def _prototype_hook_problems(cfg: Config | dict) -> Iterator[str]:
         if not isinstance(hook, dict):
             continue
         kind = hook.get('type')
-        if getattr(kind, '__name__', kind) == 'PrototypeHook' and hook.get('embedding') == 'cls':
+        if getattr(kind, '__name__', kind) != 'PrototypeHook':
+            continue
+        if with_head and hook.get('embedding') == 'cls':
             yield f"{path}.embedding='cls': {CLS_WITH_PROTOTYPE_HEAD}"
+        if hook.get('backend') == 'faiss' and not faiss_installed():
+            yield f"{path}.backend='faiss': faiss is not installed: {INSTALL_HINT}"
 
 
 def _store_with_holes(location: str) -> tuple[str, int] | None:

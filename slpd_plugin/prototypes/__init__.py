@@ -3,7 +3,6 @@
 Pure tensor functions (no runner, no registry); the prototype hook calls
 :func:`build_bank`, or :func:`cluster_slides` per rank and then :func:`finish_bank`.
 """
-from . import faiss_backend  # noqa: F401  (first: says how to install faiss if missing)
 from .bank import CKPT_KEY, PrototypeBank, bank_checkpoint_entry, bank_from_checkpoint
 from .build import build_bank, cluster_slides, finish_bank
 from .faiss_backend import faiss_kmeans

@@ -10,8 +10,9 @@ made once per process and device and reused by every call. It returns the same
 ``KMeansResult`` as :func:`~slpd_plugin.prototypes.kmeans.batched_kmeans`, so the two
 are interchangeable.
 
-Install exactly one faiss: ``pip install -e '.[cpu]'`` (faiss-cpu) or ``'.[gpu]'``
-(faiss-gpu >= 1.14, CUDA 12 wheels); both provide the module ``faiss``.
+faiss is optional (see :mod:`.faiss_import`); for this backend install exactly one:
+``pip install -e '.[cpu]'`` (faiss-cpu) or ``'.[gpu]'`` (faiss-gpu >= 1.14, CUDA 12
+wheels); both provide the module ``faiss``.
 """
 from __future__ import annotations
 
@@ -21,14 +22,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .faiss_import import faiss_installed, load_faiss
 from .kmeans import KMeansResult
 
-try:
-    import faiss
-except ImportError as e:  # neither extra installed
-    raise ImportError(
-        "slpd_plugin needs faiss: pip install -e '.[cpu]' (faiss-cpu) or -e '.[gpu]' "
-        '(faiss-gpu, CUDA 12); install one of the two, both provide `import faiss`') from e
+BACKEND = 'the faiss k-means backend'
 
 R = TypeVar('R')
 
@@ -53,8 +50,11 @@ class PerDeviceCache(Generic[R]):
 
 
 def faiss_info() -> dict:
-    """The installed faiss: ``version``, ``gpu_build`` (has GPU support) and
-    ``num_gpus`` (GPUs it sees; 0 for a CPU build)."""
+    """The installed faiss: ``version`` (None when faiss is not installed), ``gpu_build``
+    (has GPU support) and ``num_gpus`` (GPUs it sees; 0 for a CPU build)."""
+    if not faiss_installed():
+        return dict(version=None, gpu_build=False, num_gpus=0)
+    faiss = load_faiss(BACKEND)
     gpu_build = hasattr(faiss, 'StandardGpuResources')
     return dict(version=faiss.__version__, gpu_build=gpu_build,
                 num_gpus=faiss.get_num_gpus() if gpu_build else 0)
@@ -72,7 +72,7 @@ def faiss_gpu_device(device: torch.device) -> int | None:
 
 
 def _gpu_resources(device: int) -> object:
-    return faiss.StandardGpuResources()  # binds its per-device state on first use
+    return load_faiss(BACKEND).StandardGpuResources()  # binds its per-device state on first use
 
 
 GPU_RESOURCES = PerDeviceCache(_gpu_resources)  # reused by every call of this process
@@ -87,10 +87,13 @@ def describe_refresh(backend: str, device: torch.device) -> tuple[str, str | Non
         backend: The refresh's k-means backend, ``'torch'`` or ``'faiss'``.
         device: The device of the model (and of the refresh's embeddings).
     """
+    if backend == 'faiss':
+        load_faiss(BACKEND)
     info = faiss_info()
     build = (f"GPU build, sees {info['num_gpus']} GPU(s)" if info['gpu_build']
              else 'CPU build')
-    faiss_text = f"faiss {info['version']} ({build})"
+    faiss_text = (f"faiss {info['version']} ({build})" if info['version']
+                  else 'faiss not installed, needed')
     if backend != 'faiss':
         return (f'prototype refresh: k-means backend {backend} on {device}; {faiss_text} '
                 f'only for the neighbour shortlist'), None
@@ -104,9 +107,10 @@ def describe_refresh(backend: str, device: torch.device) -> tuple[str, str | Non
     return line, None
 
 
-def _flat_l2_index(dim: int, device: int | None) -> faiss.Index:
+def _flat_l2_index(dim: int, device: int | None) -> object:
     """A flat L2 index on GPU ``device`` (with this process's cached resources), or on
     the CPU when ``device`` is None."""
+    faiss = load_faiss(BACKEND)
     if device is None:
         return faiss.IndexFlatL2(dim)
     config = faiss.GpuIndexFlatConfig()
@@ -141,6 +145,7 @@ def faiss_kmeans(x: Tensor, mask: Tensor, k: int, iters: int = 10, restarts: int
     if k < 1 or iters < 0 or restarts < 1:
         raise ValueError(f'need k >= 1, iters >= 0, restarts >= 1; got k={k}, '
                          f'iters={iters}, restarts={restarts}')
+    faiss = load_faiss(BACKEND)
     num_slides, length, dim = x.shape
     points = x.detach().float().cpu().numpy()
     valid = mask.cpu().numpy()

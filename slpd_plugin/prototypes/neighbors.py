@@ -5,10 +5,10 @@ D = embedding dim, r = neighbours per slide, M = shortlist length.
 """
 from __future__ import annotations
 
-import faiss
 import torch
 from torch import Tensor
 
+from .faiss_import import load_faiss
 from .matching import max_matching_score, set_similarity_paired
 
 _CHUNK_BYTES = 256 * 2**20
@@ -135,6 +135,7 @@ def _top_by_bound(inner: Tensor, bound: Tensor, r: int) -> tuple[Tensor, Tensor]
 def _shortlisted(protos: Tensor, r: int, shortlist: int) -> tuple[Tensor, Tensor]:
     """Shortlist by mean-prototype inner product (faiss), re-rank exactly."""
     num, k, dim = protos.shape
+    faiss = load_faiss(f'the neighbour shortlist of {num} slides (more than exact_max_slides)')
     summary = protos.mean(1).float().cpu().contiguous().numpy()
     index = faiss.IndexFlatIP(dim)
     index.add(summary)

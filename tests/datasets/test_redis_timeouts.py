@@ -194,3 +194,11 @@ def test_server_error_reply_is_not_called_unreachable(redis_server):
     assert (f'Redis at 127.0.0.1:{redis_server.port}: the server answered read a list as a '
             f'string with an error: ResponseError: WRONGTYPE') in text
     assert 'retries' not in text and 'cannot connect' not in text
+
+
+def test_default_settings_report_a_silent_server_within_two_minutes():
+    from slpd_plugin.datasets.stores.redis_conn import SILENT_ATTEMPTS, retry_delays
+    loc = parse_redis_uri('redis://127.0.0.1:6379/0')
+    worst = (SILENT_ATTEMPTS * (loc.timeout + loc.connect_timeout)  # each + its TCP probe
+             + sum(retry_delays(loc.retries, loc.backoff)[:SILENT_ATTEMPTS - 1]))
+    assert worst < 120, worst

@@ -46,6 +46,7 @@ from .redis_uri import RedisLocation
 
 T = TypeVar('T')
 MAX_BACKOFF_S = 2.0
+SOCKET_READ_BYTES = 2 ** 20  # 1 MiB reads of large replies: 32x fewer syscalls than 32 KiB
 SILENT_ATTEMPTS = 2  # a server that accepts and never answers is asked this often
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,9 @@ class RedisConnection:
         if self._client is None or self._pid != os.getpid():
             self._client = redis.Redis(**self.location.client_kwargs(),
                                        retry=Retry(NoBackoff(), 0))
+            # a connection option of the pool (redis.Redis() takes it only from 8.0 on)
+            self._client.connection_pool.connection_kwargs['socket_read_size'] = \
+                SOCKET_READ_BYTES
             self._pid = os.getpid()
         return self._client
 

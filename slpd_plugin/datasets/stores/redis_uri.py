@@ -36,7 +36,6 @@ from .base import StoreError
 SCHEMES = ('redis', 'rediss')
 PASSWORD_ENV = 'SLPD_REDIS_PASSWORD'
 DEFAULT_PREFIX = 'slpd'
-SOCKET_READ_BYTES = 2 ** 20  # 1 MiB reads of large replies: 32x fewer syscalls than 32 KiB
 _PREFIX_RE = re.compile(r'^[A-Za-z0-9_.:/-]+$')
 _OPTIONS = ('prefix', 'password_env', 'retries', 'backoff', 'timeout', 'ca_certs',
             'certfile', 'keyfile', 'check_hostname')
@@ -102,8 +101,7 @@ class RedisLocation:
         """Keyword arguments for :class:`redis.Redis` (retries are done by the caller)."""
         kwargs = dict(host=self.host, port=self.port, db=self.db, username=self.username,
                       password=self.password, socket_timeout=self.timeout,
-                      socket_connect_timeout=self.connect_timeout, ssl=self.tls,
-                      socket_read_size=SOCKET_READ_BYTES)
+                      socket_connect_timeout=self.connect_timeout, ssl=self.tls)
         kwargs.update(dict(self.tls_options))
         return kwargs
 
