@@ -129,7 +129,8 @@ def measure_train(mode: str, backbone: str, precision: str, compile: bool) -> di
 
 def data_wait(mode: str, work: Path) -> dict:
     """Share of the ViT4K-XS step (bf16; fp32 in the dry run) spent waiting for
-    DataLoader workers reading a real memmap store (pinned memory, persistent workers, non-blocking copies)."""
+    DataLoader workers reading a real memmap store (pinned memory, persistent workers,
+    non-blocking copies)."""
     from benchmarks.train_step import TrainPath
     from slpd_plugin.datasets import RegionFeatureDataset
     from slpd_plugin.demo import make_synthetic_store
