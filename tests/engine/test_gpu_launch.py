@@ -7,7 +7,6 @@ from mmengine.config import Config
 from slpd_plugin.engine.launch import check_local_rank, prepare_config, set_tf32
 from tests.utils import ROOT, TINY_CONFIG
 
-
 MATMUL, CONV = torch.backends.cuda.matmul, torch.backends.cudnn.conv
 
 
