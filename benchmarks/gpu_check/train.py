@@ -28,7 +28,7 @@ BACKBONES = {
     'vit4k': dict(type='ViT4K', arch='xs', in_channels=384),
     'alibi': dict(type='ALiBiViT', arch='titan', in_channels=768),
 }
-PRECISIONS = {'bf16': 'bfloat16', 'tf32': None, 'fp32': None}
+PRECISIONS = {'bf16': 'bfloat16', 'tf32': None, 'fp32': None}  # -> autocast dtype
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def random_bank(setup: TrainSetup, device: torch.device, z: int = 256) -> Protot
 
 def build(setup: TrainSetup, precision: str, device: torch.device, mode: str = 'gpu'):
     """SLPD with DINO head, loss and prototype head at ``setup``'s size, its bank, and
-    its optimizer wrapper; TF32 on for ``'tf32'``, off otherwise."""
+    its optimizer wrapper; TF32 on (the runs' default) except for ``'fp32'``."""
     torch.manual_seed(0)
     model = MODELS.build(dict(
         type='SLPD', backbone=backbone_cfg(setup, mode),
@@ -91,7 +91,7 @@ def build(setup: TrainSetup, precision: str, device: torch.device, mode: str = '
     model.bank = random_bank(setup, device)
     model.teacher_temp = TEACHER_TEMP
     if device.type == 'cuda':
-        set_tf32(precision == 'tf32')
+        set_tf32(precision != 'fp32')
     optim = DINOOptimWrapper(
         optimizer=torch.optim.AdamW(dino_param_groups(model.student), lr=1e-4,
                                     fused=device.type == 'cuda'),
