@@ -234,6 +234,11 @@ wait and peak device memory) appear when the suite runs on a machine with CUDA
 (`--device cuda` is the default there)."""
 
 
+#: The GPU check's section of the page (tools/gpu_check.sh, benchmarks/gpu_check/),
+#: hand-written in its own file, as this page is generated.
+GPU_CHECK = ROOT / 'benchmarks' / 'gpu_check' / 'section.md'
+
+
 def targets(results: dict) -> list[tuple[str, str, str]]:
     """The performance issue's targets: (target, measured, verdict)."""
     ts = {r['path']: r for r in results['train_step']['rows']}
@@ -350,7 +355,7 @@ def write_docs(rows: list[dict], results: dict, pngs: list[Path], quick: bool,
               for r in ep['rows']]
     lines += [''] + extra_sections()
     lines += [f'![{p.stem}](../benchmarks/results/{p.name})' for p in pngs]
-    lines += ['', NOTES]
+    lines += ['', NOTES, '', GPU_CHECK.read_text().rstrip('\n')]
     out = ROOT / 'docs' / 'benchmarks.md'
     out.write_text('\n'.join(lines) + '\n')
     return out

@@ -28,9 +28,15 @@ def set_tf32(enabled: bool) -> None:
     pass -- several-fold, at a relative error of about 1e-3 per product, which
     self-supervised pretraining does not notice. Set ``tf32 = False`` (or
     ``--cfg-options tf32=False``) for bit-exact fp32. Only CUDA reads these flags.
+
+    Uses torch's ``fp32_precision`` settings (``'tf32'`` or ``'ieee'``), as the losses do
+    for their strict-fp32 block: torch raises when code reads a mix of these and the
+    older ``allow_tf32`` flags.
     """
-    torch.backends.cuda.matmul.allow_tf32 = enabled
-    torch.backends.cudnn.allow_tf32 = enabled
+    precision = 'tf32' if enabled else 'ieee'
+    torch.backends.cuda.matmul.fp32_precision = precision
+    torch.backends.cudnn.conv.fp32_precision = precision
+    torch.backends.cudnn.rnn.fp32_precision = precision  # cuDNN's flags stay one value
 
 
 def check_local_rank(local_rank: int, device_count: int) -> None:

@@ -24,6 +24,7 @@ from slpd_plugin.datasets import open_store
 from slpd_plugin.demo import ensure_synthetic_store
 from slpd_plugin.engine.hooks import PrototypeHook
 from slpd_plugin.engine.launch import build_runner, prepare_config
+from slpd_plugin.engine.optimizers import DINOOptimWrapper
 from slpd_plugin.evaluation.extract import embed_store
 from slpd_plugin.prototypes import REFRESH_DEFAULTS
 from slpd_plugin.registry import MODELS
@@ -168,3 +169,32 @@ def test_loading_does_not_depend_on_the_scope_an_earlier_runner_left(run):
         model = build_model(ckpt, run['ckpt'])
     own = run['runner'].model.state_dict()
     assert all(torch.equal(value, own[key]) for key, value in model.state_dict().items())
+
+
+def test_refresh_pass_runs_under_the_trainings_autocast_with_persistent_workers(run):
+    runner = run['runner']
+    n = len(runner.train_dataloader.dataset)
+    fp32 = refresh_embeddings(runner, 'z')
+    hook = PrototypeHook(batch_size=BATCH, num_workers=1)
+    seen = []
+    backbone = runner.model.teacher.backbone
+    handle = backbone.register_forward_pre_hook(
+        lambda module, args: seen.append(torch.get_autocast_dtype('cpu')
+                                         if torch.is_autocast_enabled('cpu') else None))
+    saved = runner.optim_wrapper
+    try:
+        runner.optim_wrapper = DINOOptimWrapper(  # as `--amp` builds it
+            optimizer=torch.optim.SGD(runner.model.parameters(), lr=0.0),
+            autocast_dtype='bfloat16')
+        first = hook.embed_regions(runner, np.arange(n))
+        loader = hook._pass_loader
+        again = hook.embed_regions(runner, np.arange(n))
+    finally:
+        runner.optim_wrapper = saved
+        handle.remove()
+    assert seen and set(seen) == {torch.bfloat16}
+    assert first.dtype == torch.float32
+    torch.testing.assert_close(first, fp32, rtol=0.05, atol=0.05)  # bf16 of the fp32 pass
+    torch.testing.assert_close(again, first)
+    assert hook._pass_loader is loader and loader.persistent_workers
+    assert not loader.pin_memory  # a CPU model: nothing to pin for

@@ -7,19 +7,21 @@ from mmengine.config import Config
 from slpd_plugin.engine.launch import check_local_rank, prepare_config, set_tf32
 from tests.utils import ROOT, TINY_CONFIG
 
+MATMUL, CONV = torch.backends.cuda.matmul, torch.backends.cudnn.conv
+
 
 @pytest.fixture
 def tf32_flags():
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    saved = MATMUL.fp32_precision, CONV.fp32_precision
     yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+    MATMUL.fp32_precision, CONV.fp32_precision = saved
 
 
-def test_set_tf32_switches_matmul_and_cudnn(tf32_flags):
+def test_set_tf32_switches_matmul_and_cudnn_through_fp32_precision(tf32_flags):
     for enabled in (True, False, True):
         set_tf32(enabled)
-        assert torch.backends.cuda.matmul.allow_tf32 is enabled
-        assert torch.backends.cudnn.allow_tf32 is enabled
+        expected = 'tf32' if enabled else 'ieee'
+        assert MATMUL.fp32_precision == CONV.fp32_precision == expected
 
 
 def test_tf32_is_on_by_default_and_must_be_a_bool(tmp_path):
@@ -35,7 +37,7 @@ def test_tf32_is_on_by_default_and_must_be_a_bool(tmp_path):
 @pytest.mark.parametrize('tf32', [False, True])
 def test_prepare_config_applies_tf32_on_cuda(tf32, tf32_flags, tmp_path):
     prepare_config(str(TINY_CONFIG), work_dir=str(tmp_path), cfg_options={'tf32': tf32})
-    assert torch.backends.cuda.matmul.allow_tf32 is tf32
+    assert MATMUL.fp32_precision == ('tf32' if tf32 else 'ieee')
 
 
 def test_local_rank_beyond_the_visible_gpus_is_a_clear_error(monkeypatch):

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 
 from slpd_plugin.demo.references import write_reference_embeddings
 from slpd_plugin.demo.synthetic_wsi import make_wsi_benchmark
@@ -170,3 +171,25 @@ def test_mil_survival_runs_and_is_reproducible(bench):
     assert [f.val_cindex for f in a.folds] == [f.val_cindex for f in b.folds]
     assert all(0 <= f.val_cindex <= 1 for f in a.folds)
     assert a.folds[0].n_val == len(splits[0].val)
+
+
+class CpuCopies(TorchFunctionMode):
+    """Counts ``Tensor.cpu()`` calls (a device-to-host copy each on a GPU)."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.calls += getattr(func, '__name__', None) == 'cpu'
+        return func(*args, **(kwargs or {}))
+
+
+def test_mil_survival_copies_to_the_host_once_per_fold_not_per_bag(bench):
+    table = load_survival_labels(bench / 'survival.csv')
+    splits = load_survival_splits(bench / 'splits_survival')[:2]
+    bags = load_bags(bench / 'composition', [s for v in table.slides.values() for s in v])
+    with CpuCopies() as copies:
+        result = evaluate_survival_mil(table, bags, splits, MILConfig(epochs=2), seed=3)
+    assert all(f.n_train > 10 for f in result.folds)
+    assert copies.calls == len(splits)  # the validation risks; formerly + one per bag

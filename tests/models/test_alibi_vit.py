@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.optim import OptimWrapper
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from slpd_plugin.models.backbones import ALiBiViT
 from slpd_plugin.models.backbones.alibi_vit import alibi_slopes
@@ -218,3 +219,44 @@ def test_slpd_on_alibi_vit_trains_with_dino_and_prototype_losses():
     assert any(not torch.equal(a, b)
                for a, b in zip(before_s, model.student.backbone.parameters()))
     assert all(torch.equal(a, b) for a, b in zip(before_t, model.teacher.parameters()))
+
+
+class CastsOfShape(TorchDispatchMode):
+    """Counts dtype casts (``_to_copy``) of tensors whose last two dims are ``(T, T)``."""
+
+    def __init__(self, t):
+        super().__init__()
+        self.t, self.casts = t, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket.__name__ == '_to_copy' and args[0].shape[-2:] == (self.t, self.t):
+            self.casts += 1
+        return func(*args, **(kwargs or {}))
+
+
+def blocks_with_fp32_bias(model, x, mask):
+    """The former forward: the fp32 bias handed to every block (SDPA then casts it under
+    autocast, once per block)."""
+    x = x if mask is None else x.masked_fill(~mask[:, None], 0.0)
+    b, _, h, w = x.shape
+    tokens = model.phi(x.flatten(2).transpose(1, 2))
+    tokens = torch.cat([model.cls_token.expand(b, -1, -1), tokens], dim=1)
+    bias = model.attention_bias(h, w, x.device, mask)  # float32
+    for block in model.blocks:
+        tokens = block(tokens, bias)
+    return model.norm(tokens)[:, 0]
+
+
+@pytest.mark.parametrize('masked', [False, True])
+def test_bias_is_made_in_the_compute_dtype_once_and_outputs_are_unchanged(masked):
+    model = small()
+    x, mask = grids(), holes() if masked else None
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        model(x, mask)  # fills the cache
+        with CastsOfShape(5 * 7 + 1) as casts:
+            out = model(x, mask)
+        ref = blocks_with_fp32_bias(model, x, mask)
+    assert casts.casts == 0  # formerly one cast of the bias per block
+    assert model.attention_bias(5, 7, torch.device('cpu'), mask, torch.bfloat16).dtype \
+        == torch.bfloat16
+    torch.testing.assert_close(out, ref, atol=0, rtol=0)

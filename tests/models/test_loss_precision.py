@@ -1,8 +1,10 @@
-"""The losses are computed in fp32 whatever the autocast setting (issue 16, item 4)."""
+"""The losses are computed in strict fp32 whatever the autocast and TF32 settings."""
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 
-from slpd_plugin.models.losses import prototype_cross_entropy
+from slpd_plugin.engine.launch import set_tf32
+from slpd_plugin.models.losses import prototype_cross_entropy, student_log_probs
 from slpd_plugin.registry import MODELS
 
 P, B = 256, 64
@@ -41,19 +43,50 @@ def test_dino_loss_of_low_precision_logits_is_their_fp32_loss(dtype):
     torch.testing.assert_close(loss, ref_loss, rtol=1e-6, atol=0)
 
 
+def prototype_loss(target, valid, student, center):
+    return prototype_cross_entropy(target, valid, student_log_probs(student, 0.1), center, 0.04)
+
+
 @pytest.mark.parametrize('dtype', AUTOCAST)
 def test_prototype_loss_under_autocast_equals_the_fp32_loss(dtype):
     target, student = logits(1, 1.0, 6)[0], logits(6, 3.0, 7)
     valid = torch.arange(B) % 3 != 0
     center = 0.1 * logits(1, 1.0, 8)[0][:1]
-    args = (target, valid, student, center, 0.04, 0.1)
-    ref = prototype_cross_entropy(*args)
+    ref = prototype_loss(target, valid, student, center)
     with torch.autocast('cpu', dtype=dtype):
-        loss = prototype_cross_entropy(*args)
-        low = prototype_cross_entropy(target.to(dtype), valid,
-                                      [s.to(dtype) for s in student], center, 0.04, 0.1)
+        loss = prototype_loss(target, valid, student, center)
+        low = prototype_loss(target.to(dtype), valid, [s.to(dtype) for s in student], center)
     assert loss.dtype == low.dtype == torch.float32
     torch.testing.assert_close(loss, ref, rtol=1e-6, atol=0)
-    ref_low = prototype_cross_entropy(target.to(dtype).float(), valid,
-                                      [s.to(dtype).float() for s in student], center, 0.04, 0.1)
+    ref_low = prototype_loss(target.to(dtype).float(), valid,
+                             [s.to(dtype).float() for s in student], center)
     torch.testing.assert_close(low, ref_low, rtol=1e-6, atol=0)
+
+
+class MatmulPrecision(TorchFunctionMode):
+    """Records CUDA's fp32 matmul setting at each einsum / matmul call."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, '__name__', '') in ('einsum', 'matmul', '__matmul__', 'bmm'):
+            self.seen.append(torch.backends.cuda.matmul.fp32_precision)
+        return func(*args, **(kwargs or {}))
+
+
+def test_losses_run_their_products_without_tf32_and_restore_the_setting():
+    matmul = torch.backends.cuda.matmul
+    saved = matmul.fp32_precision
+    try:
+        set_tf32(True)  # the runs' default for the backbones
+        teacher, student = logits(2, 1.0, 0), logits(4, 3.0, 1)
+        with MatmulPrecision() as mode:
+            dino_loss(teacher, student)
+            prototype_loss(teacher[0], torch.ones(B, dtype=torch.bool), student,
+                           torch.zeros(1, P))
+        assert len(mode.seen) >= 2 and set(mode.seen) == {'ieee'}
+        assert matmul.fp32_precision == 'tf32'  # back to what it was
+    finally:
+        matmul.fp32_precision = saved

@@ -76,7 +76,9 @@ class PrototypeHook(Hook):
         crop: Side of the centre crop the teacher embeds. Defaults to
             :data:`~slpd_plugin.prototypes.settings.REFRESH_CROP` (14).
         batch_size: Regions per forward pass of the embedding pass. Defaults to 256.
-        num_workers: DataLoader workers of the embedding pass. Defaults to 2.
+        num_workers: DataLoader workers of the embedding pass (they persist from one
+            refresh to the next; memory is pinned for a CUDA model, and the pass runs
+            under the training's autocast, if any). Defaults to 2.
         source: ``'pass'`` embeds every region at the refresh (the paper's way, default).
             ``'memory'`` reuses the teacher's embedding of global view 0 from each region's
             last training step in the previous epoch and embeds only unseen regions: the
@@ -117,6 +119,7 @@ class PrototypeHook(Hook):
         self.batch_size, self.num_workers = batch_size, num_workers
         self.source, self.assignment = source, assignment
         self._memory: tuple[torch.Tensor, torch.Tensor] | None = None  # (N, D), (N,)
+        self._pass_loader: DataLoader | None = None  # every region; workers persist
         self.bank_epoch: int | None = None
         self._warned_empty = False
 
@@ -153,24 +156,43 @@ class PrototypeHook(Hook):
         self._memory[0][index] = emb.float()
         self._memory[1][index] = 1.0
 
+    def loader(self, runner, indices: np.ndarray, device: torch.device) -> DataLoader:
+        """The embedding pass's loader of this rank's share of ``indices``: pinned
+        memory for a CUDA model; the loader of every region (``source='pass'``) is made
+        once and its workers persist from one refresh to the next."""
+        dataset = runner.train_dataloader.dataset
+        every = len(indices) == len(dataset)
+        if every and self._pass_loader is not None:
+            return self._pass_loader
+        rank, world = get_dist_info()
+        shard = np.array_split(indices, world)[rank]
+        loader = DataLoader(Subset(dataset, shard.tolist()), batch_size=self.batch_size,
+                            num_workers=self.num_workers, shuffle=False,
+                            pin_memory=device.type == 'cuda',
+                            persistent_workers=every and self.num_workers > 0)
+        if every:
+            self._pass_loader = loader
+        return loader
+
     @torch.no_grad()
     def embed_regions(self, runner, indices: np.ndarray) -> torch.Tensor:
         """Teacher embeddings of ``indices`` (shared out over ranks), identical on every
         rank, ``(len(indices), D)``."""
         model = unwrap(runner.model)
-        dataset = runner.train_dataloader.dataset
-        rank, world = get_dist_info()
-        shard = np.array_split(indices, world)[rank]
-        loader = DataLoader(Subset(dataset, shard.tolist()), batch_size=self.batch_size,
-                            num_workers=self.num_workers, shuffle=False)
         device = next(model.parameters()).device
+        rank = get_dist_info()[0]
+        amp = getattr(getattr(runner, 'optim_wrapper', None), 'autocast_dtype', None)
         chunks = []
-        for batch in progress_bar(loader, desc='prototype refresh: embedding',
-                                  disable=rank != 0, unit='batch', mininterval=5):
-            masks = batch.get('masks')  # (b, G, G), from a store with holes
-            chunks.append(embed_grids(model, batch['inputs'].to(device), self.crop,
-                                      self.embedding,
-                                      masks=None if masks is None else masks.to(device)))
+        # Under the training's autocast (bf16/fp16 with --amp, none without), as its steps.
+        with torch.autocast(device.type, dtype=getattr(torch, amp) if amp else None,
+                            enabled=amp is not None):
+            for batch in progress_bar(self.loader(runner, indices, device),
+                                      desc='prototype refresh: embedding',
+                                      disable=rank != 0, unit='batch', mininterval=5):
+                masks = batch.get('masks')  # (b, G, G), from a store with holes
+                masks = None if masks is None else masks.to(device, non_blocking=True)
+                chunks.append(embed_grids(model, batch['inputs'].to(device, non_blocking=True),
+                                          self.crop, self.embedding, masks=masks))
         dim = (model.student.head.bottleneck_dims if self.embedding == 'z'
                else model.student.backbone.embed_dims)
         local = torch.cat(chunks) if chunks else torch.zeros(0, dim, device=device)

@@ -26,7 +26,7 @@ from slpd_plugin.registry import MODELS
 from slpd_plugin.utils.weights import CheckpointError, load_backbone_weights
 
 from ..backbones import accepts_masks
-from ..losses import merged_center_updates
+from ..losses import merged_center_updates, student_log_probs
 from .teacher import disable_stochastic_layers, teacher_backbone_cfg
 
 
@@ -231,10 +231,18 @@ class SLPD(BaseModel):
         for group in groups:
             feats = _run_backbone(self.student.backbone, *stacked(group))
             s_logits.extend(self.student.head(feats).chunk(len(group)))  # V x (B, P)
+        # The students' log-softmax, once for the DINO loss and every prototype term
+        # (a loss module of another kind gets the logits and computes its own).
+        student_temp = getattr(self.loss_module, 'student_temp', None)
+        shares = hasattr(self.loss_module, 'from_log_probs')
+        log_p = student_log_probs(s_logits, student_temp) if shares else None  # (V, B, P)
+        head = self.prototype_head
         with merged_center_updates():  # every centre's all-reduce in one collective
-            losses = dict(loss_dino=self.loss_module(list(t_logits), s_logits,
-                                                     teacher_temp=self.teacher_temp))
-            if self.prototype_head is not None:
-                losses.update(self.prototype_head.loss(
-                    s_logits, self.teacher, self.bank, data_samples, self.teacher_temp))
+            losses = dict(loss_dino=self.loss_module.from_log_probs(
+                list(t_logits), log_p, teacher_temp=self.teacher_temp) if shares else
+                self.loss_module(list(t_logits), s_logits, teacher_temp=self.teacher_temp))
+            if head is not None:
+                shared = log_p if head.student_temp == student_temp else None
+                losses.update(head.loss(s_logits, self.teacher, self.bank, data_samples,
+                                        self.teacher_temp, student_log_p=shared))
         return losses

@@ -57,14 +57,16 @@ def grid_distances(height: int, width: int, device: torch.device | None = None) 
     return (pos[:, None] - pos[None]).square().sum(-1).sqrt()  # (N, N)
 
 
-@lru_cache(maxsize=8)
-def alibi_bias(height: int, width: int, num_heads: int, device: torch.device) -> Tensor:
+@lru_cache(maxsize=16)
+def alibi_bias(height: int, width: int, num_heads: int, device: torch.device,
+               dtype: torch.dtype = torch.float32) -> Tensor:
     """The 2-D ALiBi bias of an ``height x width`` grid with a CLS token first,
-    ``(1, h, T, T)`` float32: ``-slope_k * distance`` between cells, 0 to/from CLS.
+    ``(1, h, T, T)`` in ``dtype``: ``-slope_k * distance`` between cells, 0 to/from CLS.
 
-    Cached per grid size, head count and device (the few crop sizes of a run); callers
-    must not modify the result in place. Built outside any inference mode so that it can
-    be saved for backward later.
+    Computed in float32 and rounded once to ``dtype``. Cached per grid size, head count,
+    device and dtype (the few crop sizes of a run); callers must not modify the result
+    in place. Built outside any inference mode so that it can be saved for backward
+    later.
     """
     with torch.inference_mode(False), torch.no_grad():
         n = height * width
@@ -72,7 +74,14 @@ def alibi_bias(height: int, width: int, num_heads: int, device: torch.device) ->
         slopes = alibi_slopes(num_heads).to(device)  # (h,)
         bias = dist.new_zeros(1, num_heads, n + 1, n + 1)
         bias[0, :, 1:, 1:] = -slopes[:, None, None] * dist  # (h, N, N)
-    return bias
+    return bias.to(dtype)
+
+
+def compute_dtype(x: Tensor) -> torch.dtype:
+    """The dtype attention runs in for activations ``x``: autocast's, if it is on for
+    ``x``'s device, else ``x``'s own."""
+    device = x.device.type
+    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
 
 
 @MODELS.register_module()
@@ -98,7 +107,9 @@ class ALiBiViT(BaseModule):
     before the projection so that whatever a hole holds (even NaN) cannot reach the
     output. The CLS key is always valid, so no softmax row is empty, even for a grid
     with no patch at all. Without ``mask`` the bias is ``(1, h, T, T)``, broadcast over
-    the batch and cached per grid size and device (:func:`alibi_bias`).
+    the batch and cached per grid size, device and dtype (:func:`alibi_bias`). Either
+    way it is made once per forward, in the dtype attention runs in (autocast's under
+    ``--amp``), so that no block re-casts it; the masked one is then half the bytes.
 
     Args:
         arch: A preset name (``'xs'``: 192-d, 6 blocks, 6 heads; ``'s'``: 384-d, 6, 6;
@@ -159,16 +170,19 @@ class ALiBiViT(BaseModule):
         init_vit_weights(self)
 
     def attention_bias(self, height: int, width: int, device: torch.device,
-                       mask: Tensor | None = None) -> Tensor:
-        """The float bias every block adds to its attention scores, float32.
+                       mask: Tensor | None = None,
+                       dtype: torch.dtype = torch.float32) -> Tensor:
+        """The float bias every block adds to its attention scores, in ``dtype`` (the
+        dtype attention runs in: then no block casts it again).
 
         Returns:
-            ``(1, h, T, T)`` without ``mask`` (:func:`alibi_bias`, cached); ``(B, h, T, T)``
-            with a ``(B, H, W)`` mask, ``-inf`` in the key columns of missing cells.
+            ``(1, h, T, T)`` without ``mask`` (:func:`alibi_bias`, cached, broadcast over
+            the batch: no per-sample copy); ``(B, h, T, T)`` with a ``(B, H, W)`` mask,
+            ``-inf`` in the key columns of missing cells.
         """
         # torch.compile traces the uncached function into its graph (a constant there)
         build = alibi_bias.__wrapped__ if _compiling() else alibi_bias
-        bias = build(height, width, self.num_heads, torch.device(device))  # (1, h, T, T)
+        bias = build(height, width, self.num_heads, torch.device(device), dtype)  # (1, h, T, T)
         if mask is None:
             return bias
         keys = torch.cat([mask.new_ones(mask.shape[0], 1), mask.flatten(1)], dim=1)  # (B, T)
@@ -179,7 +193,8 @@ class ALiBiViT(BaseModule):
         b, _, h, w = x.shape
         tokens = self.phi(x.flatten(2).transpose(1, 2))  # (B, N, E), row-major cells
         tokens = torch.cat([self.cls_token.expand(b, -1, -1), tokens], dim=1)  # (B, T, E)
-        bias = self.attention_bias(h, w, x.device, mask).to(tokens.dtype)
+        # Once per forward, in the dtype attention runs in (bf16 under autocast).
+        bias = self.attention_bias(h, w, x.device, mask, compute_dtype(tokens))
         for block in self.blocks:
             tokens = block(tokens, bias)
         return self.norm(tokens)[:, 0]  # (B, E)

@@ -87,7 +87,11 @@ class Mlp(nn.Module):
 
 
 class DropPath(nn.Module):
-    """Stochastic depth: drop the whole residual branch per sample with prob ``p``."""
+    """Stochastic depth: drop the whole residual branch per sample with prob ``p``.
+
+    ``x * keep / (1 - p)`` with ``keep ~ Bernoulli(1 - p)`` per sample, computed in one
+    pass over ``x``: the scale goes into the (B, 1, ..., 1) mask first.
+    """
 
     def __init__(self, p: float = 0.0) -> None:
         super().__init__()
@@ -96,8 +100,8 @@ class DropPath(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.p == 0.0 or not self.training:
             return x
-        keep = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(1 - self.p)
-        return x * keep / (1 - self.p)
+        scale = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(1 - self.p)
+        return x * scale.div_(1 - self.p)  # scale: (B, 1, ..., 1), 0 or 1 / (1 - p)
 
 
 class Block(nn.Module):

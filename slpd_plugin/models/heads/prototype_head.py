@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from slpd_plugin.registry import MODELS
 
-from ..losses import TEACHER_TEMP, prototype_cross_entropy, update_center
+from ..losses import TEACHER_TEMP, prototype_cross_entropy, student_log_probs, update_center
 
 LOSS_TYPES = ('intra', 'inter', 'intra_inter')
 
@@ -86,7 +86,8 @@ class PrototypeDistillHead(BaseModule):
         return out
 
     def loss(self, student_logits: list[Tensor], teacher: nn.Module, bank,
-             data_samples: dict, teacher_temp: float | None = None) -> dict[str, Tensor]:
+             data_samples: dict, teacher_temp: float | None = None,
+             student_log_p: Tensor | None = None) -> dict[str, Tensor]:
         """Losses ``loss_intra`` / ``loss_inter`` (weighted) for one step.
 
         Args:
@@ -95,17 +96,22 @@ class PrototypeDistillHead(BaseModule):
             bank: The current prototype bank, or None before the first refresh.
             data_samples: Batch metadata with ``index`` and ``slide_index`` (B,).
             teacher_temp: Target temperature; None uses this head's default.
+            student_log_p: ``student_log_probs(student_logits, self.student_temp)``,
+                (V, B, P), when the caller has it already (the DINO loss's, at the same
+                student temperature); None: made here, once for every term.
         """
         if bank is None:
             return {}
         temp = self.teacher_temp if teacher_temp is None else teacher_temp
+        if student_log_p is None:
+            student_log_p = student_log_probs(student_logits, self.student_temp)
         losses = {}
         for term, (protos, valids) in self.targets(bank, data_samples).items():
             center = getattr(self, f'center_{term}')
             with torch.no_grad():
                 targets = [teacher.head.last_layer(proto) for proto in protos]
-            terms = [prototype_cross_entropy(target, valid, student_logits, center, temp,
-                                             self.student_temp, self.skip_first_student_view)
+            terms = [prototype_cross_entropy(target, valid, student_log_p, center, temp,
+                                             self.skip_first_student_view)
                      for target, valid in zip(targets, valids)]
             update_center(center, targets, valids, self.center_momentum)
             losses[f'loss_{term}'] = self.terms[term] * torch.stack(terms).mean()

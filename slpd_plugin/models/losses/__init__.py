@@ -1,9 +1,11 @@
-"""Losses, computed in fp32 under autocast; their EMA centres share one all-reduce per
-step inside :func:`merged_center_updates`. ``DINOLoss`` is lightly's (teacher views
-first) with those two changes."""
+"""Losses, computed in strict fp32 (autocast and TF32 off) from the students'
+log-softmax made once per step (:func:`student_log_probs`); their EMA centres share one
+all-reduce per step inside :func:`merged_center_updates`. ``DINOLoss`` is lightly's
+(teacher views first) with those changes."""
 from .center_sync import merged_center_updates, reduce_then
 from .dino_loss import TEACHER_TEMP, DINOLoss
+from .log_probs import student_log_probs
 from .prototype_loss import prototype_cross_entropy, update_center
 
 __all__ = ['DINOLoss', 'TEACHER_TEMP', 'merged_center_updates', 'prototype_cross_entropy',
-           'reduce_then', 'update_center']
+           'reduce_then', 'student_log_probs', 'update_center']

@@ -1,10 +1,12 @@
-"""lightly's DINO loss, in fp32 and with its centre all-reduce mergeable.
+"""lightly's DINO loss, in strict fp32, from shared student log-probabilities, and with
+its centre all-reduce mergeable.
 
 Letters: ``Vt`` teacher views, ``Vs`` student views, ``B`` batch, ``P`` output dim.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from lightly.loss import DINOLoss as LightlyDINOLoss
 from lightly.models.modules.center import center_momentum
 from mmengine.dist import get_world_size
@@ -13,6 +15,7 @@ from torch import Tensor
 from slpd_plugin.registry import MODELS
 
 from .center_sync import reduce_then
+from .log_probs import student_log_probs
 from .precision import fp32_region
 
 #: The teacher softmax temperature of DINO-4K and SLPD's runs (after any warm-up), and
@@ -22,15 +25,22 @@ TEACHER_TEMP = 0.04
 
 @MODELS.register_module('DINOLoss')
 class DINOLoss(LightlyDINOLoss):
-    """:class:`lightly.loss.DINOLoss` (teacher views first) with two changes:
+    """:class:`lightly.loss.DINOLoss` (teacher views first) with three changes:
 
-    - the loss is computed in fp32 from fp32 copies of the logits, with autocast off;
+    - the loss is computed in strict fp32 (autocast and TF32 off) from fp32 copies of
+      the logits;
+    - :meth:`from_log_probs` takes the students' log-softmax made once per step
+      (:func:`~.log_probs.student_log_probs`, shared with the prototype terms);
+      :meth:`forward` makes it and calls it;
     - the centre update sums the local batch mean over ranks through
       :func:`~.center_sync.reduce_then` (one collective per step when the caller merges
       them, see :func:`~.center_sync.merged_center_updates`). The new centre is the
       same as lightly's: ``center * m + (sum_ranks mean_local) / world_size * (1 - m)``.
 
-    Arguments, buffers (``center``, (1, 1, P)) and state-dict keys are lightly's.
+    The value is lightly's: the mean over ``B`` and over the pairs (teacher view ``t``,
+    student view ``s``), ``t != s``, of ``CE(softmax((t - center) / T_t),
+    softmax(s / T_s))``. Arguments, buffers (``center``, (1, 1, P)) and state-dict keys
+    are lightly's.
 
     Example:
         >>> loss_fn = DINOLoss(output_dim=8)
@@ -39,10 +49,32 @@ class DINOLoss(LightlyDINOLoss):
 
     def forward(self, teacher_out: list[Tensor], student_out: list[Tensor],
                 teacher_temp: float | None = None, epoch: int | None = None) -> Tensor:
-        """Lightly's loss of ``Vt`` tensors (B, P) and ``Vs`` tensors (B, P), in fp32."""
-        with fp32_region(teacher_out[0]):
-            return super().forward([t.float() for t in teacher_out],
-                                   [s.float() for s in student_out], teacher_temp, epoch)
+        """The loss of ``Vt`` tensors (B, P) and ``Vs`` tensors (B, P), in fp32."""
+        return self.from_log_probs(teacher_out, student_log_probs(student_out,
+                                                                  self.student_temp),
+                                   teacher_temp, epoch)
+
+    def from_log_probs(self, teacher_out: list[Tensor], student_log_p: Tensor,
+                       teacher_temp: float | None = None, epoch: int | None = None) -> Tensor:
+        """The loss from ``Vt`` teacher tensors (B, P) and the students' log-softmax at
+        ``self.student_temp``, (Vs, B, P) fp32; updates the centre."""
+        if teacher_temp is None:
+            warm = epoch is not None and epoch < self.warmup_teacher_temp_epochs
+            teacher_temp = float(self.teacher_temp_schedule[epoch]) if warm \
+                else self.teacher_temp
+        with fp32_region(student_log_p):
+            teacher = torch.stack(teacher_out).float()  # (Vt, B, P)
+            q = F.softmax((teacher - self.center) / teacher_temp, dim=-1)
+            ce = -torch.einsum('tbp,sbp->ts', q, student_log_p)  # (Vt, Vs), summed over B
+            ce.fill_diagonal_(0)
+            pairs = ce.numel() - ce.diagonal().numel()
+            if pairs == 0:
+                raise ValueError(f'DINOLoss needs two views in total outside the diagonal, '
+                                 f'got {len(teacher_out)} teacher and '
+                                 f'{student_log_p.shape[0]} student view(s)')
+            loss = ce.sum() / (pairs * teacher.shape[1])
+            self.update_center(teacher)
+            return loss
 
     @torch.no_grad()
     def update_center(self, teacher_out: Tensor) -> None:

@@ -12,34 +12,34 @@ from .center_sync import reduce_then
 from .precision import fp32_region
 
 
-def prototype_cross_entropy(target_logits: Tensor, valid: Tensor, student_logits: list[Tensor],
-                            center: Tensor, teacher_temp: float, student_temp: float,
+def prototype_cross_entropy(target_logits: Tensor, valid: Tensor, student_log_p: Tensor,
+                            center: Tensor, teacher_temp: float,
                             skip_first_view: bool = False) -> Tensor:
     """Mean over valid regions and student views of ``CE(q, p_s(v))``.
 
     ``q = softmax((target_logits - center) / teacher_temp)`` (no gradient) and
-    ``p_s(v) = softmax(student_logits[v] / student_temp)`` (DINO's cross-entropy, as SLPD's
-    ``losses.py`` applies it to prototype targets).
+    ``log p_s(v) = log_softmax(student_logits[v] / student_temp)``, given as
+    ``student_log_p`` (:func:`~.log_probs.student_log_probs`, made once per step and
+    shared by every term; DINO's cross-entropy, as SLPD's ``losses.py`` applies it to
+    prototype targets).
 
     Args:
         target_logits: Teacher's last layer applied to each region's prototype, (B, P).
         valid: Which regions have a prototype target, (B,) bool.
-        student_logits: V tensors of shape (B, P), global views first.
+        student_log_p: The students' log-softmax, (V, B, P) fp32, global views first.
         center: Prototype-target centre, (1, P).
         teacher_temp: Target temperature.
-        student_temp: Student temperature.
         skip_first_view: Leave out student view 0, as the original code's loop does.
 
     Returns:
-        Scalar fp32 loss, computed in fp32 whatever the autocast setting; exactly zero
-        (still attached to the student graph) when no region is valid. Invalid rows must
-        hold finite values; they get zero weight. No host sync.
+        Scalar fp32 loss, computed in strict fp32 whatever the autocast and TF32
+        settings; exactly zero (still attached to the student graph) when no region is
+        valid. Invalid rows must hold finite values; they get zero weight. No host sync.
     """
-    views = student_logits[1:] if skip_first_view else student_logits
+    log_p = student_log_p[1:] if skip_first_view else student_log_p  # (V, B, P)
     with fp32_region(target_logits):
         q = F.softmax((target_logits.float() - center) / teacher_temp, -1).detach()  # (B, P)
-        log_p = F.log_softmax(torch.stack(views).float() / student_temp, -1)  # (V, B, P)
-        ce = -(q * log_p).sum(-1).mean(0)  # (B,)
+        ce = -torch.einsum('bp,vbp->b', q, log_p) / log_p.shape[0]  # (B,), mean over views
         weight = valid.to(ce.dtype)
         return (ce * weight).sum() / weight.sum().clamp_min(1.0)
 
