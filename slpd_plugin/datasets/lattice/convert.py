@@ -22,6 +22,7 @@ from typing import Iterator
 
 import h5py
 import numpy as np
+import torch
 
 from slpd_plugin.utils.progress import progress_bar
 
@@ -70,30 +71,36 @@ def read_chunks(features: h5py.Dataset, coords: np.ndarray, dtype: np.dtype, whe
                 chunk_bytes: int = CHUNK_BYTES) -> Iterator[np.ndarray]:
     """The ``(N, D)`` features in file order, ``(n, D)`` chunks in the store dtype.
 
+    Two buffers are reused for every chunk (the file's dtype and the store's): a chunk
+    is valid until the next one is asked for. The cast goes through torch's vectorised
+    ``copy_`` (several times numpy's ``astype`` to float16; same rounding).
+
     Raises:
         StoreError: naming ``where``, a truncated/unreadable file, or a patch whose
             features are NaN/Inf (or beyond the store dtype's range).
     """
     n, dim = features.shape
-    rows = max(1, chunk_bytes // (dim * features.dtype.itemsize))
-    buffer = np.empty((min(rows, n), dim), dtype=features.dtype)
+    rows = min(n, max(1, chunk_bytes // (dim * features.dtype.itemsize)))
+    buffer = np.empty((rows, dim), dtype=features.dtype)
+    stored = buffer if buffer.dtype == dtype else np.empty((rows, dim), dtype=dtype)
     for lo in range(0, n, rows):
         hi = min(n, lo + rows)
-        part = buffer[:hi - lo]
+        part, out = buffer[:hi - lo], stored[:hi - lo]
         try:
             features.read_direct(part, np.s_[lo:hi], np.s_[0:hi - lo])
         except (OSError, ValueError) as e:
             raise StoreError(f'{where}: cannot read features rows {lo}-{hi - 1} (truncated '
                              f'or corrupt file?): {e}') from None
-        stored = part.astype(dtype, copy=False)
-        finite = finite_rows(stored)
+        if out is not part:
+            torch.from_numpy(out).copy_(torch.from_numpy(part))
+        finite = finite_rows(out)
         if not finite.all():
             k = lo + int(np.argmin(finite))
             raise StoreError(f'{where}: patch {k} at {coords[k].tolist()} has NaN/Inf '
                              f'features{"" if dtype == part.dtype else f" (as {dtype.name})"}'
                              f' ({int((~finite).sum())} such patches in rows {lo}-{hi - 1}); '
                              f'expected finite values: re-extract the slide')
-        yield stored
+        yield out
 
 
 def open_patch_file(source: SlideSource) -> h5py.File:

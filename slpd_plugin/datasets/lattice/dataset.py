@@ -32,7 +32,8 @@ class SlideLatticeDataset(Dataset):
     """``G x G`` regions or random windows cut from slide lattices, one sample each.
 
     A sample is what :class:`~slpd_plugin.datasets.RegionFeatureDataset` gives:
-    ``dict(inputs=(C, G, G) tensor, masks=(G, G) bool, data_samples=dict(index,
+    ``dict(inputs=(C, G, G) tensor (a view of a cells-last batch: the collate's stack
+    makes the batch contiguous), masks=(G, G) bool, data_samples=dict(index,
     slide_index, region_index))``, masks from the index map (left out when no region
     misses a patch). The source is a lattice store folder or a patch-feature folder read
     in place (:func:`open_lattice`).
@@ -156,15 +157,18 @@ class SlideLatticeDataset(Dataset):
     def __getitems__(self, indices: Sequence[int]) -> list[dict]:
         indices = np.asarray(indices, dtype=np.int64)
         g = self.grid_size
-        feats = np.empty((len(indices), self.channels, g, g), dtype=self.source.dtype)
+        feats = np.empty((len(indices), g, g, self.channels), dtype=self.source.dtype)
         masks = np.empty((len(indices), g, g), dtype=bool)
         keys = self.slide_index[indices] * (1 << 20) + self._piece[indices]
         for key in np.unique(keys):
             at = np.flatnonzero(keys == key)
             slide, piece = divmod(int(key), 1 << 20)
             pos = self._positions(slide, piece, indices[at])
-            feats[at], masks[at] = self.source.gather(slide, piece, pos[:, 0], pos[:, 1], g)
-        tensor, mask_tensor = torch.from_numpy(feats), torch.from_numpy(masks)
+            feats[at], masks[at] = self.source.gather_cells_last(slide, piece, pos[:, 0],
+                                                                  pos[:, 1], g)
+        # (b, C, G, G) views: the collate's stack makes the batch contiguous in one copy
+        tensor = torch.from_numpy(feats).permute(0, 3, 1, 2)
+        mask_tensor = torch.from_numpy(masks)
         samples = []
         for k, i in enumerate(indices):
             sample = dict(inputs=tensor[k], data_samples=dict(

@@ -53,19 +53,26 @@ class LatticeSource(ABC):
     def num_slides(self) -> int:
         return len(self.slides)
 
-    def gather(self, slide: int, piece: int, rows, cols, size: int
-               ) -> tuple[np.ndarray, np.ndarray]:
-        """Windows of ``size x size`` cells with top-left map cells ``(rows, cols)``.
+    def gather_cells_last(self, slide: int, piece: int, rows, cols, size: int
+                          ) -> tuple[np.ndarray, np.ndarray]:
+        """Windows of ``size x size`` cells with top-left map cells ``(rows, cols)``,
+        cells first: one fancy-indexed read of the features.
 
         Cells outside the map or without a patch are zero and False in the mask.
 
         Returns:
-            ``(features (b, D, G, G) in the store dtype, masks (b, G, G) bool)``.
+            ``(features (b, G, G, D) in the store dtype, masks (b, G, G) bool)``.
         """
         index = window_indices(self.index_map(slide, piece), rows, cols, size)
         present = index >= 0
-        out = np.zeros(index.shape + (self.channels,), dtype=self.dtype)  # (b, G, G, D)
-        out[present] = self.features(slide)[index[present]]
+        out = np.asarray(self.features(slide)[np.where(present, index, 0)])
+        out[~present] = 0
+        return out, present
+
+    def gather(self, slide: int, piece: int, rows, cols, size: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`gather_cells_last` as HIPT's grids: ``(b, D, G, G)`` (contiguous)."""
+        out, present = self.gather_cells_last(slide, piece, rows, cols, size)
         return np.ascontiguousarray(out.transpose(0, 3, 1, 2)), present
 
     def __repr__(self) -> str:
