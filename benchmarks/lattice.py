@@ -10,7 +10,7 @@ file (page cache warm, the best of three reads / conversions):
   (coordinates, lattice checks, index map, chunked read, NaN/Inf check, cast, SHA-256,
   write, fsync), in a fresh process so its peak RSS is its own;
 - ``regions``: today's ``tools/ingest.py --format trident`` into a float16 16x16 region
-  store (the larger sizes skip it unless ``--regions`` is given: it is slow).
+  store.
 
 Then window gathers, batch 128, 16x16, through the datasets' ``__getitems__`` as a
 DataLoader worker calls it: random windows anywhere (``SlideLatticeDataset``,
@@ -19,7 +19,7 @@ the first load is reported apart), and random regions from the region store
 (``RegionFeatureDataset``) and from the lattice store (``mode='regions'``). Bytes on disk
 compare the lattice store's files with the region store's.
 
-    python benchmarks/lattice.py --quick     # one 30,000-patch slide, about a minute
+    python benchmarks/lattice.py --quick     # one 30,000-patch slide, a few minutes
     python benchmarks/lattice.py             # 100,000 and 200,000 patches
 """
 from __future__ import annotations
@@ -61,8 +61,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help='patches per slide, one row each (default 100000 200000)')
     p.add_argument('--dim', type=int, default=1536, help='feature width D (default 1536)')
     p.add_argument('--quick', action='store_true', help='one 30,000-patch slide')
-    p.add_argument('--regions', action='store_true',
-                   help='also time today\'s region ingest for slides over 50,000 patches')
     p.add_argument('--batches', type=int, default=20, help='gather batches timed (default 20)')
     p.add_argument('--tmp', default=None, help='folder for the h5 files and stores')
     p.add_argument('--row', nargs=3, metavar=('KIND', 'H5', 'STORE'), help=argparse.SUPPRESS)
@@ -155,7 +153,7 @@ def folder_bytes(path: Path, names: tuple[str, ...]) -> int:
     return sum((path / n).stat().st_size for n in names if (path / n).exists())
 
 
-def bench_size(tmp: Path, n: int, dim: int, regions: bool, batches: int) -> dict:
+def bench_size(tmp: Path, n: int, dim: int, batches: int) -> dict:
     folder = tmp / f'h5_{n}'
     h5 = folder / f'slide_{n}.h5'
     write_trident(h5, n, dim)
@@ -178,15 +176,17 @@ def bench_size(tmp: Path, n: int, dim: int, regions: bool, batches: int) -> dict
     row['in_place_first_batch_s'] = first_load(str(folder))
     row['gather_in_place_windows'] = gather_rate(
         SlideLatticeDataset(str(folder), mode='windows'), batches)
-    if regions:
-        reg = in_fresh_process([sys.executable, __file__, '--row', 'regions', str(h5),
-                                str(tmp / f'regions_{n}')], f'region ingest of {n} patches')
-        row.update(regions_s=reg['seconds'], regions_patches_s=n / reg['seconds'],
-                   regions_peak_rss_mb=reg['peak_rss_mb'],
-                   regions_bytes=folder_bytes(tmp / f'regions_{n}',
-                                              ('grids.bin', 'masks.bin', 'coords.bin')),
-                   gather_region_store=gather_rate(
-                       RegionFeatureDataset(str(tmp / f'regions_{n}')), batches))
+    reg = in_fresh_process([sys.executable, __file__, '--row', 'regions', str(h5),
+                            str(tmp / f'regions_{n}')], f'region ingest of {n} patches')
+    row.update(regions_s=reg['seconds'], regions_patches_s=n / reg['seconds'],
+               regions_peak_rss_mb=reg['peak_rss_mb'],
+               regions_bytes=folder_bytes(tmp / f'regions_{n}',
+                                          ('grids.bin', 'masks.bin', 'coords.bin')),
+               gather_region_store=gather_rate(
+                   RegionFeatureDataset(str(tmp / f'regions_{n}')), batches))
+    shutil.rmtree(tmp / f'regions_{n}')
+    shutil.rmtree(tmp / f'lattice_{n}')
+    h5.unlink()
     return row
 
 
@@ -197,16 +197,16 @@ def print_table(rows: list[dict]) -> None:
         print(f'{r["patches"]:>9,} {r["file_mb"]:>8,.0f} {r["h5_read_s"]:>9.2f} '
               f'{r["lattice_s"]:>9.2f} {r["lattice_patches_s"]:>10,.0f} '
               f'{r["lattice_mb_s"]:>6,.0f} {r["lattice_vs_read"]:>6.1f} '
-              f'{r["lattice_peak_rss_mb"]:>6,.0f} {r.get("regions_patches_s", 0):>10,.0f}')
+              f'{r["lattice_peak_rss_mb"]:>6,.0f} {r["regions_patches_s"]:>10,.0f}')
     print(f'\n{"patches":>9} {"windows/s: lattice":>18} {"lattice regions":>15} '
           f'{"region store":>12} {"h5 in place":>11} {"1st load s":>10} '
           f'{"lattice MB":>10} {"region MB":>9}')
     for r in rows:
         print(f'{r["patches"]:>9,} {r["gather_lattice_windows"]:>18,.0f} '
-              f'{r["gather_lattice_regions"]:>15,.0f} {r.get("gather_region_store", 0):>12,.0f} '
+              f'{r["gather_lattice_regions"]:>15,.0f} {r["gather_region_store"]:>12,.0f} '
               f'{r["gather_in_place_windows"]:>11,.0f} {r["in_place_first_batch_s"]:>10.2f} '
               f'{r["lattice_bytes"] / 2 ** 20:>10,.0f} '
-              f'{r.get("regions_bytes", 0) / 2 ** 20:>9,.0f}')
+              f'{r["regions_bytes"] / 2 ** 20:>9,.0f}')
 
 
 def main() -> int:
@@ -216,8 +216,7 @@ def main() -> int:
         return 0
     sizes = [30_000] if args.quick else args.sizes
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
-        rows = [bench_size(Path(tmp), n, args.dim, args.regions or n <= 50_000, args.batches)
-                for n in sizes]
+        rows = [bench_size(Path(tmp), n, args.dim, args.batches) for n in sizes]
     print_table(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(dict(rows=rows, batch=BATCH, grid=GRID, machine=dict(
