@@ -41,6 +41,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.ingest_patches import write_trident_file  # noqa: E402
 from benchmarks.memory import in_fresh_process, measure  # noqa: E402
 from slpd_plugin.datasets import RegionFeatureDataset  # noqa: E402
 from slpd_plugin.datasets.ingest import PatchOptions, find_patch_sources, ingest_patches  # noqa: E402
@@ -50,7 +51,6 @@ from slpd_plugin.datasets.lattice import (  # noqa: E402
     convert,
 )
 
-WRITE_ROWS = 8192
 BATCH, GRID = 128, 16
 
 
@@ -89,19 +89,10 @@ def tissue_cells(patches: int, seed: int = 0) -> np.ndarray:
 
 
 def write_trident(path: Path, patches: int, dim: int, seed: int = 0) -> None:
-    """A TRIDENT-style file, written in blocks (this process never holds it whole)."""
-    rng = np.random.default_rng(seed)
-    coords = tissue_cells(patches, seed).astype(np.int64) * 512  # 40x slide, 20x patches
+    """A TRIDENT-style file of a 40x slide, 256-px patches at 20x (stride 512)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(path, 'w') as f:
-        feats = f.create_dataset('features', (len(coords), dim), dtype='float32')
-        feats.attrs['encoder'] = 'uni_v2'
-        for a in range(0, len(coords), WRITE_ROWS):
-            n = min(WRITE_ROWS, len(coords) - a)
-            feats[a:a + n] = rng.standard_normal((n, dim), dtype=np.float32)
-        c = f.create_dataset('coords', data=coords)
-        c.attrs.update(patch_size=256, patch_size_level0=512, level0_magnification=40,
-                       target_magnification=20, overlap=0)
+    write_trident_file(path, tissue_cells(patches, seed).astype(np.int64) * 512, dim,
+                       np.random.default_rng(seed), level0_magnification=40)
 
 
 def h5_read(h5: str, repeats: int = 3) -> float:

@@ -155,8 +155,9 @@ def place_slide(f: h5py.File, source: SlideSource, options: PatchOptions, target
 
 
 def convert_slide(source: SlideSource, writer: LatticeWriter, options: PatchOptions,
-                  chunk_bytes: int = CHUNK_BYTES) -> int:
-    """Check and append one slide; returns its patches (see the module docstring)."""
+                  chunk_bytes: int = CHUNK_BYTES) -> tuple[int, int]:
+    """Check and append one slide; returns its patches and the feature bytes read (see
+    the module docstring)."""
     with open_patch_file(source) as f:
         slide, pieces = place_slide(f, source, options, writer)
         maps, cells = build_maps(pieces)
@@ -169,7 +170,7 @@ def convert_slide(source: SlideSource, writer: LatticeWriter, options: PatchOpti
                                      chunk_bytes),
                          cells, maps, float(slide.stride), [lat.phase for _, lat in pieces],
                          record)
-        return len(slide.coords)
+        return len(slide.coords), slide.features.size * slide.features.dtype.itemsize
 
 
 def convert(sources: list[SlideSource], store: str | Path, options: PatchOptions,
@@ -202,9 +203,10 @@ def convert(sources: list[SlideSource], store: str | Path, options: PatchOptions
     report = ConvertReport(skipped=[s.slide_id for s in sources if s.slide_id in done])
     for source in progress_bar([s for s in sources if s.slide_id not in done], unit='slide',
                                desc='convert', disable=not progress):
-        report.patches += convert_slide(source, writer, options, chunk_bytes)
+        patches, nbytes = convert_slide(source, writer, options, chunk_bytes)
+        report.patches += patches
+        report.bytes_read += nbytes
         report.written.append(source.slide_id)
-    report.bytes_read = report.patches * (writer.channels or 0) * 4
     if shard is None:
         writer.finalize()
     else:

@@ -3,9 +3,10 @@
 On opening, every file's coordinates are read and checked as a conversion would
 (:func:`~.convert.place_slide`): stride, geometry, one D and one extraction setting.
 Features are read on first use, whole slide at a time in file order (the chunked,
-checked read of :func:`~.convert.read_chunks`), and kept with the slide's index maps in
-a least-recently-used cache bounded in MB. Each DataLoader worker holds its own cache
-(the cache is dropped when the source is pickled), so the bound is per worker.
+checked read of :func:`~.convert.read_chunks`); they and the index maps (rebuilt from
+the coordinates when evicted) live in a least-recently-used cache bounded in MB. Each
+DataLoader worker holds its own cache (the cache is dropped when the source is
+pickled), so the bound is per worker.
 """
 from __future__ import annotations
 
@@ -50,47 +51,60 @@ class InPlaceSource(LatticeSource):
         self.sources = sorted(find_patch_sources(src, fmt), key=lambda s: s.slide_id)
         self.channels, self.provenance = None, None
         self.records = self.slides = []
-        self._cache: OrderedDict[int, tuple[np.ndarray, list[np.ndarray]]] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, int], list[np.ndarray]] = OrderedDict()
         self._cached = 0
-        for source in self.sources:
+        for s, source in enumerate(self.sources):
             with open_patch_file(source) as f:
                 slide, pieces = place_slide(f, source, self.options, self)
                 self.channels = slide.dim
                 self.dtype = np.dtype(slide.features.dtype)
-                maps, _ = build_maps(pieces)
+            maps, _ = build_maps(pieces)
             self.slides.append(LatticeRecord(
                 source.slide_id, 0, len(slide.coords), float(slide.stride),
                 tuple(Piece(tuple(lat.phase), origin, index.shape, 0, len(rows))
                       for (rows, lat), (origin, index) in zip(pieces, maps)),
                 '', '', dict(file=source.path)))
+            self._keep(('maps', s), [index for _, index in maps])
 
-    def _load(self, slide: int) -> tuple[np.ndarray, list[np.ndarray]]:
-        if slide in self._cache:
-            self._cache.move_to_end(slide)
-            return self._cache[slide]
+    def _keep(self, key: tuple[str, int], arrays: list[np.ndarray]) -> list[np.ndarray]:
+        """Cache ``arrays`` under ``key``, evicting the least recently used first."""
+        size = sum(a.nbytes for a in arrays)
+        while self._cache and self._cached + size > self.cache_bytes:
+            _, old = self._cache.popitem(last=False)
+            self._cached -= sum(a.nbytes for a in old)
+        self._cache[key] = arrays
+        self._cached += size
+        return arrays
+
+    def _cached_or_none(self, key: tuple[str, int]) -> list[np.ndarray] | None:
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        return None
+
+    def _read(self, slide: int, with_features: bool) -> list[np.ndarray]:
+        """The slide's index maps, or its features, read (and cached)."""
         source = self.sources[slide]
         with open_patch_file(source) as f:
-            slide_data, pieces = place_slide(f, source, self.options, self)
-            feats = np.empty(slide_data.features.shape, dtype=self.dtype)
+            data, pieces = place_slide(f, source, self.options, self)
+            if not with_features:
+                return self._keep(('maps', slide),
+                                  [index for _, index in build_maps(pieces)[0]])
+            feats = np.empty(data.features.shape, dtype=self.dtype)
             lo = 0
-            for chunk in read_chunks(slide_data.features, slide_data.coords, self.dtype,
-                                     source.path, CHUNK_BYTES):
+            for chunk in read_chunks(data.features, data.coords, self.dtype, source.path,
+                                     CHUNK_BYTES):
                 feats[lo:lo + len(chunk)] = chunk
                 lo += len(chunk)
-            maps = [index for _, index in build_maps(pieces)[0]]
-        size = feats.nbytes + sum(m.nbytes for m in maps)
-        while self._cache and self._cached + size > self.cache_bytes:
-            _, (old, old_maps) = self._cache.popitem(last=False)
-            self._cached -= old.nbytes + sum(m.nbytes for m in old_maps)
-        self._cache[slide] = (feats, maps)
-        self._cached += size
-        return feats, maps
+        return self._keep(('features', slide), [feats])
 
     def features(self, slide: int) -> np.ndarray:
-        return self._load(slide)[0]
+        found = self._cached_or_none(('features', slide))
+        return (found or self._read(slide, True))[0]
 
     def index_map(self, slide: int, piece: int) -> np.ndarray:
-        return self._load(slide)[1][piece]
+        found = self._cached_or_none(('maps', slide))
+        return (found or self._read(slide, False))[piece]
 
     @property
     def cached_bytes(self) -> int:
