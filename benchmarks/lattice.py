@@ -5,7 +5,9 @@ realistic tissue shape: two elliptical tissue pieces with a lumen each and 10 % 
 holes, coordinates in row-major file order. For each slide, side by side on the same
 file (page cache warm, the best of three reads / conversions):
 
-- ``h5 read``: a plain sequential ``f['features'][()]``, the floor;
+- ``h5 read``: a plain sequential ``f['features'][()]``, the floor of reading;
+- ``write``: writing and fsyncing as many bytes as the lattice store holds, the floor of
+  writing (the conversion does both, and casts, checks and hashes in between);
 - ``lattice``: ``tools/convert_lattice.py``'s conversion into a float16 lattice store
   (coordinates, lattice checks, index map, chunked read, NaN/Inf check, cast, SHA-256,
   write, fsync), in a fresh process so its peak RSS is its own;
@@ -13,7 +15,7 @@ file (page cache warm, the best of three reads / conversions):
   store.
 
 Then window gathers, batch 128, 16x16, through the datasets' ``__getitems__`` as a
-DataLoader worker calls it: random windows anywhere (``SlideLatticeDataset``,
+DataLoader worker calls it (one torch thread): random windows anywhere (``SlideLatticeDataset``,
 ``mode='windows'``) from the lattice store and from the h5 read in place (cache warm;
 the first load is reported apart), and random regions from the region store
 (``RegionFeatureDataset``) and from the lattice store (``mode='regions'``). Bytes on disk
@@ -106,6 +108,20 @@ def h5_read(h5: str, repeats: int = 3) -> float:
     return best
 
 
+def write_floor(path: Path, nbytes: int, chunk: int = 32 * 2 ** 20) -> float:
+    """Seconds to write ``nbytes`` sequentially and fsync them: the floor of any store."""
+    block = np.ones(chunk, dtype=np.uint8)
+    start = time.perf_counter()
+    with open(path, 'wb') as f:
+        for lo in range(0, nbytes, chunk):
+            f.write(block[:min(chunk, nbytes - lo)])
+        f.flush()
+        os.fsync(f.fileno())
+    seconds = time.perf_counter() - start
+    path.unlink()
+    return seconds
+
+
 def run_row(kind: str, h5: str, store: str) -> dict:
     """One conversion (this process): seconds, peak RSS."""
     sources = find_patch_sources(h5, 'trident')
@@ -160,6 +176,7 @@ def bench_size(tmp: Path, n: int, dim: int, batches: int) -> dict:
                lattice_peak_rss_mb=lattice['peak_rss_mb'])
     store = LatticeStore(tmp / f'lattice_{n}')
     row['lattice_bytes'] = store.nbytes()
+    row['write_floor_s'] = write_floor(tmp / 'floor.bin', row['lattice_bytes'])
     row['gather_lattice_windows'] = gather_rate(
         SlideLatticeDataset(str(tmp / f'lattice_{n}'), mode='windows'), batches)
     row['gather_lattice_regions'] = gather_rate(
@@ -182,10 +199,11 @@ def bench_size(tmp: Path, n: int, dim: int, batches: int) -> dict:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f'{"patches":>9} {"file MB":>8} {"h5 read s":>9} {"convert s":>9} '
+    print(f'{"patches":>9} {"file MB":>8} {"h5 read s":>9} {"write s":>7} {"convert s":>9} '
           f'{"patches/s":>10} {"MB/s":>6} {"x read":>6} {"RSS MB":>6} {"ingest p/s":>10}')
     for r in rows:
         print(f'{r["patches"]:>9,} {r["file_mb"]:>8,.0f} {r["h5_read_s"]:>9.2f} '
+              f'{r["write_floor_s"]:>7.2f} '
               f'{r["lattice_s"]:>9.2f} {r["lattice_patches_s"]:>10,.0f} '
               f'{r["lattice_mb_s"]:>6,.0f} {r["lattice_vs_read"]:>6.1f} '
               f'{r["lattice_peak_rss_mb"]:>6,.0f} {r["regions_patches_s"]:>10,.0f}')
@@ -202,6 +220,7 @@ def print_table(rows: list[dict]) -> None:
 
 def main() -> int:
     args = build_parser().parse_args()
+    torch.set_num_threads(1)  # as in a DataLoader worker
     if args.row:
         print(json.dumps(run_row(*args.row)))
         return 0

@@ -53,10 +53,10 @@ class LatticeSource(ABC):
     def num_slides(self) -> int:
         return len(self.slides)
 
-    def gather_cells_last(self, slide: int, piece: int, rows, cols, size: int
-                          ) -> tuple[np.ndarray, np.ndarray]:
+    def gather_cells_last(self, slide: int, piece: int, rows, cols, size: int,
+                          out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Windows of ``size x size`` cells with top-left map cells ``(rows, cols)``,
-        cells first: one fancy-indexed read of the features.
+        cells first: one ``np.take`` of the feature rows, into ``out`` when given.
 
         Cells outside the map or without a patch are zero and False in the mask.
 
@@ -65,7 +65,10 @@ class LatticeSource(ABC):
         """
         index = window_indices(self.index_map(slide, piece), rows, cols, size)
         present = index >= 0
-        out = np.asarray(self.features(slide)[np.where(present, index, 0)])
+        if out is None:
+            out = np.empty(index.shape + (self.channels,), dtype=self.dtype)
+        np.take(self.features(slide), np.where(present, index, 0), axis=0, out=out,
+                mode='clip')  # indices are in range; 'clip' writes out unbuffered
         out[~present] = 0
         return out, present
 
