@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--row', nargs=3, metavar=('KIND', 'H5', 'STORE'), help=argparse.SUPPRESS)
     p.add_argument('--out', type=Path, default=Path('work_dirs/bench/lattice.json'),
                    help='JSON output (default work_dirs/bench/lattice.json)')
+    p.add_argument('--note', default='', help='a line for docs/benchmarks.md (the machine, '
+                                              'its load)')
     return p
 
 
@@ -229,8 +231,11 @@ def main() -> int:
         rows = [bench_size(Path(tmp), n, args.dim, args.batches) for n in sizes]
     print_table(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(dict(rows=rows, batch=BATCH, grid=GRID, machine=dict(
-        cpus=os.cpu_count(), platform=platform.platform())), indent=1))
+    load = os.getloadavg()[0]
+    note = args.note or f'1-min load average {load:.1f} at the end of the run.'
+    machine = dict(cpus=os.cpu_count(), platform=platform.platform())
+    args.out.write_text(json.dumps(dict(rows=rows, batch=BATCH, grid=GRID, note=note,
+                                        machine=machine), indent=1))
     print(f'wrote {args.out}')
     return 0
 
