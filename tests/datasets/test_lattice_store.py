@@ -248,3 +248,23 @@ def test_stamp_in_micrometres(tmp_path):
         np.testing.assert_array_equal(got[k]['masks'].numpy(), mask)
     with h5py.File(tmp_path / 'stamp' / 's.h5') as f:
         assert f['feats'].shape == feats.shape
+
+
+def test_built_from_a_config_and_read_by_loader_workers(tmp_path):
+    """The config's dataset dict builds it; two DataLoader workers, each with its own
+    cache, give the regions the dataset gives in this process."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from slpd_plugin.registry import DATASETS
+
+    job, _, _ = converted(tmp_path)
+    ds = DATASETS.build(dict(type='SlideLatticeDataset', store=str(job), grid_size=8,
+                             channels=8, cache_mb=1))
+    direct = ds.__getitems__(np.arange(len(ds)))
+    loader = DataLoader(ds, batch_size=5, num_workers=2, collate_fn=lambda b: b)
+    got = [s for batch in loader for s in batch]
+    assert len(got) == len(ds)
+    for a, b in zip(got, direct):
+        assert torch.equal(a['inputs'], b['inputs']) and torch.equal(a['masks'], b['masks'])
+        assert a['data_samples'] == b['data_samples']
