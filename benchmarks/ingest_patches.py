@@ -57,6 +57,13 @@ def write_trident(path: Path, patches: int, dim: int, seed: int = 0) -> None:
     side = int(np.ceil(np.sqrt(patches / 0.8)))
     cells = np.flatnonzero(rng.random(side * side) < 0.8)[:patches]
     coords = np.stack([cells % side, cells // side], axis=1).astype(np.int64) * 256
+    write_trident_file(path, coords, dim, rng)
+
+
+def write_trident_file(path: Path, coords: np.ndarray, dim: int, rng: np.random.Generator,
+                       level0_magnification: int = 20) -> None:
+    """A TRIDENT-style file of 256-px patches at 20x at level-0 ``coords`` with random
+    float32 features, written in blocks of ``WRITE_ROWS``."""
     with h5py.File(path, 'w') as f:
         feats = f.create_dataset('features', (len(coords), dim), dtype='float32')
         feats.attrs['encoder'] = 'uni_v2'
@@ -64,7 +71,8 @@ def write_trident(path: Path, patches: int, dim: int, seed: int = 0) -> None:
             n = min(WRITE_ROWS, len(coords) - a)
             feats[a:a + n] = rng.standard_normal((n, dim), dtype=np.float32)
         c = f.create_dataset('coords', data=coords)
-        c.attrs.update(patch_size=256, patch_size_level0=256, level0_magnification=20,
+        c.attrs.update(patch_size=256, level0_magnification=level0_magnification,
+                       patch_size_level0=256 * level0_magnification // 20,
                        target_magnification=20, overlap=0)
 
 

@@ -268,9 +268,35 @@ def targets(results: dict) -> list[tuple[str, str, str]]:
     return out
 
 
+def lattice_section(result: dict) -> list[str]:
+    """Lines of the slide-lattice section (``benchmarks/lattice.py``'s JSON)."""
+    lines = ['## Slide lattices (`python benchmarks/lattice.py`)', '',
+             f"{result.get('note', '')}", '',
+             '| patches | file MB | h5 read s | write+fsync s | convert s | patches/s | MB/s '
+             '| x h5 read | peak RSS MB | region ingest patches/s |',
+             '|---|---|---|---|---|---|---|---|---|---|']
+    lines += [f"| {r['patches']} | {r['file_mb']:.0f} | {r['h5_read_s']:.2f} "
+              f"| {r['write_floor_s']:.2f} | {r['lattice_s']:.2f} "
+              f"| {r['lattice_patches_s']:.0f} | {r['lattice_mb_s']:.0f} "
+              f"| {r['lattice_vs_read']:.1f} | {r['lattice_peak_rss_mb']:.0f} "
+              f"| {r['regions_patches_s']:.0f} |" for r in result['rows']]
+    lines += ['', f"Window gathers (windows/s, batch {result['batch']}, "
+              f"{result['grid']}x{result['grid']}, one thread) and bytes on disk:", '',
+              '| patches | lattice: random windows | lattice: regions | region store '
+              '| h5 in place: windows | in place: first batch s | lattice MB | region store MB |',
+              '|---|---|---|---|---|---|---|---|']
+    lines += [f"| {r['patches']} | {r['gather_lattice_windows']:.0f} "
+              f"| {r['gather_lattice_regions']:.0f} | {r['gather_region_store']:.0f} "
+              f"| {r['gather_in_place_windows']:.0f} | {r['in_place_first_batch_s']:.2f} "
+              f"| {r['lattice_bytes'] / 2 ** 20:.0f} | {r['regions_bytes'] / 2 ** 20:.0f} |"
+              for r in result['rows']]
+    return lines + ['']
+
+
 def extra_sections(folder: Path = ROOT / 'benchmarks' / 'results') -> list[str]:
     """Sections of the benchmarks that run on their own (no baseline to compare with),
-    from their saved JSON when present: patch ingest and the evaluation protocols."""
+    from their saved JSON when present: patch ingest, slide lattices and the evaluation
+    protocols."""
     lines = []
     ingest = folder / 'ingest_patches.json'
     if ingest.is_file():
@@ -281,6 +307,9 @@ def extra_sections(folder: Path = ROOT / 'benchmarks' / 'results') -> list[str]:
                   f"| {r['peak_rss_mb']:.0f} | {r['file_mb']:.0f} |"
                   for r in json.loads(ingest.read_text())['rows']]
         lines += ['']
+    lattice = folder / 'lattice.json'
+    if lattice.is_file():
+        lines += lattice_section(json.loads(lattice.read_text()))
     protocols = folder / 'eval_protocols.json'
     if protocols.is_file():
         ev = json.loads(protocols.read_text())

@@ -28,6 +28,7 @@ from slpd_plugin.datasets.ingest import (  # noqa: E402
     verify_store,
 )
 from slpd_plugin.datasets.ingest.grid_assembly import DEFAULT_MIN_TISSUE  # noqa: E402
+from slpd_plugin.datasets.ingest.patch_format import detect_patch_format  # noqa: E402
 from slpd_plugin.datasets.ingest.patch_readers import PATCH_FORMATS  # noqa: E402
 from slpd_plugin.datasets.stores import StoreError, is_redis_uri, parse_redis_uri  # noqa: E402
 from slpd_plugin.utils.cli import ToolParser, UsageError, run_tool  # noqa: E402
@@ -80,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     patch = parser.add_argument_group('patch features (--format)')
     patch.add_argument('--format', choices=PATCH_FORMATS, default=None,
                        help='SRC holds patch features + coordinates of this tool; they '
-                            'are assembled into region grids with tissue masks')
+                            'are assembled into region grids with tissue masks (default: '
+                            'detected from SRC\'s folders and first .h5 file)')
     patch.add_argument('--region-size', type=int, default=16, metavar='G',
                        help='patches per region side (default: 16, HIPT\'s 4096-px '
                             'regions of 256-px patches)')
@@ -134,6 +136,8 @@ def validate(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     progress = not args.no_progress
+    if args.src is not None and args.format is None and not is_redis_uri(args.src):
+        args.format = detect_patch_format(args.src)  # None: region grids or a store
     if args.src is not None and args.format is not None:
         options = PatchOptions(args.format, grid_size=args.region_size,
                                min_tissue=args.min_tissue,
