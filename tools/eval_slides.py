@@ -1,7 +1,7 @@
 """Slide-level evaluation of region embeddings over HIPT's splits (KNN, linear probe, MIL,
 survival, few-shot, retrieval).
 
-knn/linear/mil write, under --out: summary.csv (HIPT's layout), results.json (per-split
+knn/linear/mil write, under --out: summary.csv (HIPT's columns, no index), results.json (per-split
 metrics, mean ± std, counts of missing slides), predictions.csv (test probabilities) and
 ROC curves (roc_fold{k}.png, roc_mean.png), with 95% bootstrap CIs of the test AUC and
 balanced accuracy in results.json. survival/fewshot/retrieval take one or more
@@ -47,6 +47,7 @@ from slpd_plugin.evaluation.comparison_report import (  # noqa: E402
 )
 from slpd_plugin.evaluation.fewshot import DEFAULT_SHOTS  # noqa: E402
 from slpd_plugin.evaluation.jobs import run_fewshot, run_retrieval, run_survival  # noqa: E402
+from slpd_plugin.evaluation.retrieval import SIMILARITIES  # noqa: E402
 from slpd_plugin.evaluation.statistics import classification_cis  # noqa: E402
 from slpd_plugin.evaluation.survival import CoxConfig  # noqa: E402
 from slpd_plugin.evaluation.survival_data import load_survival_labels, load_survival_splits  # noqa: E402
@@ -224,11 +225,16 @@ def build_parser() -> argparse.ArgumentParser:
                      metavar='K', help='k values (default: 1 2 4 8 16 32)')
     few.add_argument('--draws', type=int, default=50,
                      help='random draws per split and k (default: 50)')
-    sub.add_parser('retrieval', parents=[_multi_parent(True)], epilog=EXAMPLES,
-                   formatter_class=argparse.RawDescriptionHelpFormatter,
-                   help='cosine slide retrieval, test against train: Acc@1/3/5, MVAcc@5',
-                   description='Each test slide retrieves the train slides of its split '
-                               'by cosine similarity of the slide embeddings.')
+    ret = sub.add_parser('retrieval', parents=[_multi_parent(True)], epilog=EXAMPLES,
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
+                         help='slide retrieval, test against train: Acc@1/3/5, '
+                              'MVAcc@3/5',
+                         description='Each test slide retrieves the train slides of its '
+                                     'split by L2 distance (Patho-Bench) or cosine '
+                                     'similarity of the slide embeddings.')
+    ret.add_argument('--similarity', choices=SIMILARITIES, default='l2',
+                     help="l2: L2 distance without centring (Patho-Bench's default); "
+                          'cosine: cosine similarity (default: l2)')
     rep = sub.add_parser('report', parents=[_multi_parent(True)], epilog=EXAMPLES,
                          formatter_class=argparse.RawDescriptionHelpFormatter,
                          help='all protocols, several embedding sets and raw-feature '
@@ -344,7 +350,7 @@ def run_multi(args: argparse.Namespace) -> int:
                                                    device=args.device),
                                          args.shots, args.draws, args.bootstrap, args.seed)
         else:
-            text = run_retrieval(sets, table, splits, args.out)
+            text = run_retrieval(sets, table, splits, args.out, args.similarity)
     print(text)
     print(f'wrote {args.out}')
     return 0

@@ -169,19 +169,20 @@ def run_fewshot(sets: Mapping[str, Path], labels: LabelTable, splits: Sequence[S
 
 
 def run_retrieval(sets: Mapping[str, Path], labels: LabelTable, splits: Sequence[Split],
-                  out: Path) -> str:
-    """Cosine slide retrieval for every embedding set."""
+                  out: Path, similarity: str = 'l2') -> str:
+    """Slide retrieval (L2 by default, or cosine) for every embedding set."""
     wanted = _labelled(labels, splits)
     md = ['| embeddings | ' + ' | '.join(RETRIEVAL_COLUMNS) + ' |',
           '| --- |' + ' --- |' * len(RETRIEVAL_COLUMNS)]
     for name, folder in sets.items():
         emb = _load_set(folder, wanted, 'labelled slides of the splits')
-        folds = evaluate_retrieval(emb, labels.labels, splits)
+        folds = evaluate_retrieval(emb, labels.labels, splits, similarity)
         target = _set_dir(out, name, len(sets) > 1)
         write_retrieval_summary(folds, target / 'summary.csv')
         summary = {c: mean_std([f.metrics[c] for f in folds]) for c in RETRIEVAL_COLUMNS}
         _json(target / 'results.json', dict(
-            protocol='retrieval', embeddings=str(folder), summary=summary,
+            protocol='retrieval', embeddings=str(folder), similarity=similarity,
+            summary=summary,
             folds=[dict(fold=f.fold, n_train=f.n_train, n_test=f.n_test, **f.metrics)
                    for f in folds]))
         md.append(f'| {name} | ' + ' | '.join(

@@ -146,11 +146,11 @@ def test_cli_cox_summary_matches_brute_force_on_predictions(bench, tmp_path, cap
     assert code == 0
     with (out / 'oracle' / 'summary.csv').open(newline='') as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == ['', 'folds', 'val_cindex'] and len(rows) == 6
+    assert rows[0] == ['folds', 'val_cindex'] and len(rows) == 6  # no index column
     preds = _read_predictions(out / 'oracle' / 'predictions.csv')
     for row in rows[1:]:
-        t, e, r = map(np.array, zip(*preds[int(row[1])]))
-        assert float(row[2]) == pytest.approx(brute_force_cindex(t, e.astype(bool), r))
+        t, e, r = map(np.array, zip(*preds[int(row[0])]))
+        assert float(row[1]) == pytest.approx(brute_force_cindex(t, e.astype(bool), r))
     oracle = json.loads((out / 'oracle' / 'results.json').read_text())
     noise = json.loads((out / 'noise' / 'results.json').read_text())
     assert oracle['summary']['mean'] > noise['summary']['mean'] + 0.05
