@@ -45,7 +45,7 @@ from slpd_plugin.evaluation.comparison_report import (  # noqa: E402
     SurvivalInputs,
     run_report,
 )
-from slpd_plugin.evaluation.fewshot import DEFAULT_SHOTS  # noqa: E402
+from slpd_plugin.evaluation.fewshot import DEFAULT_SHOTS, LINEAR_PRESETS  # noqa: E402
 from slpd_plugin.evaluation.jobs import run_fewshot, run_retrieval, run_survival  # noqa: E402
 from slpd_plugin.evaluation.retrieval import SIMILARITIES  # noqa: E402
 from slpd_plugin.evaluation.statistics import classification_cis  # noqa: E402
@@ -225,6 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
                      metavar='K', help='k values (default: 1 2 4 8 16 32)')
     few.add_argument('--draws', type=int, default=50,
                      help='random draws per split and k (default: 50)')
+    few.add_argument('--linear', choices=sorted(LINEAR_PRESETS), default='pathobench',
+                     help="logistic-regression settings: pathobench (Patho-Bench's linear "
+                          'probe: C=0.5, balanced class weights, raw embeddings) or cl2n '
+                          '(C=1, no class weights, CL2N embeddings) (default: pathobench)')
     ret = sub.add_parser('retrieval', parents=[_multi_parent(True)], epilog=EXAMPLES,
                          formatter_class=argparse.RawDescriptionHelpFormatter,
                          help='slide retrieval, test against train: Acc@1/3/5, '
@@ -342,7 +346,7 @@ def run_multi(args: argparse.Namespace) -> int:
         splits = load_splits(args.splits)
         if args.protocol == 'fewshot':
             text = run_fewshot(sets, table, splits, args.out, args.shots, args.draws,
-                               args.seed)
+                               args.seed, args.linear)
         elif args.protocol == 'report':
             text = 'wrote ' + run_report(sets, table, splits, args.out, args.protocols,
                                          args.store, survival,

@@ -139,21 +139,23 @@ def _labelled(labels: LabelTable, splits: Sequence[Split]) -> set[str]:
 
 
 def run_fewshot(sets: Mapping[str, Path], labels: LabelTable, splits: Sequence[Split],
-                out: Path, shots: Sequence[int], num_draws: int, seed: int = 0) -> str:
-    """Few-shot SimpleShot and logistic regression for every embedding set."""
+                out: Path, shots: Sequence[int], num_draws: int, seed: int = 0,
+                linear: str = 'pathobench') -> str:
+    """Few-shot SimpleShot and logistic regression (``linear``: a key of
+    :data:`~.fewshot.LINEAR_PRESETS`) for every embedding set."""
     wanted = _labelled(labels, splits)
     curves, lines = {}, []
     for name, folder in sets.items():
         emb = _load_set(folder, wanted, 'labelled slides of the splits')
         result = evaluate_fewshot(emb, labels.labels, splits, labels.num_classes, shots,
-                                  num_draws, seed)
+                                  num_draws, seed, linear)
         target = _set_dir(out, name, len(sets) > 1)
         write_fewshot_summary(result, target / 'summary.csv')
         curve = {m: result.curve(m, 'bacc') for m in FEWSHOT_MODELS}
         curves[name] = curve
         _json(target / 'results.json', dict(
             protocol='fewshot', embeddings=str(folder), num_draws=num_draws, shots=list(shots),
-            class_names=labels.class_names,
+            linear=linear, class_names=labels.class_names,
             curve_bacc={m: {str(k): v for k, v in c.items()} for m, c in curve.items()},
             cells=[dict(fold=c.fold, k=c.k, **{f'{m}_{q}': c.stats(m, q)
                                                for m in FEWSHOT_MODELS for q in ('bacc', 'auc')})

@@ -141,6 +141,36 @@ def test_fewshot_draw_counts_and_skips_too_large_k():
     assert result.curve('simpleshot', 'bacc')[4][0] > 0.7  # separable classes
 
 
+@pytest.mark.parametrize('linear', [None, 'pathobench', 'cl2n'])
+def test_fewshot_linear_probe_presets_match_sklearn_fit_here(linear):
+    """None is the default: Patho-Bench's probe (C=0.5, balanced class weights, raw
+    embeddings); 'cl2n' is C=1 without weights on centred, normalised embeddings."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    emb, labels, splits = _fewshot_data()
+    kwargs = {} if linear is None else {'linear': linear}
+    result = evaluate_fewshot(emb, labels, splits, 2, shots=(2,), num_draws=3, seed=5,
+                              **kwargs)
+    settings = dict(C=1.0, class_weight=None) if linear == 'cl2n' else \
+        dict(C=0.5, class_weight='balanced')
+    for split, cell in zip(splits, result.cells, strict=True):
+        x_tr, x_te = emb.take(split.train), emb.take(split.test)
+        y_tr = np.array([labels[s] for s in split.train])
+        y_te = np.array([labels[s] for s in split.test])
+        if linear == 'cl2n':
+            mean = x_tr.mean(0)
+            x_tr, x_te = ((x - mean) / np.linalg.norm(x - mean, axis=1, keepdims=True)
+                          for x in (x_tr, x_te))
+        for r in range(3):
+            idx = draw_support(y_tr, 2, 2, np.random.default_rng([5, split.fold, 2, r]))
+            model = LogisticRegression(max_iter=1000, **settings).fit(x_tr[idx], y_tr[idx])
+            proba = model.predict_proba(x_te)
+            assert cell.scores['linear']['bacc'][r] == pytest.approx(
+                balanced_accuracy_score(y_te, proba.argmax(1)))
+            assert cell.scores['linear']['auc'][r] == pytest.approx(
+                roc_auc_score(y_te, proba[:, 1]))
+
+
 def test_bootstrap_ci_contains_point_and_is_reproducible():
     rng = np.random.default_rng(1)
     folds = []
