@@ -49,7 +49,7 @@ from slpd_plugin.evaluation.fewshot import DEFAULT_SHOTS, LINEAR_PRESETS  # noqa
 from slpd_plugin.evaluation.jobs import run_fewshot, run_retrieval, run_survival  # noqa: E402
 from slpd_plugin.evaluation.retrieval import SIMILARITIES  # noqa: E402
 from slpd_plugin.evaluation.statistics import classification_cis  # noqa: E402
-from slpd_plugin.evaluation.survival import CoxConfig  # noqa: E402
+from slpd_plugin.evaluation.survival import MIL_PROTOCOLS, CoxConfig  # noqa: E402
 from slpd_plugin.evaluation.survival_data import load_survival_labels, load_survival_splits  # noqa: E402
 from slpd_plugin.utils.cli import ToolParser, UsageError, run_tool  # noqa: E402
 
@@ -214,6 +214,15 @@ def build_parser() -> argparse.ArgumentParser:
     surv.add_argument('--weight-decay', type=float, default=1e-5,
                       help='MIL Adam weight decay (default: 1e-5)')
     surv.add_argument('--device', default='cpu', help='MIL torch device (default: cpu)')
+    surv.add_argument('--protocol', dest='survival_protocol', choices=MIL_PROTOCOLS,
+                      default='default',
+                      help="MIL recipe: default (bins on each split's train cases, "
+                           'right-closed, uniform sampling: no leakage) or hipt (HIPT/MCAT: '
+                           'bins from the uncensored times of the whole CSV, left-closed, '
+                           'class-balanced weighted sampling) (default: default)')
+    surv.add_argument('--alpha-surv', type=float, default=0.0,
+                      help="MIL: the NLL loss's alpha, extra weight of uncensored cases, "
+                           "in [0, 1] (HIPT's --alpha_surv; default: 0)")
     surv.add_argument('--bootstrap', type=int, default=1000, metavar='B',
                       help='bootstrap resamples of the test patients (default: 1000)')
     few = sub.add_parser('fewshot', parents=[_multi_parent(True)], epilog=EXAMPLES,
@@ -329,12 +338,18 @@ def run_multi(args: argparse.Namespace) -> int:
     if args.protocol == 'survival':
         if not 0 < args.l1_ratio <= 1 or args.inner_folds < 2 or args.epochs < 1:
             raise UsageError('need 0 < --l1-ratio <= 1, --inner-folds >= 2, --epochs >= 1')
+        if args.model != 'mil' and (args.survival_protocol != 'default' or args.alpha_surv):
+            raise UsageError('--protocol and --alpha-surv set how the MIL model is trained: '
+                             'use them with --model mil')
+        if not 0 <= args.alpha_surv <= 1:
+            raise UsageError(f'--alpha-surv must be in [0, 1], got {args.alpha_surv}')
         text = run_survival(sets, load_survival_labels(args.csv),
                             load_survival_splits(args.splits), args.out, args.model,
                             CoxConfig(l1_ratio=args.l1_ratio, inner_folds=args.inner_folds),
                             MILConfig(epochs=args.epochs, lr=args.lr,
                                       weight_decay=args.weight_decay, device=args.device),
-                            seed=args.seed, num_resamples=args.bootstrap)
+                            seed=args.seed, num_resamples=args.bootstrap,
+                            mil_protocol=args.survival_protocol, alpha=args.alpha_surv)
     else:
         if args.task and (args.label_map or args.label_col):
             raise UsageError('--task sets the label column and map; drop --label-col/'

@@ -63,8 +63,10 @@ def _load_set(folder: Path, wanted: set[str], what: str) -> SlideEmbeddings:
 def run_survival(sets: Mapping[str, Path], table: SurvivalTable, splits: Sequence[Split],
                  out: Path, model: str = 'cox', cox: CoxConfig | None = None,
                  mil: MILConfig | None = None, seed: int = 0,
-                 num_resamples: int = 1000) -> str:
-    """Cox or MIL survival for every embedding set (module docstring)."""
+                 num_resamples: int = 1000, mil_protocol: str = 'default',
+                 alpha: float = 0.0) -> str:
+    """Cox or MIL survival for every embedding set (module docstring); ``mil_protocol``
+    and ``alpha`` as for :func:`~.survival.evaluate_survival_mil`."""
     cases = set().union(*(set(s.train) | set(s.val) for s in splits)) & set(table.time)
     if not cases:
         raise ValueError('no case of the splits has an outcome in the survival CSV')
@@ -77,13 +79,15 @@ def run_survival(sets: Mapping[str, Path], table: SurvivalTable, splits: Sequenc
             result = evaluate_cox(table, emb, splits, cox, seed)
         else:
             result = evaluate_survival_mil(table, load_bags(folder, emb.ids), splits, mil,
-                                           seed=seed)
+                                           seed=seed, protocol=mil_protocol, alpha=alpha)
         results[name] = result
         target = _set_dir(out, name, len(sets) > 1)
         write_survival_summary(result, target / 'summary.csv')
         ci = bootstrap_ci(metric_cindex, [(f.time, f.event, f.risk) for f in result.folds],
                           num_resamples, seed)
+        recipe = dict(mil_protocol=mil_protocol, alpha=alpha) if model == 'mil' else {}
         _json(target / 'results.json', dict(protocol=f'survival_{model}', embeddings=str(folder),
+                                            **recipe,
                                             summary=result.summary(), bootstrap=ci.as_dict(),
                                             folds=[f.as_dict() for f in result.folds]))
         with (target / 'predictions.csv').open('w', newline='') as fh:
