@@ -18,5 +18,5 @@ _base_ = [
 model = dict(prototype_head=dict(type='PrototypeDistillHead', loss_type='intra_inter',
                                  intra_weight=1.0, inter_weight=1.0))
 default_hooks = dict(prototype=dict(type='PrototypeHook', num_clusters=4, min_regions=32,
-                                    num_neighbors=1, warm_epochs=20))
+                                    num_neighbors=1, warm_epochs=21))
 train_dataloader = dict(dataset=dict(store='data/conch15_8k_store', channels=768))

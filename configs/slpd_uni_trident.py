@@ -1,5 +1,6 @@
 # SLPD with the paper's settings (as configs/slpd_lung.py: K=4 prototypes per slide for
-# slides with >= 32 regions, 1 neighbour slide, prototype losses from epoch 20) on region
+# slides with >= 32 regions, 1 neighbour slide, prototype losses from 0-based epoch 21,
+# as upstream's warm_epoch=20) on region
 # grids made from TRIDENT patch features of UNI (D=1024) on 256-px patches at 20x:
 # G=16 patches per side gives HIPT's 4096-px regions. ViT-4K-XS with a 1024-d input.
 #   python tools/ingest.py trident_job/20x_256px_0px_overlap/features_uni_v1 \
@@ -15,5 +16,5 @@ model = dict(backbone=dict(in_channels=1024),
              prototype_head=dict(type='PrototypeDistillHead', loss_type='intra_inter',
                                  intra_weight=1.0, inter_weight=1.0))
 default_hooks = dict(prototype=dict(type='PrototypeHook', num_clusters=4, min_regions=32,
-                                    num_neighbors=1, warm_epochs=20))
+                                    num_neighbors=1, warm_epochs=21))
 train_dataloader = dict(dataset=dict(store='data/uni_trident_store', channels=1024))

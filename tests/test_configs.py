@@ -107,6 +107,27 @@ def test_paper_configs_are_the_non_demo_ones():
                                                 'slpd_brca.py'}
 
 
+#: The original's default (main_SLPD.py: ``--warm_epoch 20``) and its condition for
+#: clustering and training the prototype terms in 0-based epoch ``epoch``.
+UPSTREAM_WARM_EPOCH = 20
+
+
+def upstream_prototypes_on(epoch: int) -> bool:
+    return epoch > UPSTREAM_WARM_EPOCH
+
+
+@pytest.mark.parametrize('path', [p for p in PAPER_CONFIGS if 'prototype' in
+                                  Config.fromfile(p).default_hooks], ids=lambda p: p.name)
+def test_paper_configs_start_the_prototypes_when_upstream_does(path):
+    """The epochs with a prototype bank (the hook's own test, with a real run, checks that
+    the first refresh happens at the first epoch it names) are upstream's epochs."""
+    cfg = Config.fromfile(path)
+    hook = HOOKS.build(cfg.default_hooks.prototype)
+    epochs = range(cfg.train_cfg.max_epochs)
+    ours = [e for e in epochs if hook.refreshes_at(e)]
+    assert ours == [e for e in epochs if upstream_prototypes_on(e)]
+
+
 @pytest.mark.parametrize('path', PAPER_CONFIGS, ids=lambda p: p.name)
 def test_paper_config_model_has_no_dropout_and_a_deterministic_teacher(path):
     """HIPT's/SLPD's vit4k_xs: drop_rate 0 everywhere; stochastic depth only in the

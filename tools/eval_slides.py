@@ -1,7 +1,7 @@
 """Slide-level evaluation of region embeddings over HIPT's splits (KNN, linear probe, MIL,
 survival, few-shot, retrieval).
 
-knn/linear/mil write, under --out: summary.csv (HIPT's layout), results.json (per-split
+knn/linear/mil write, under --out: summary.csv (HIPT's columns, no index), results.json (per-split
 metrics, mean ± std, counts of missing slides), predictions.csv (test probabilities) and
 ROC curves (roc_fold{k}.png, roc_mean.png), with 95% bootstrap CIs of the test AUC and
 balanced accuracy in results.json. survival/fewshot/retrieval take one or more
@@ -45,10 +45,11 @@ from slpd_plugin.evaluation.comparison_report import (  # noqa: E402
     SurvivalInputs,
     run_report,
 )
-from slpd_plugin.evaluation.fewshot import DEFAULT_SHOTS  # noqa: E402
+from slpd_plugin.evaluation.fewshot import DEFAULT_SHOTS, LINEAR_PRESETS  # noqa: E402
 from slpd_plugin.evaluation.jobs import run_fewshot, run_retrieval, run_survival  # noqa: E402
+from slpd_plugin.evaluation.retrieval import SIMILARITIES  # noqa: E402
 from slpd_plugin.evaluation.statistics import classification_cis  # noqa: E402
-from slpd_plugin.evaluation.survival import CoxConfig  # noqa: E402
+from slpd_plugin.evaluation.survival import MIL_PROTOCOLS, CoxConfig  # noqa: E402
 from slpd_plugin.evaluation.survival_data import load_survival_labels, load_survival_splits  # noqa: E402
 from slpd_plugin.utils.cli import ToolParser, UsageError, run_tool  # noqa: E402
 
@@ -213,6 +214,15 @@ def build_parser() -> argparse.ArgumentParser:
     surv.add_argument('--weight-decay', type=float, default=1e-5,
                       help='MIL Adam weight decay (default: 1e-5)')
     surv.add_argument('--device', default='cpu', help='MIL torch device (default: cpu)')
+    surv.add_argument('--protocol', dest='survival_protocol', choices=MIL_PROTOCOLS,
+                      default='default',
+                      help="MIL recipe: default (bins on each split's train cases, "
+                           'right-closed, uniform sampling: no leakage) or hipt (HIPT/MCAT: '
+                           'bins from the uncensored times of the whole CSV, left-closed, '
+                           'class-balanced weighted sampling) (default: default)')
+    surv.add_argument('--alpha-surv', type=float, default=0.0,
+                      help="MIL: the NLL loss's alpha, extra weight of uncensored cases, "
+                           "in [0, 1] (HIPT's --alpha_surv; default: 0)")
     surv.add_argument('--bootstrap', type=int, default=1000, metavar='B',
                       help='bootstrap resamples of the test patients (default: 1000)')
     few = sub.add_parser('fewshot', parents=[_multi_parent(True)], epilog=EXAMPLES,
@@ -224,11 +234,20 @@ def build_parser() -> argparse.ArgumentParser:
                      metavar='K', help='k values (default: 1 2 4 8 16 32)')
     few.add_argument('--draws', type=int, default=50,
                      help='random draws per split and k (default: 50)')
-    sub.add_parser('retrieval', parents=[_multi_parent(True)], epilog=EXAMPLES,
-                   formatter_class=argparse.RawDescriptionHelpFormatter,
-                   help='cosine slide retrieval, test against train: Acc@1/3/5, MVAcc@5',
-                   description='Each test slide retrieves the train slides of its split '
-                               'by cosine similarity of the slide embeddings.')
+    few.add_argument('--linear', choices=sorted(LINEAR_PRESETS), default='pathobench',
+                     help="logistic-regression settings: pathobench (Patho-Bench's linear "
+                          'probe: C=0.5, balanced class weights, raw embeddings) or cl2n '
+                          '(C=1, no class weights, CL2N embeddings) (default: pathobench)')
+    ret = sub.add_parser('retrieval', parents=[_multi_parent(True)], epilog=EXAMPLES,
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
+                         help='slide retrieval, test against train: Acc@1/3/5, '
+                              'MVAcc@3/5',
+                         description='Each test slide retrieves the train slides of its '
+                                     'split by L2 distance (Patho-Bench) or cosine '
+                                     'similarity of the slide embeddings.')
+    ret.add_argument('--similarity', choices=SIMILARITIES, default='l2',
+                     help="l2: L2 distance without centring (Patho-Bench's default); "
+                          'cosine: cosine similarity (default: l2)')
     rep = sub.add_parser('report', parents=[_multi_parent(True)], epilog=EXAMPLES,
                          formatter_class=argparse.RawDescriptionHelpFormatter,
                          help='all protocols, several embedding sets and raw-feature '
@@ -319,12 +338,18 @@ def run_multi(args: argparse.Namespace) -> int:
     if args.protocol == 'survival':
         if not 0 < args.l1_ratio <= 1 or args.inner_folds < 2 or args.epochs < 1:
             raise UsageError('need 0 < --l1-ratio <= 1, --inner-folds >= 2, --epochs >= 1')
+        if args.model != 'mil' and (args.survival_protocol != 'default' or args.alpha_surv):
+            raise UsageError('--protocol and --alpha-surv set how the MIL model is trained: '
+                             'use them with --model mil')
+        if not 0 <= args.alpha_surv <= 1:
+            raise UsageError(f'--alpha-surv must be in [0, 1], got {args.alpha_surv}')
         text = run_survival(sets, load_survival_labels(args.csv),
                             load_survival_splits(args.splits), args.out, args.model,
                             CoxConfig(l1_ratio=args.l1_ratio, inner_folds=args.inner_folds),
                             MILConfig(epochs=args.epochs, lr=args.lr,
                                       weight_decay=args.weight_decay, device=args.device),
-                            seed=args.seed, num_resamples=args.bootstrap)
+                            seed=args.seed, num_resamples=args.bootstrap,
+                            mil_protocol=args.survival_protocol, alpha=args.alpha_surv)
     else:
         if args.task and (args.label_map or args.label_col):
             raise UsageError('--task sets the label column and map; drop --label-col/'
@@ -336,7 +361,7 @@ def run_multi(args: argparse.Namespace) -> int:
         splits = load_splits(args.splits)
         if args.protocol == 'fewshot':
             text = run_fewshot(sets, table, splits, args.out, args.shots, args.draws,
-                               args.seed)
+                               args.seed, args.linear)
         elif args.protocol == 'report':
             text = 'wrote ' + run_report(sets, table, splits, args.out, args.protocols,
                                          args.store, survival,
@@ -344,7 +369,7 @@ def run_multi(args: argparse.Namespace) -> int:
                                                    device=args.device),
                                          args.shots, args.draws, args.bootstrap, args.seed)
         else:
-            text = run_retrieval(sets, table, splits, args.out)
+            text = run_retrieval(sets, table, splits, args.out, args.similarity)
     print(text)
     print(f'wrote {args.out}')
     return 0

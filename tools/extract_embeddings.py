@@ -55,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('config', type=Path,
                         help='training config (the copy saved in the work dir has any '
                              '--cfg-options of training applied)')
-    parser.add_argument('checkpoint', type=Path, help="a checkpoint of this plugin's runner")
+    parser.add_argument('checkpoint', type=Path,
+                        help="a checkpoint of this plugin's runner, or a DINO-style one of "
+                             "HIPT (vit4k_xs_dino.pth) or SLPD (main_SLPD.py)")
     parser.add_argument('--store', required=True, metavar='URI',
                         help='feature store: a folder or a redis:// URI')
     parser.add_argument('--out', required=True, type=Path, metavar='DIR',

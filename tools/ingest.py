@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
                             'tissue piece tiled from its own corner): cut each piece on '
                             'its own lattice, or stop (default: split for clam, refuse '
                             'for trident and stamp)')
+    patch.add_argument('--allow-mixed-strides', action='store_true',
+                       help='clam: accept slides at different level-0 strides inferred '
+                            'from their coordinates (no patches/ file), e.g. 40x and 20x '
+                            'scans patched at the same magnification (default: refused, '
+                            'they may be at different magnifications)')
     parser.add_argument('--verify', action='store_true',
                         help='afterwards (or, without SRC, only) re-read every slide and '
                              'check its checksum')
@@ -143,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
                                min_tissue=args.min_tissue,
                                patch_size_level0=args.patch_size_level0,
                                patches_dir=args.patches,
-                               shifted_lattices=args.shifted_lattices)
+                               shifted_lattices=args.shifted_lattices,
+                               allow_mixed_strides=args.allow_mixed_strides)
         report = ingest_patches(find_patch_sources(args.src, args.format), args.store,
                                 options, dtype=args.dtype, channels=args.channels,
                                 progress=progress)

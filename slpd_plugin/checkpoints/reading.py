@@ -171,7 +171,9 @@ def load_encoder(config: str | os.PathLike, checkpoint: str | os.PathLike,
 
     Args:
         config: The training config (or the copy the run saved in its work dir).
-        checkpoint: A checkpoint of this plugin's runner (loaded weights-only).
+        checkpoint: A checkpoint of this plugin's runner, or a DINO-style training
+            checkpoint of HIPT (``vit4k_xs_dino.pth``) or SLPD (``main_SLPD.py``), loaded
+            weights-only.
         encoder: ``'teacher'`` or ``'student'``. Defaults to 'teacher'.
         cfg_options: Overrides merged into the config, as ``--cfg-options`` of training.
             Defaults to None.
@@ -188,4 +190,9 @@ def load_encoder(config: str | os.PathLike, checkpoint: str | os.PathLike,
     cfg = Config.fromfile(str(config))
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    return build_model(load_checkpoint(checkpoint), checkpoint, cfg, encoder)
+    ckpt = load_weights_only(checkpoint, 'checkpoint')
+    if not isinstance(ckpt, dict) or ('state_dict' not in ckpt and encoder not in ckpt):
+        raise CheckpointError(f'{checkpoint}: expected a training checkpoint of '
+                              f'tools/train.py (a "state_dict" key) or a DINO-style one '
+                              f'of HIPT/SLPD (a "{encoder}" key)')
+    return build_model(ckpt, checkpoint, cfg, encoder)

@@ -200,7 +200,7 @@ def _fewshot_section(sets: Sequence[_Set], labels: LabelTable, splits: Sequence[
 
 def _retrieval_section(sets: Sequence[_Set], labels: LabelTable, splits: Sequence[Split],
                        record: dict[str, Any]) -> list[str]:
-    md = ['## retrieval: test slides against train slides, cosine (mean ± std over splits)',
+    md = ['## retrieval: test slides against train slides, L2 (mean ± std over splits)',
           '', '| embeddings | ' + ' | '.join(RETRIEVAL_COLUMNS) + ' |',
           '| --- |' + ' --- |' * len(RETRIEVAL_COLUMNS)]
     rec = {}

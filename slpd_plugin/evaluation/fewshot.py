@@ -8,9 +8,16 @@ them and scored on the split's ``test`` part:
 - ``simpleshot``: SimpleShot's CL2N nearest class mean (Wang et al. 2019): embeddings
   are centred on the mean of the whole ``train`` part (labels unused), L2-normalised,
   and a test slide goes to the class whose normalised support mean is nearest
-  (Euclidean); class probabilities are the softmax of negative distances.
-- ``linear``: logistic regression (lbfgs, L2, C = 1, 1000 iterations) on the same CL2N
-  embeddings; no validation data exists at k shots, so C is fixed.
+  (Euclidean); class probabilities are the softmax of negative distances. Centring on
+  the whole ``train`` part rather than on the k-shot support is SimpleShot's own choice
+  (its mean is that of the base/training classes, not of the few labelled examples): the
+  unlabelled train embeddings are available, and a mean of 1-2 slides per class would
+  centre on the support itself.
+- ``linear``: logistic regression (lbfgs, L2, 1000 iterations) with the settings of a
+  :data:`LINEAR_PRESETS` entry: ``'pathobench'`` (default), Patho-Bench's linear probe,
+  C = 0.5 with balanced class weights on the raw embeddings; ``'cl2n'``, C = 1 without
+  class weights on the CL2N embeddings (this module's former default). No validation
+  data exists at k shots, so C is fixed.
 
 Metrics per draw: balanced accuracy and AUC (macro one-vs-rest for K > 2). Reported per
 (split, k, classifier): mean, std (ddof=1) and the 2.5 / 97.5 % percentiles over draws.
@@ -34,12 +41,41 @@ from .embeddings import SlideEmbeddings
 from .metrics import auc_score
 from .splits import Split
 
-__all__ = ['DEFAULT_SHOTS', 'FEWSHOT_METRICS', 'FEWSHOT_MODELS', 'FewShotCell',
-           'FewShotResult', 'cl2n', 'draw_support', 'evaluate_fewshot', 'simpleshot_proba']
+__all__ = ['DEFAULT_SHOTS', 'FEWSHOT_METRICS', 'FEWSHOT_MODELS', 'LINEAR_PRESETS',
+           'FewShotCell', 'FewShotResult', 'LinearProbe', 'cl2n', 'draw_support',
+           'evaluate_fewshot', 'simpleshot_proba']
 
 DEFAULT_SHOTS = (1, 2, 4, 8, 16, 32)
 FEWSHOT_MODELS = ('simpleshot', 'linear')
 FEWSHOT_METRICS = ('bacc', 'auc')
+
+
+@dataclass(frozen=True)
+class LinearProbe:
+    """Settings of the few-shot logistic regression.
+
+    Attributes:
+        C: Inverse L2 penalty.
+        class_weight: ``'balanced'`` or None (scikit-learn's ``class_weight``).
+        features: ``'raw'`` embeddings or ``'cl2n'`` (centred on the train part's mean,
+            L2-normalised, as SimpleShot sees them).
+
+    Example:
+        >>> LINEAR_PRESETS['pathobench'].C
+        0.5
+    """
+
+    C: float
+    class_weight: str | None
+    features: str
+
+
+#: Named linear-probe settings: Patho-Bench's (its ``linprobe`` defaults; the default
+#: here) and this module's former one.
+LINEAR_PRESETS = {
+    'pathobench': LinearProbe(C=0.5, class_weight='balanced', features='raw'),
+    'cl2n': LinearProbe(C=1.0, class_weight=None, features='cl2n'),
+}
 
 
 def cl2n(x: np.ndarray, center: np.ndarray) -> np.ndarray:
@@ -112,21 +148,28 @@ class FewShotResult:
 def evaluate_fewshot(embeddings: SlideEmbeddings, labels: Mapping[str, int],
                      splits: Sequence[Split], num_classes: int,
                      shots: Sequence[int] = DEFAULT_SHOTS, num_draws: int = 50,
-                     seed: int = 0, C: float = 1.0) -> FewShotResult:
+                     seed: int = 0, linear: str = 'pathobench') -> FewShotResult:
     """Run both few-shot classifiers on every split, k and draw (module docstring).
 
+    Args:
+        linear: A key of :data:`LINEAR_PRESETS`. Defaults to 'pathobench'.
+
     Raises:
-        ValueError: If ``num_draws < 1``, a k is < 1, or a split has no test slide.
+        ValueError: If ``num_draws < 1``, a k is < 1, a split has no test slide, or
+            ``linear`` is not a preset.
     """
     if num_draws < 1 or min(shots) < 1:
         raise ValueError(f'need num_draws >= 1 and every k >= 1, got {num_draws}, {shots}')
+    if linear not in LINEAR_PRESETS:
+        raise ValueError(f'linear must be one of {sorted(LINEAR_PRESETS)}, got {linear!r}')
     with threadpool_limits(1):  # thousands of tiny fits: BLAS threads only spin
-        return _evaluate(embeddings, labels, splits, num_classes, shots, num_draws, seed, C)
+        return _evaluate(embeddings, labels, splits, num_classes, shots, num_draws, seed,
+                         LINEAR_PRESETS[linear])
 
 
 def _evaluate(embeddings: SlideEmbeddings, labels: Mapping[str, int],
               splits: Sequence[Split], num_classes: int, shots: Sequence[int],
-              num_draws: int, seed: int, C: float) -> FewShotResult:
+              num_draws: int, seed: int, probe: LinearProbe) -> FewShotResult:
     cells = []
     for split in splits:
         train = [s for s in split.train if s in labels and s in embeddings]
@@ -134,9 +177,10 @@ def _evaluate(embeddings: SlideEmbeddings, labels: Mapping[str, int],
         if not test:
             raise ValueError(f'split {split.fold}: no test slide has a label and an '
                              'embedding')
-        x_tr, x_te = embeddings.take(train), embeddings.take(test)
-        center = x_tr.mean(0)
-        x_tr, x_te = cl2n(x_tr, center), cl2n(x_te, center)
+        raw_tr, raw_te = embeddings.take(train), embeddings.take(test)
+        center = raw_tr.mean(0)
+        x_tr, x_te = cl2n(raw_tr, center), cl2n(raw_te, center)
+        lin_tr, lin_te = (x_tr, x_te) if probe.features == 'cl2n' else (raw_tr, raw_te)
         y_tr = np.array([labels[s] for s in train])
         y_te = np.array([labels[s] for s in test])
         smallest = np.bincount(y_tr, minlength=num_classes).min()
@@ -153,8 +197,9 @@ def _evaluate(embeddings: SlideEmbeddings, labels: Mapping[str, int],
                                    np.random.default_rng([seed, split.fold, k, r]))
                 xs, ys = x_tr[idx], y_tr[idx]
                 probas = {'simpleshot': simpleshot_proba(xs, ys, x_te, num_classes)}
-                probas['linear'] = LogisticRegression(C=C, max_iter=1000).fit(
-                    xs, ys).predict_proba(x_te)
+                probas['linear'] = LogisticRegression(
+                    C=probe.C, class_weight=probe.class_weight, max_iter=1000).fit(
+                    lin_tr[idx], ys).predict_proba(lin_te)
                 for model, proba in probas.items():
                     cell.scores[model]['bacc'][r] = balanced_accuracy_score(
                         y_te, proba.argmax(1))

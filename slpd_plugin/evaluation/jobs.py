@@ -63,8 +63,10 @@ def _load_set(folder: Path, wanted: set[str], what: str) -> SlideEmbeddings:
 def run_survival(sets: Mapping[str, Path], table: SurvivalTable, splits: Sequence[Split],
                  out: Path, model: str = 'cox', cox: CoxConfig | None = None,
                  mil: MILConfig | None = None, seed: int = 0,
-                 num_resamples: int = 1000) -> str:
-    """Cox or MIL survival for every embedding set (module docstring)."""
+                 num_resamples: int = 1000, mil_protocol: str = 'default',
+                 alpha: float = 0.0) -> str:
+    """Cox or MIL survival for every embedding set (module docstring); ``mil_protocol``
+    and ``alpha`` as for :func:`~.survival.evaluate_survival_mil`."""
     cases = set().union(*(set(s.train) | set(s.val) for s in splits)) & set(table.time)
     if not cases:
         raise ValueError('no case of the splits has an outcome in the survival CSV')
@@ -77,13 +79,15 @@ def run_survival(sets: Mapping[str, Path], table: SurvivalTable, splits: Sequenc
             result = evaluate_cox(table, emb, splits, cox, seed)
         else:
             result = evaluate_survival_mil(table, load_bags(folder, emb.ids), splits, mil,
-                                           seed=seed)
+                                           seed=seed, protocol=mil_protocol, alpha=alpha)
         results[name] = result
         target = _set_dir(out, name, len(sets) > 1)
         write_survival_summary(result, target / 'summary.csv')
         ci = bootstrap_ci(metric_cindex, [(f.time, f.event, f.risk) for f in result.folds],
                           num_resamples, seed)
+        recipe = dict(mil_protocol=mil_protocol, alpha=alpha) if model == 'mil' else {}
         _json(target / 'results.json', dict(protocol=f'survival_{model}', embeddings=str(folder),
+                                            **recipe,
                                             summary=result.summary(), bootstrap=ci.as_dict(),
                                             folds=[f.as_dict() for f in result.folds]))
         with (target / 'predictions.csv').open('w', newline='') as fh:
@@ -139,21 +143,23 @@ def _labelled(labels: LabelTable, splits: Sequence[Split]) -> set[str]:
 
 
 def run_fewshot(sets: Mapping[str, Path], labels: LabelTable, splits: Sequence[Split],
-                out: Path, shots: Sequence[int], num_draws: int, seed: int = 0) -> str:
-    """Few-shot SimpleShot and logistic regression for every embedding set."""
+                out: Path, shots: Sequence[int], num_draws: int, seed: int = 0,
+                linear: str = 'pathobench') -> str:
+    """Few-shot SimpleShot and logistic regression (``linear``: a key of
+    :data:`~.fewshot.LINEAR_PRESETS`) for every embedding set."""
     wanted = _labelled(labels, splits)
     curves, lines = {}, []
     for name, folder in sets.items():
         emb = _load_set(folder, wanted, 'labelled slides of the splits')
         result = evaluate_fewshot(emb, labels.labels, splits, labels.num_classes, shots,
-                                  num_draws, seed)
+                                  num_draws, seed, linear)
         target = _set_dir(out, name, len(sets) > 1)
         write_fewshot_summary(result, target / 'summary.csv')
         curve = {m: result.curve(m, 'bacc') for m in FEWSHOT_MODELS}
         curves[name] = curve
         _json(target / 'results.json', dict(
             protocol='fewshot', embeddings=str(folder), num_draws=num_draws, shots=list(shots),
-            class_names=labels.class_names,
+            linear=linear, class_names=labels.class_names,
             curve_bacc={m: {str(k): v for k, v in c.items()} for m, c in curve.items()},
             cells=[dict(fold=c.fold, k=c.k, **{f'{m}_{q}': c.stats(m, q)
                                                for m in FEWSHOT_MODELS for q in ('bacc', 'auc')})
@@ -169,19 +175,20 @@ def run_fewshot(sets: Mapping[str, Path], labels: LabelTable, splits: Sequence[S
 
 
 def run_retrieval(sets: Mapping[str, Path], labels: LabelTable, splits: Sequence[Split],
-                  out: Path) -> str:
-    """Cosine slide retrieval for every embedding set."""
+                  out: Path, similarity: str = 'l2') -> str:
+    """Slide retrieval (L2 by default, or cosine) for every embedding set."""
     wanted = _labelled(labels, splits)
     md = ['| embeddings | ' + ' | '.join(RETRIEVAL_COLUMNS) + ' |',
           '| --- |' + ' --- |' * len(RETRIEVAL_COLUMNS)]
     for name, folder in sets.items():
         emb = _load_set(folder, wanted, 'labelled slides of the splits')
-        folds = evaluate_retrieval(emb, labels.labels, splits)
+        folds = evaluate_retrieval(emb, labels.labels, splits, similarity)
         target = _set_dir(out, name, len(sets) > 1)
         write_retrieval_summary(folds, target / 'summary.csv')
         summary = {c: mean_std([f.metrics[c] for f in folds]) for c in RETRIEVAL_COLUMNS}
         _json(target / 'results.json', dict(
-            protocol='retrieval', embeddings=str(folder), summary=summary,
+            protocol='retrieval', embeddings=str(folder), similarity=similarity,
+            summary=summary,
             folds=[dict(fold=f.fold, n_train=f.n_train, n_test=f.n_test, **f.metrics)
                    for f in folds]))
         md.append(f'| {name} | ' + ' | '.join(

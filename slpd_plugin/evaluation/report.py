@@ -1,8 +1,9 @@
 """Writing evaluation results: terminal table, ``summary.csv``, JSON, predictions, ROC PNGs.
 
-``summary.csv`` keeps the layout of HIPT's (CLAM's) ``summary.csv``: a leading unnamed
-index column, then ``folds,test_auc,val_auc,test_acc,val_acc``, one row per split, an
-empty cell where a value is undefined (what pandas writes for NaN).
+``summary.csv`` keeps the columns of HIPT's (CLAM's) ``summary.csv``,
+``folds,test_auc,val_auc,test_acc,val_acc``, without the nameless index column pandas
+adds there; one row per split, an empty cell where a value is undefined (what pandas
+writes for NaN).
 """
 from __future__ import annotations
 
@@ -28,13 +29,13 @@ def _cell(value: float) -> str:
 
 
 def write_summary_csv(result: ProtocolResult, path: str | Path) -> Path:
-    """Write per-split metrics in HIPT's ``summary.csv`` layout."""
+    """Write per-split metrics in HIPT's ``summary.csv`` columns (no index column)."""
     path = Path(path)
     with path.open('w', newline='') as fh:
         writer = csv.writer(fh)
-        writer.writerow(('',) + SUMMARY_COLUMNS)
-        for i, f in enumerate(result.folds):
-            writer.writerow([i, f.fold, _cell(f.test_auc), _cell(f.val_auc),
+        writer.writerow(SUMMARY_COLUMNS)
+        for f in result.folds:
+            writer.writerow([f.fold, _cell(f.test_auc), _cell(f.val_auc),
                              _cell(f.test_acc), _cell(f.val_acc)])
     return path
 

@@ -1,13 +1,16 @@
 """Slide-to-slide retrieval: each test slide queries the train slides of its split.
 
-Similarity is the cosine of the (mean-pooled) slide embeddings. For a query with label
-``y`` and its ``K`` most similar train slides (ties in similarity broken by the lower
-position in the train part):
+The default follows Patho-Bench's retrieval: the train slides are ranked by the L2
+distance between the (mean-pooled) slide embeddings, without centring
+(``similarity='l2'``); ``similarity='cosine'`` ranks by cosine similarity instead (what
+this module did before). Ties in distance go to the lower position in the train part.
+For a query with label ``y`` and its ``K`` nearest train slides:
 
 - ``acc@K`` = 1 if any of the ``K`` retrieved slides has label ``y`` (TITAN's and
-  Patho-Bench's Acc@K);
-- ``mvacc@K`` = 1 if the majority label of the ``K`` retrieved slides is ``y``; a tie
-  between labels goes to the one whose best-ranked slide ranks higher.
+  Patho-Bench's Acc@K), for K = 1, 3, 5;
+- ``mvacc@K`` = 1 if ``y`` is a most frequent label of the ``K`` retrieved slides
+  (Patho-Bench's majority vote: a query whose label ties with another for the most
+  votes counts as correct), for K = 3 (TITAN's MVAcc@3) and 5.
 
 Each is averaged over the test slides of a split.
 
@@ -23,44 +26,76 @@ import numpy as np
 from .embeddings import SlideEmbeddings
 from .splits import Split
 
-__all__ = ['RETRIEVAL_COLUMNS', 'RetrievalFold', 'evaluate_retrieval', 'retrieval_metrics']
+__all__ = ['RETRIEVAL_COLUMNS', 'SIMILARITIES', 'RetrievalFold', 'evaluate_retrieval',
+           'rank_database', 'retrieval_metrics']
 
-RETRIEVAL_COLUMNS = ('acc@1', 'acc@3', 'acc@5', 'mvacc@5')
+RETRIEVAL_COLUMNS = ('acc@1', 'acc@3', 'acc@5', 'mvacc@3', 'mvacc@5')
+
+#: How train slides are ranked: ``'l2'`` distance (Patho-Bench's default, no centring)
+#: or ``'cosine'`` similarity.
+SIMILARITIES = ('l2', 'cosine')
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def _majority(labels: np.ndarray) -> int:
-    """Most frequent label of a ranked list; ties go to the earliest-ranked."""
-    values, first, counts = np.unique(labels, return_index=True, return_counts=True)
-    best = counts == counts.max()
-    return int(values[best][np.argmin(first[best])])
+def rank_database(query: np.ndarray, database: np.ndarray, similarity: str = 'l2',
+                  top: int = 5) -> np.ndarray:
+    """Indices of the ``top`` nearest database rows of each query, nearest first.
+
+    Args:
+        query: (Q, D).
+        database: (T, D).
+        similarity: One of :data:`SIMILARITIES`. Defaults to 'l2'.
+        top: How many. Defaults to 5.
+
+    Returns:
+        (Q, top) int indices; equal distances keep the database order.
+    """
+    if similarity not in SIMILARITIES:
+        raise ValueError(f'similarity must be one of {SIMILARITIES}, got {similarity!r}')
+    if similarity == 'cosine':
+        score = -(_normalise(query) @ _normalise(database).T)
+    else:  # squared L2, same order as L2
+        score = ((query[:, None, :].astype(np.float64) - database[None]) ** 2).sum(-1)
+    return np.argsort(score, axis=1, kind='stable')[:, :top]
+
+
+def _majority_hit(retrieved: np.ndarray, label: int) -> bool:
+    """Whether ``label`` is among the most frequent labels of ``retrieved``."""
+    values, counts = np.unique(retrieved, return_counts=True)
+    return bool(label in values[counts == counts.max()])
 
 
 def retrieval_metrics(query: np.ndarray, y_query: np.ndarray, database: np.ndarray,
-                      y_database: np.ndarray) -> dict[str, float]:
-    """``acc@1``, ``acc@3``, ``acc@5`` and ``mvacc@5`` of cosine retrieval.
+                      y_database: np.ndarray, similarity: str = 'l2') -> dict[str, float]:
+    """:data:`RETRIEVAL_COLUMNS` of retrieval by ``similarity``.
 
     Args:
         query: Query embeddings (Q, D).
         y_query: Their labels (Q,).
         database: Database embeddings (T, D), T >= 5.
         y_database: Their labels (T,).
+        similarity: One of :data:`SIMILARITIES`. Defaults to 'l2'.
 
     Raises:
         ValueError: With fewer than 5 database slides.
+
+    Example:
+        >>> db = np.array([[0.], [1.], [2.], [3.], [4.]]); y = np.array([0, 0, 1, 1, 2])
+        >>> retrieval_metrics(np.array([[0.4]]), np.array([1]), db, y)['acc@3']
+        1.0
     """
     if len(database) < 5:
         raise ValueError(f'retrieval needs at least 5 train slides, got {len(database)}')
-    sim = _normalise(query) @ _normalise(database).T  # (Q, T)
-    ranked = np.argsort(-sim, axis=1, kind='stable')[:, :5]
+    ranked = rank_database(query, database, similarity)
     hits = y_database[ranked] == y_query[:, None]  # (Q, 5)
     out = {f'acc@{k}': float(hits[:, :k].any(axis=1).mean()) for k in (1, 3, 5)}
-    votes = np.array([_majority(y_database[r]) for r in ranked])
-    out['mvacc@5'] = float((votes == y_query).mean())
-    return out
+    for k in (3, 5):
+        out[f'mvacc@{k}'] = float(np.mean([_majority_hit(y_database[r[:k]], y)
+                                           for r, y in zip(ranked, y_query)]))
+    return {c: out[c] for c in RETRIEVAL_COLUMNS}
 
 
 @dataclass
@@ -74,8 +109,10 @@ class RetrievalFold:
 
 
 def evaluate_retrieval(embeddings: SlideEmbeddings, labels: Mapping[str, int],
-                       splits: Sequence[Split]) -> list[RetrievalFold]:
-    """Retrieve the train slides of each split for each of its test slides.
+                       splits: Sequence[Split], similarity: str = 'l2'
+                       ) -> list[RetrievalFold]:
+    """Retrieve the train slides of each split for each of its test slides, by
+    ``similarity`` (one of :data:`SIMILARITIES`; default ``'l2'``, Patho-Bench's).
 
     Raises:
         ValueError: If a split has no usable test slide or fewer than 5 train slides.
@@ -89,6 +126,6 @@ def evaluate_retrieval(embeddings: SlideEmbeddings, labels: Mapping[str, int],
                              'embedding')
         metrics = retrieval_metrics(embeddings.take(test), np.array([labels[s] for s in test]),
                                     embeddings.take(train),
-                                    np.array([labels[s] for s in train]))
+                                    np.array([labels[s] for s in train]), similarity)
         folds.append(RetrievalFold(split.fold, len(train), len(test), metrics))
     return folds

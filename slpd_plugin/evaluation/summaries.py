@@ -1,11 +1,11 @@
 """``summary.csv`` files of the survival, few-shot and retrieval protocols.
 
-Same conventions as HIPT's (CLAM's) ``summary.csv`` (:mod:`.report`): a leading unnamed
-index column, one row per split, an empty cell for an undefined value.
+Same conventions as :mod:`.report`'s ``summary.csv``: HIPT's (CLAM's) columns without
+pandas' nameless index column, one row per split, an empty cell for an undefined value.
 
-- survival: ``,folds,val_cindex`` (HIPT's survival layout);
-- retrieval: ``,folds,acc@1,acc@3,acc@5,mvacc@5``;
-- few-shot: ``,folds,k,`` then ``{model}_{metric}_{mean,std,lo,hi}`` for each classifier
+- survival: ``folds,val_cindex`` (HIPT's survival columns);
+- retrieval: ``folds,acc@1,acc@3,acc@5,mvacc@3,mvacc@5``;
+- few-shot: ``folds,k,`` then ``{model}_{metric}_{mean,std,lo,hi}`` for each classifier
   and metric (one row per split and k).
 """
 from __future__ import annotations
@@ -30,24 +30,24 @@ def _cell(value: float) -> str:
 
 
 def write_survival_summary(result: SurvivalResult, path: str | Path) -> Path:
-    """``,folds,val_cindex``, one row per split."""
+    """``folds,val_cindex``, one row per split."""
     path = Path(path)
     with path.open('w', newline='') as fh:
         writer = csv.writer(fh)
-        writer.writerow(['', 'folds', 'val_cindex'])
-        for i, f in enumerate(result.folds):
-            writer.writerow([i, f.fold, _cell(f.val_cindex)])
+        writer.writerow(['folds', 'val_cindex'])
+        for f in result.folds:
+            writer.writerow([f.fold, _cell(f.val_cindex)])
     return path
 
 
 def write_retrieval_summary(folds: Sequence[RetrievalFold], path: str | Path) -> Path:
-    """``,folds,acc@1,acc@3,acc@5,mvacc@5``, one row per split."""
+    """``folds,`` then :data:`~.retrieval.RETRIEVAL_COLUMNS`, one row per split."""
     path = Path(path)
     with path.open('w', newline='') as fh:
         writer = csv.writer(fh)
-        writer.writerow(['', 'folds', *RETRIEVAL_COLUMNS])
-        for i, f in enumerate(folds):
-            writer.writerow([i, f.fold, *(_cell(f.metrics[c]) for c in RETRIEVAL_COLUMNS)])
+        writer.writerow(['folds', *RETRIEVAL_COLUMNS])
+        for f in folds:
+            writer.writerow([f.fold, *(_cell(f.metrics[c]) for c in RETRIEVAL_COLUMNS)])
     return path
 
 
@@ -57,13 +57,13 @@ def fewshot_columns() -> list[str]:
 
 
 def write_fewshot_summary(result: FewShotResult, path: str | Path) -> Path:
-    """``,folds,k,<model>_<metric>_<stat>...``, one row per split and k."""
+    """``folds,k,<model>_<metric>_<stat>...``, one row per split and k."""
     path = Path(path)
     with path.open('w', newline='') as fh:
         writer = csv.writer(fh)
-        writer.writerow(['', 'folds', 'k', *fewshot_columns()])
-        for i, cell in enumerate(result.cells):
+        writer.writerow(['folds', 'k', *fewshot_columns()])
+        for cell in result.cells:
             values = [cell.stats(m, q)[s] for m in FEWSHOT_MODELS for q in FEWSHOT_METRICS
                       for s in STATS]
-            writer.writerow([i, cell.fold, cell.k, *(_cell(v) for v in values)])
+            writer.writerow([cell.fold, cell.k, *(_cell(v) for v in values)])
     return path

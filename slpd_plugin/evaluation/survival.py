@@ -14,6 +14,16 @@ of each split and report Harrell's c-index on its ``val`` cases (HIPT's ``val_ci
   of 4 time bins at the quartiles of the uncensored ``train`` times), the discrete-time
   NLL loss, one patient per step with gradients accumulated over 32 steps, Adam lr 2e-4,
   weight decay 1e-5, 20 epochs, no model selection (the last epoch scores ``val``).
+  Two variants (:data:`MIL_PROTOCOLS`):
+
+  - ``'default'``: leakage-free: the bins are placed on the split's ``train`` cases only,
+    right-closed ``(a, b]``; each epoch visits every ``train`` case once in random order.
+  - ``'hipt'``: HIPT's (MCAT's) recipe, for numbers comparable with HIPT's: the bins are
+    the quartiles of the uncensored times of every patient of the CSV (``val`` cases
+    included), left-closed ``[a, b)``; each epoch draws as many cases as ``train`` holds,
+    with replacement, weighted by ``1 / size`` of the case's (bin, censorship) class
+    (HIPT's ``weighted_sample``). The NLL's ``alpha`` (HIPT's ``--alpha_surv``) is an
+    option of both.
 
 Letters: P patients, D embedding size, B time bins.
 """
@@ -37,10 +47,13 @@ from .splits import Split
 from .survival_data import SurvivalTable, patient_embeddings
 from .survival_metrics import c_index, discretize, nll_survival_loss, risk_from_logits, time_bins
 
-__all__ = ['NUM_ALPHAS', 'SURVIVAL_PROTOCOLS', 'CoxConfig', 'SurvivalFold',
-           'SurvivalResult', 'evaluate_cox', 'evaluate_survival_mil', 'usable_cases']
+__all__ = ['MIL_PROTOCOLS', 'NUM_ALPHAS', 'SURVIVAL_PROTOCOLS', 'CoxConfig', 'SurvivalFold',
+           'SurvivalResult', 'balanced_case_weights', 'evaluate_cox', 'evaluate_survival_mil',
+           'hipt_bin_edges', 'usable_cases']
 
 SURVIVAL_PROTOCOLS = ('cox', 'mil')
+#: How the MIL survival model is trained (module docstring).
+MIL_PROTOCOLS = ('default', 'hipt')
 NUM_ALPHAS = 12
 
 
@@ -204,10 +217,25 @@ def _patient_bags(table: SurvivalTable, bags: Mapping[str, torch.Tensor],
     return [torch.cat([bags[s] for s in table.slides[c] if s in bags]) for c in cases]
 
 
+def hipt_bin_edges(table: SurvivalTable, num_bins: int = 4) -> np.ndarray:
+    """HIPT's (MCAT's) inner bin edges: quantiles of the uncensored times of every patient
+    of the CSV, shape (B - 1,); use with ``discretize(..., right=False)``."""
+    return time_bins(*table.arrays(table.cases), num_bins)
+
+
+def balanced_case_weights(bins: np.ndarray, event: np.ndarray) -> np.ndarray:
+    """HIPT's ``weighted_sample`` weights, shape (P,): ``P / n_c`` for a case of class
+    ``c`` = (bin, censorship) holding ``n_c`` of the ``P`` cases."""
+    classes = np.asarray(bins) * 2 + np.asarray(event, bool)
+    _, inverse, counts = np.unique(classes, return_inverse=True, return_counts=True)
+    return len(classes) / counts[inverse]
+
+
 def evaluate_survival_mil(table: SurvivalTable, bags: Mapping[str, torch.Tensor],
                           splits: Sequence[Split], config: MILConfig | None = None,
                           num_bins: int = 4, grad_accum: int = 32,
-                          seed: int = 0) -> SurvivalResult:
+                          seed: int = 0, protocol: str = 'default',
+                          alpha: float = 0.0) -> SurvivalResult:
     """Train and score attention-MIL survival on every split (module docstring).
 
     Split ``k`` seeds torch with ``seed * 1000 + k`` inside a forked RNG.
@@ -221,12 +249,22 @@ def evaluate_survival_mil(table: SurvivalTable, bags: Mapping[str, torch.Tensor]
         num_bins: Time bins B. Defaults to 4.
         grad_accum: Patients per optimiser step. Defaults to 32 (HIPT's ``--gc 32``).
         seed: Seed. Defaults to 0.
+        protocol: One of :data:`MIL_PROTOCOLS` (module docstring). Defaults to 'default'.
+        alpha: The NLL's ``alpha`` (:func:`.survival_metrics.nll_survival_loss`).
+            Defaults to 0.0.
 
     Raises:
-        ValueError: If ``bags`` is empty or a split has no usable case or no event.
+        ValueError: If ``bags`` is empty, a split has no usable case or no event, or
+            ``protocol`` / ``alpha`` is not valid.
     """
+    if protocol not in MIL_PROTOCOLS:
+        raise ValueError(f'protocol must be one of {MIL_PROTOCOLS}, got {protocol!r}')
+    if not 0 <= alpha <= 1:
+        raise ValueError(f'alpha must be in [0, 1], got {alpha}')
     if not bags:
         raise ValueError('no slide embeddings to train the survival MIL model on')
+    hipt = protocol == 'hipt'
+    whole_csv_edges = hipt_bin_edges(table, num_bins) if hipt else None
     cfg = config or MILConfig()
     dim = next(iter(bags.values())).shape[1]
     folds = []
@@ -234,9 +272,11 @@ def evaluate_survival_mil(table: SurvivalTable, bags: Mapping[str, torch.Tensor]
         train, val = usable_cases(split, table, bags)
         t_tr, e_tr = table.arrays(train)
         t_val, e_val = table.arrays(val)
-        edges = time_bins(t_tr, e_tr, num_bins)
+        edges = whole_csv_edges if hipt else time_bins(t_tr, e_tr, num_bins)
+        y_np = discretize(t_tr, edges, right=not hipt)
+        weights = torch.as_tensor(balanced_case_weights(y_np, e_tr)) if hipt else None
         # On the model's device once: no host copy per bag in the loop below.
-        y_tr = torch.as_tensor(discretize(t_tr, edges)).to(cfg.device)
+        y_tr = torch.as_tensor(y_np).to(cfg.device)
         ev_tr = torch.as_tensor(e_tr.astype(np.float32)).to(cfg.device)
         train_bags, val_bags = (_patient_bags(table, bags, part) for part in (train, val))
         with torch.random.fork_rng(devices=[]), one_thread():
@@ -248,10 +288,13 @@ def evaluate_survival_mil(table: SurvivalTable, bags: Mapping[str, torch.Tensor]
             for _ in range(cfg.epochs):
                 model.train()
                 opt.zero_grad()
-                order = torch.randperm(len(train), generator=generator).tolist()
+                order = (torch.multinomial(weights, len(train), replacement=True,
+                                           generator=generator) if hipt else
+                         torch.randperm(len(train), generator=generator)).tolist()
                 for step, i in enumerate(order, start=1):
                     logits, _ = model(train_bags[i].to(cfg.device))  # (B,)
-                    loss = nll_survival_loss(logits[None], y_tr[i:i + 1], ev_tr[i:i + 1])
+                    loss = nll_survival_loss(logits[None], y_tr[i:i + 1], ev_tr[i:i + 1],
+                                             alpha)
                     (loss / grad_accum).backward()
                     if step % grad_accum == 0 or step == len(order):
                         opt.step()

@@ -5,11 +5,15 @@
   whose shorter time is an observed event, the share where that patient has the higher
   risk, tied risks counting one half.
 - :func:`time_bins` / :func:`discretize`: HIPT's survival target, the quartiles of the
-  uncensored times cut the time axis into 4 bins (outer edges open).
+  uncensored times cut the time axis into 4 bins (outer edges open). Bins are
+  right-closed ``(a, b]`` by default; ``right=False`` gives HIPT's (MCAT's) left-closed
+  ``[a, b)`` (``pd.cut(..., right=False)``), which moves a time equal to an edge up a bin.
 - :func:`nll_survival_loss`: the discrete-time negative log-likelihood of Zadeh & Schmauch
   (2020), as HIPT trains its survival heads: hazards ``h = sigmoid(logits)``, survival
   ``S_j = prod_{i<=j} (1 - h_i)``; an event in bin ``y`` costs ``-log S_{y-1} - log h_y``,
-  a censoring in bin ``y`` costs ``-log S_y``; the risk score is ``-sum_j S_j``.
+  a censoring in bin ``y`` costs ``-log S_y``; with MCAT's ``alpha`` the loss is
+  ``(1 - alpha) * that + alpha * (the event term alone)`` (HIPT's ``--alpha_surv``,
+  0 by default); the risk score is ``-sum_j S_j``.
 
 Letters: P patients, B bins.
 """
@@ -56,20 +60,23 @@ def time_bins(time: np.ndarray, event: np.ndarray, num_bins: int = 4) -> np.ndar
     return np.quantile(observed, np.linspace(0, 1, num_bins + 1)[1:-1])
 
 
-def discretize(time: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def discretize(time: np.ndarray, edges: np.ndarray, right: bool = True) -> np.ndarray:
     """Bin index of each time, shape (P,) in ``[0, B)``; bin ``j`` is
-    ``(edges[j-1], edges[j]]`` with open outer ends."""
-    return np.searchsorted(edges, np.asarray(time, float), side='left')
+    ``(edges[j-1], edges[j]]`` (``right=True``) or ``[edges[j-1], edges[j])``
+    (``right=False``, HIPT's), with open outer ends."""
+    return np.searchsorted(edges, np.asarray(time, float), side='left' if right else 'right')
 
 
 def nll_survival_loss(logits: torch.Tensor, label: torch.Tensor,
-                      event: torch.Tensor) -> torch.Tensor:
+                      event: torch.Tensor, alpha: float = 0.0) -> torch.Tensor:
     """Mean discrete-time survival NLL.
 
     Args:
         logits: Shape (P, B).
         label: Bin of each patient's time, shape (P,) long.
         event: 1 for an observed death, 0 for censoring, shape (P,).
+        alpha: Extra weight of the event term, MCAT's ``alpha``: ``(1 - alpha) * NLL +
+            alpha * event term``. Defaults to 0.0.
     """
     hazards = torch.sigmoid(logits)
     surv = torch.cumprod(1 - hazards, dim=1)
@@ -79,8 +86,9 @@ def nll_survival_loss(logits: torch.Tensor, label: torch.Tensor,
     h_y = hazards.gather(1, label).squeeze(1).clamp_min(EPS)
     s_prev = surv_before.gather(1, label).squeeze(1).clamp_min(EPS)
     s_y = surv_before.gather(1, label + 1).squeeze(1).clamp_min(EPS)
-    loss = event * -(torch.log(s_prev) + torch.log(h_y)) + (1 - event) * -torch.log(s_y)
-    return loss.mean()
+    uncensored = event * -(torch.log(s_prev) + torch.log(h_y))
+    loss = uncensored + (1 - event) * -torch.log(s_y)
+    return ((1 - alpha) * loss + alpha * uncensored).mean()
 
 
 def risk_from_logits(logits: torch.Tensor) -> torch.Tensor:

@@ -9,16 +9,40 @@ file, so nothing is ever unpickled as an arbitrary object (the runner's
 :class:`~slpd_plugin.engine.hooks.weights_only_checkpoint_hook.WeightsOnlyCheckpointHook`
 stores mmengine's message hub as tensors and plain values). It lives here, at the bottom
 of the layering, because the model's Pretrained initialisation needs it too.
+
+DINO-style training checkpoints (DINO's ``main_dino.py`` and the scripts built on it:
+HIPT's ``main_dino4k.py``, whose ``vit4k_xs_dino.pth`` is such a file, and SLPD's
+``main_SLPD.py``) save ``{'student', 'teacher', 'optimizer', 'epoch', 'args',
+'dino_loss'[, 'fp16_scaler']}``. Besides tensors and plain values they hold exactly two
+kinds of objects, which :data:`TRAINING_CHECKPOINT_GLOBALS` allows and nothing else:
+``args``, the run's ``argparse.Namespace`` of plain values; and numpy ``float64``
+scalars, the optimizer's ``lr`` and ``weight_decay``, which these scripts set every
+iteration from numpy schedule arrays.
 """
 from __future__ import annotations
 
+import argparse
 import os
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ['CheckpointError', 'encoder_state', 'load_backbone_weights', 'load_weights_only']
+__all__ = ['CheckpointError', 'TRAINING_CHECKPOINT_GLOBALS', 'encoder_state',
+           'load_backbone_weights', 'load_weights_only']
+
+_NUMPY_SCALAR = np.float64(0).__reduce__()[0]  # numpy's scalar reconstructor
+
+#: The non-tensor types of DINO-style training checkpoints, for
+#: ``torch.serialization.safe_globals``: the ``args`` Namespace, and numpy float64 scalars
+#: (their reconstructor under numpy 1's and numpy 2's module names, the dtype and its
+#: class). Nothing else is unpickled.
+TRAINING_CHECKPOINT_GLOBALS = [
+    argparse.Namespace, np.dtype, type(np.dtype(np.float64)),
+    (_NUMPY_SCALAR, 'numpy.core.multiarray.scalar'),
+    (_NUMPY_SCALAR, 'numpy._core.multiarray.scalar'),
+]
 
 
 class CheckpointError(ValueError):
@@ -28,7 +52,8 @@ class CheckpointError(ValueError):
 
 def load_weights_only(path: str | os.PathLike, what: str = 'checkpoint',
                       map_location: str | Callable = 'cpu') -> Any:
-    """Load a local file with ``torch.load(weights_only=True)``, never unpickling objects.
+    """Load a local file with ``torch.load(weights_only=True)``, never unpickling objects
+    other than those of :data:`TRAINING_CHECKPOINT_GLOBALS`.
 
     Args:
         path: The file, e.g. ``work_dirs/slpd_lung/epoch_100.pth``.
@@ -36,7 +61,8 @@ def load_weights_only(path: str | os.PathLike, what: str = 'checkpoint',
         map_location: As for ``torch.load``. Defaults to 'cpu'.
 
     Returns:
-        What the file holds (tensors, plain values and containers of them).
+        What the file holds (tensors, plain values and containers of them; a DINO-style
+        checkpoint's ``args`` Namespace and numpy float64 scalars).
 
     Raises:
         FileNotFoundError: if ``path`` is not a local file (URLs are not fetched).
@@ -46,13 +72,15 @@ def load_weights_only(path: str | os.PathLike, what: str = 'checkpoint',
         raise FileNotFoundError(f'{path}: {what} not found (a local file is needed: URLs '
                                 f'are not fetched, download it first)')
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(TRAINING_CHECKPOINT_GLOBALS):
+            return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch.load of arbitrary bytes can raise nearly anything
         reason = str(err).strip().splitlines()[0] if str(err).strip() else ''
         raise CheckpointError(
             f'{path}: not loadable weights-only with torch.load(weights_only=True) '
             f'({type(err).__name__}: {reason}); nothing is ever unpickled, so a {what} '
-            f'must hold only tensors and plain values') from None
+            f'must hold only tensors and plain values (and, as DINO-style training '
+            f'checkpoints do, an argparse.Namespace and numpy float64 scalars)') from None
 
 
 def encoder_state(checkpoint: dict, encoder: str = 'teacher',
@@ -60,8 +88,11 @@ def encoder_state(checkpoint: dict, encoder: str = 'teacher',
     """The weights of one part of the student or teacher, without prefixes.
 
     Args:
-        checkpoint: A loaded checkpoint (``{'state_dict': {...}, ...}``) of an
-            :class:`~slpd_plugin.models.SLPD` model.
+        checkpoint: A loaded checkpoint: ``{'state_dict': {...}, ...}`` of an
+            :class:`~slpd_plugin.models.SLPD` model, or a DINO-style training checkpoint
+            (HIPT's ``main_dino4k.py``, SLPD's ``main_SLPD.py``), whose ``'student'`` and
+            ``'teacher'`` are state dicts with ``backbone.`` / ``head.`` names (the
+            student's under DDP's ``module.``).
         encoder: ``'teacher'`` or ``'student'``. Defaults to 'teacher'.
         part: ``'backbone'`` or ``'head'``. Defaults to 'backbone'.
         source: Names the checkpoint in error messages. Defaults to 'checkpoint'.
@@ -77,8 +108,13 @@ def encoder_state(checkpoint: dict, encoder: str = 'teacher',
         raise CheckpointError(f'encoder must be teacher/student and part backbone/head, '
                               f'got {encoder!r}, {part!r}')
     state = checkpoint.get('state_dict') if isinstance(checkpoint, dict) else None
+    if state is None and isinstance(checkpoint, dict) and isinstance(
+            checkpoint.get(encoder), dict):  # DINO-style: {'teacher': {'backbone.x': ...}}
+        state = {f'{encoder}.{k.removeprefix("module.")}': v
+                 for k, v in checkpoint[encoder].items()}
     if not isinstance(state, dict):
-        raise CheckpointError(f'{source}: expected a dict with a "state_dict"')
+        raise CheckpointError(f'{source}: expected a dict with a "state_dict" (this '
+                              f'plugin) or a "{encoder}" state dict (DINO/HIPT/SLPD)')
     prefix = f'{encoder}.{part}.'
     out = {}
     for key, value in state.items():

@@ -110,6 +110,61 @@ def test_clam(tmp_path, how, recwarn):
         option='--patch-size-level0', inferred='inferred from the coordinates')[how]
 
 
+def _clam_folder(tmp_path, strides: dict[str, int], with_patches=()) -> dict:
+    """CLAM ``h5_files/`` of one slide per name at the given level-0 stride; the slides
+    named in ``with_patches`` get a ``patches/`` file (patch_size x downsample)."""
+    rng = np.random.default_rng(11)
+    slides = {}
+    for name, stride in strides.items():
+        coords, feats = lattice_slide(rng, 20, 18, stride, 4, phase=(0, 0))
+        patches = (dict(patch_size=256, patch_level=0 if stride == 256 else 1,
+                        downsample=[stride / 256] * 2) if name in with_patches else None)
+        write_clam(tmp_path / 'clam', name, coords, feats, patches)
+        slides[name] = (coords, feats, stride)
+    return slides
+
+
+def test_clam_slides_at_different_inferred_strides_are_refused_unless_allowed(tmp_path):
+    """Without patches/, a 256-px and a 512-px stride may mean 40x and 20x patches: the
+    folder is refused before anything is written, naming the slides of each stride."""
+    slides = _clam_folder(tmp_path, {'a': 256, 'b': 512, 'c': 256})
+    sources = find_patch_sources(str(tmp_path / 'clam'), 'clam')
+    store = tmp_path / 'st'
+    with pytest.raises(StoreError, match=r'h5_files: CLAM slides at different level-0 patch '
+                                         r'strides \(stride 256: a, c; stride 512: b\).*'
+                                         r'--allow-mixed-strides'):
+        ingest_patches(sources, str(store), PatchOptions('clam'), dtype='float32')
+    assert not store.exists() or not open_writer(str(store), channels=4,
+                                                 dtype='float32').records
+    report = ingest_patches(sources, str(store), PatchOptions('clam', allow_mixed_strides=True),
+                            dtype='float32')
+    assert report.written == ['a', 'b', 'c']
+    opened = open_store(str(store))
+    for position, (coords, feats, stride) in enumerate(slides.values()):
+        _check_slide(opened, position, coords, feats, stride)
+
+
+def test_clam_slide_at_another_inferred_stride_than_the_store_is_refused(tmp_path):
+    _clam_folder(tmp_path, {'a': 256, 'b': 256}, with_patches=('a', 'b'))
+    ingest_patches(find_patch_sources(str(tmp_path / 'clam'), 'clam'), str(tmp_path / 'st'),
+                   PatchOptions('clam'), dtype='float32')
+    more = tmp_path / 'more'
+    _clam_folder(more, {'c': 512})
+    with pytest.raises(StoreError, match=r'stride 256: a, b; stride 512: c'):
+        ingest_patches(find_patch_sources(str(more / 'clam'), 'clam'), str(tmp_path / 'st'),
+                       PatchOptions('clam'), dtype='float32')
+    assert open_store(str(tmp_path / 'st')).slide_ids == ['a', 'b']
+
+
+def test_clam_strides_from_patches_files_may_differ(tmp_path):
+    """patches/ gives each slide's stride from CLAM's own attributes: not inferred, so
+    not refused (as for TRIDENT, the files say what they are)."""
+    _clam_folder(tmp_path, {'a': 256, 'b': 512}, with_patches=('a', 'b'))
+    report = ingest_patches(find_patch_sources(str(tmp_path / 'clam'), 'clam'),
+                            str(tmp_path / 'st'), PatchOptions('clam'), dtype='float32')
+    assert report.written == ['a', 'b']
+
+
 def _two_pieces(rng, dim=6):
     """A CLAM slide of two tissue pieces, each tiled from its own corner: the second
     piece's lattice is shifted by (100, 300) px. Patches of both pieces interleave in

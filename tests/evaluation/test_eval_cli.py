@@ -49,15 +49,15 @@ def test_cli_subprocess_writes_outputs(make_dataset, splitter, tmp_path: Path) -
 
     with (out / 'summary.csv').open(newline='') as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == ['', 'folds', 'test_auc', 'val_auc', 'test_acc', 'val_acc']
-    assert [r[1] for r in rows[1:]] == ['0', '1', '2']
+    assert rows[0] == ['folds', 'test_auc', 'val_auc', 'test_acc', 'val_acc']  # no index
+    assert [r[0] for r in rows[1:]] == ['0', '1', '2']
 
     results = json.loads((out / 'results.json').read_text())
     assert results['protocol'] == 'knn'
     assert results['missing_embeddings']['count'] == 3
     assert len(results['missing_embeddings']['first']) == 3
     assert results['num_slides_evaluated'] == 57
-    aucs = [float(r[2]) for r in rows[1:]]
+    aucs = [float(r[1]) for r in rows[1:]]
     assert [f['test_auc'] for f in results['folds']] == pytest.approx(aucs)
     assert results['summary']['test_auc']['mean'] == pytest.approx(np.mean(aucs))
     assert results['summary']['test_auc']['std'] == pytest.approx(np.std(aucs, ddof=1))

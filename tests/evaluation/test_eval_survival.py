@@ -15,8 +15,13 @@ from torch.overrides import TorchFunctionMode
 from slpd_plugin.demo.references import write_reference_embeddings
 from slpd_plugin.demo.synthetic_wsi import make_wsi_benchmark
 from slpd_plugin.evaluation import MILConfig, load_bags, load_slide_embeddings
-from slpd_plugin.evaluation.survival import evaluate_survival_mil
+from slpd_plugin.evaluation.survival import (
+    balanced_case_weights,
+    evaluate_survival_mil,
+    hipt_bin_edges,
+)
 from slpd_plugin.evaluation.survival_data import (
+    SurvivalTable,
     load_survival_labels,
     load_survival_splits,
     patient_embeddings,
@@ -65,6 +70,67 @@ def test_bins_and_nll_loss_by_hand():
                 - (torch.log(1 - h[1, 0]) + torch.log(1 - h[1, 1]))) / 2
     loss = nll_survival_loss(logits, torch.tensor([2, 1]), torch.tensor([1.0, 0.0]))
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def _mcat_bins(rows: list[tuple[str, float, int]]) -> dict[str, int]:
+    """HIPT's survival bins as MCAT's dataset builds them, written with pandas here: one
+    row per slide; patients = first row per case; quartiles (``pd.qcut``) of the
+    uncensored patients' times, outer edges moved past the CSV's extremes, then
+    ``pd.cut(..., right=False)``."""
+    import pandas as pd
+    df = pd.DataFrame(rows, columns=['case_id', 'survival_months', 'censorship'])
+    patients = df.drop_duplicates(['case_id']).copy()
+    uncensored = patients[patients['censorship'] < 1]
+    _, edges = pd.qcut(uncensored['survival_months'], q=4, retbins=True, labels=False)
+    edges[-1] = df['survival_months'].max() + 1e-6
+    edges[0] = df['survival_months'].min() - 1e-6
+    labels = pd.cut(patients['survival_months'], bins=edges, retbins=False, labels=False,
+                    right=False, include_lowest=True)
+    return dict(zip(patients['case_id'], labels.astype(int)))
+
+
+def test_hipt_protocol_bins_are_mcats_over_the_whole_csv():
+    rng = np.random.default_rng(4)
+    rows = []
+    for i in range(60):  # integer months: many times fall on a quartile edge
+        case, months, censored = f'C{i:02d}', float(rng.integers(1, 25)), int(rng.random() < .4)
+        rows += [(case, months, censored)] * int(rng.integers(1, 3))  # 1-2 slides per case
+    table = SurvivalTable(time={c: t for c, t, _ in rows}, event={c: 1 - e for c, _, e in rows})
+    expected = _mcat_bins(rows)
+    time, event = table.arrays(table.cases)
+    ours = discretize(time, hipt_bin_edges(table), right=False)
+    assert dict(zip(table.cases, ours.tolist())) == expected
+    # the default (right-closed) bins put the times on an edge one bin lower
+    on_edge = discretize(time, hipt_bin_edges(table)) != ours
+    assert on_edge.any() and set(time[on_edge]) <= set(hipt_bin_edges(table))
+
+
+def test_hipt_weighted_sampling_weights_are_inverse_class_sizes():
+    bins = np.array([0, 0, 0, 1, 1, 2, 3, 3, 3, 3])
+    event = np.array([1, 1, 0, 1, 1, 0, 1, 0, 0, 1], bool)
+    classes = [(b, e) for b, e in zip(bins, event)]
+    expected = [len(classes) / classes.count(c) for c in classes]
+    assert balanced_case_weights(bins, event).tolist() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize('alpha', [0.0, 0.4, 1.0])
+def test_nll_alpha_is_mcats(alpha):
+    """MCAT: ``(1 - alpha) * (censored + uncensored terms) + alpha * uncensored term``,
+    per patient, then the mean; written with math.log on each patient here."""
+    logits = torch.tensor([[0.3, -1.0, 2.0, 0.1], [0.5, 0.5, -0.5, 0.0], [1.0, 0.2, 0.0, -2]])
+    label, event = [2, 1, 0], [1, 0, 1]
+    total = 0.0
+    for row, y, e in zip(logits.tolist(), label, event):
+        h = [1 / (1 + math.exp(-v)) for v in row]
+        s = [1.0]
+        for v in h:
+            s.append(s[-1] * (1 - v))  # s[j] = S_{j-1}, s[0] = 1
+        uncensored = -e * (math.log(s[y]) + math.log(h[y]))
+        censored = -(1 - e) * math.log(s[y + 1])
+        total += (1 - alpha) * (uncensored + censored) + alpha * uncensored
+    loss = nll_survival_loss(logits, torch.tensor(label), torch.tensor(event, dtype=torch.float),
+                             alpha)
+    assert loss.item() == pytest.approx(total / 3, rel=1e-5)
 
 
 def _write_survival_csv(path: Path, rows) -> None:
@@ -147,11 +213,11 @@ def test_cli_cox_summary_matches_brute_force_on_predictions(bench, tmp_path, cap
     assert code == 0
     with (out / 'oracle' / 'summary.csv').open(newline='') as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == ['', 'folds', 'val_cindex'] and len(rows) == 6
+    assert rows[0] == ['folds', 'val_cindex'] and len(rows) == 6  # no index column
     preds = _read_predictions(out / 'oracle' / 'predictions.csv')
     for row in rows[1:]:
-        t, e, r = map(np.array, zip(*preds[int(row[1])]))
-        assert float(row[2]) == pytest.approx(brute_force_cindex(t, e.astype(bool), r))
+        t, e, r = map(np.array, zip(*preds[int(row[0])]))
+        assert float(row[1]) == pytest.approx(brute_force_cindex(t, e.astype(bool), r))
     oracle = json.loads((out / 'oracle' / 'results.json').read_text())
     noise = json.loads((out / 'noise' / 'results.json').read_text())
     assert oracle['summary']['mean'] > noise['summary']['mean'] + 0.05
@@ -193,3 +259,26 @@ def test_mil_survival_copies_to_the_host_once_per_fold_not_per_bag(bench):
         result = evaluate_survival_mil(table, bags, splits, MILConfig(epochs=2), seed=3)
     assert all(f.n_train > 10 for f in result.folds)
     assert copies.calls == len(splits)  # the validation risks; formerly + one per bag
+
+
+def test_mil_survival_hipt_protocol_trains_otherwise_and_the_cli_passes_it(bench, tmp_path,
+                                                                          capsys):
+    table = load_survival_labels(bench / 'survival.csv')
+    splits = load_survival_splits(bench / 'splits_survival')[:2]
+    bags = load_bags(bench / 'composition', [s for v in table.slides.values() for s in v])
+    cfg = MILConfig(epochs=1)
+    default = evaluate_survival_mil(table, bags, splits, cfg, seed=3)
+    hipt = evaluate_survival_mil(table, bags, splits, cfg, seed=3, protocol='hipt', alpha=0.2)
+    again = evaluate_survival_mil(table, bags, splits, cfg, seed=3, protocol='hipt', alpha=0.2)
+    assert [f.risk.tolist() for f in hipt.folds] == [f.risk.tolist() for f in again.folds]
+    assert any(not np.allclose(a.risk, b.risk) for a, b in zip(default.folds, hipt.folds))
+    tool = load_tool('eval_slides')
+    common = ['survival', '--embeddings', str(bench / 'composition'), '--csv',
+              str(bench / 'survival.csv'), '--splits', str(bench / 'splits_survival'),
+              '--bootstrap', '10']
+    assert tool.main([*common, '--out', str(tmp_path / 'cox'), '--protocol', 'hipt']) == 2
+    assert '--model mil' in capsys.readouterr().err
+    assert tool.main([*common, '--out', str(tmp_path / 'mil'), '--model', 'mil', '--epochs',
+                      '1', '--protocol', 'hipt', '--alpha-surv', '0.2']) == 0
+    result = json.loads((tmp_path / 'mil' / 'results.json').read_text())
+    assert (result['mil_protocol'], result['alpha']) == ('hipt', 0.2)

@@ -11,6 +11,13 @@ slides before it stay committed (re-run the same command after fixing the file).
 
 A slide with no region left after the tissue filter is skipped with a one-line warning
 (a small biopsy should not stop a cohort's ingest); the report lists it.
+
+CLAM files do not record a magnification. Where a slide's level-0 stride had to be
+inferred from its coordinates (no ``patches/`` file, no ``--patch-size-level0``) and the
+slides (those to ingest and those already in the store) are not all at one stride, they
+may be at different magnifications: the folder is refused before anything is written,
+naming the slides of each stride, unless ``allow_mixed_strides`` says the difference is
+only the scanner's (e.g. 40x and 20x scans both patched at 20x).
 """
 from __future__ import annotations
 
@@ -30,7 +37,7 @@ from ..stores.base import GRID_SIZE
 from .grid_assembly import DEFAULT_MIN_TISSUE, PART_BYTES, iter_region_parts, plan_pieces
 from .ingest import IngestReport, _check_range
 from .lattice import Lattice, place, split_by_phase
-from .patch_readers import READERS, PatchSlide
+from .patch_readers import INFERRED, READERS, PatchSlide
 from .sources import SlideSource
 
 # Facts that must agree between the slides of one store (None = unknown, not compared).
@@ -56,6 +63,8 @@ class PatchOptions:
             ``'refuse'`` stops at it. None (default): ``'split'`` for CLAM, whose
             multi-piece slides all look like this, ``'refuse'`` for TRIDENT and STAMP,
             which tile one slide-wide grid.
+        allow_mixed_strides: Accept CLAM slides at different level-0 strides inferred
+            from their coordinates (see the module docstring). Defaults to False.
     """
 
     fmt: str
@@ -65,6 +74,7 @@ class PatchOptions:
     patches_dir: str | None = None
     part_bytes: int = PART_BYTES
     shifted_lattices: str | None = None
+    allow_mixed_strides: bool = False
 
     def __post_init__(self) -> None:
         if self.shifted_lattices is None:
@@ -127,6 +137,47 @@ def _open(source: SlideSource, options: PatchOptions, f: h5py.File) -> PatchSlid
                                 patches_dir=options.patches_dir)
 
 
+def check_one_stride(sources: list[SlideSource], writer: StoreWriter,
+                     options: PatchOptions) -> None:
+    """Refuse CLAM slides at different level-0 strides when any of them was inferred from
+    the coordinates (see the module docstring); reads every file's coordinates only.
+
+    Raises:
+        StoreError: naming the slides of each stride and the ways out.
+    """
+    strides: dict[float, list[str]] = {}
+    inferred = False
+    for rec in writer.records:
+        if not rec.source or 'stride' not in rec.source:
+            continue
+        strides.setdefault(float(rec.source['stride']), []).append(rec.slide_id)
+        inferred |= rec.source.get('stride_source') == INFERRED
+    for source in sources:
+        with _h5(source) as f:
+            slide = _open(source, options, f)
+        strides.setdefault(float(slide.stride), []).append(source.slide_id)
+        inferred |= slide.stride_source == INFERRED
+    if len(strides) > 1 and inferred:
+        groups = '; '.join(f'stride {s:g}: {", ".join(ids[:4])}'
+                           + (f' and {len(ids) - 4} more' if len(ids) > 4 else '')
+                           for s, ids in sorted(strides.items()))
+        raise StoreError(
+            f'{Path(sources[0].path).parent}: CLAM slides at different level-0 patch '
+            f'strides ({groups}), some inferred from the coordinates, may be at different '
+            f'magnifications and one store holds one magnification; give CLAM\'s '
+            f'patches/ folder (--patches) or --patch-size-level0, or pass '
+            f'--allow-mixed-strides if only the scanners differ (e.g. 40x and 20x scans '
+            f'patched at 20x)')
+
+
+def _h5(source: SlideSource) -> h5py.File:
+    try:
+        return h5py.File(source.path, 'r')
+    except OSError as e:
+        raise StoreError(f'{source.describe()}: cannot read as HDF5 (truncated or '
+                         f'corrupt?): {e}') from None
+
+
 def place_pieces(coords, stride: float, where: str,
                  shifted_lattices: str) -> list[tuple[np.ndarray, Lattice]]:
     """``(file rows, lattice)`` of each tissue piece: one piece holding every patch, or
@@ -145,12 +196,7 @@ def ingest_patch_slide(source: SlideSource, writer: StoreWriter, options: PatchO
     Raises:
         StoreError: naming the file, for anything listed in the module docstring.
     """
-    try:
-        f = h5py.File(source.path, 'r')
-    except OSError as e:
-        raise StoreError(f'{source.describe()}: cannot read as HDF5 (truncated or '
-                         f'corrupt?): {e}') from None
-    with f:
+    with _h5(source) as f:
         slide = _open(source, options, f)
         pieces = place_pieces(slide.coords, slide.stride, slide.path,
                               options.shifted_lattices)
@@ -206,6 +252,8 @@ def ingest_patches(sources: list[SlideSource], store: str, options: PatchOptions
     stored = set(writer.written_slides())
     report = PatchIngestReport(skipped=[s.slide_id for s in sources if s.slide_id in stored])
     todo = [s for s in sources if s.slide_id not in stored]
+    if options.fmt == 'clam' and todo and not options.allow_mixed_strides:
+        check_one_stride(todo, writer, options)
     for source in progress_bar(todo, unit='slide', desc='ingest', disable=not progress):
         regions, patches, pieces = ingest_patch_slide(source, writer, options, dtype)
         report.patches += patches

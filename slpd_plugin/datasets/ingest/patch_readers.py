@@ -66,6 +66,9 @@ class PatchSlide:
         return int(self.features.shape[1])
 
 
+#: ``PatchSlide.stride_source`` of a stride inferred from the coordinates.
+INFERRED = 'inferred from the coordinates'
+
 def _value(value: object) -> object:
     """An HDF5 attribute as a plain Python value (bytes -> str, numpy -> Python)."""
     if isinstance(value, bytes):
@@ -128,7 +131,7 @@ def resolve_stride(coords: np.ndarray, expected: float | None, expected_from: st
         warnings.warn(f'{path}: no attribute gives the level-0 patch stride; using '
                       f'{inferred:g}, the most common step between neighbouring patches',
                       stacklevel=2)
-        return inferred, 'inferred from the coordinates'
+        return inferred, INFERRED
     if inferred is not None and inferred < expected * (1 - slack):
         raise StoreError(f'{path}: neighbouring patches are {inferred:g} apart but '
                          f'{expected_from} is {expected:g}: the patches overlap; re-extract '

@@ -64,8 +64,10 @@ class PrototypeHook(Hook):
         min_regions: Fewest regions a slide needs to get prototypes. Defaults to 32.
         num_neighbors: Neighbour slides per slide ``r``. Defaults to 1.
         warm_epochs: Epochs of plain DINO before the first refresh; the first refresh is
-            at the start of 0-based epoch ``warm_epochs`` (the original starts one epoch
-            later, at index ``warm_epochs + 1``). Defaults to 20.
+            at the start of 0-based epoch ``warm_epochs`` (:meth:`refreshes_at`). The
+            original's ``warm_epoch`` counts one less (``epoch > warm_epoch``): its
+            ``warm_epoch=20`` is ``warm_epochs=21`` here, what the paper configs set.
+            Defaults to 20.
         embedding: ``'z'`` (normalised head bottleneck) or ``'cls'`` (backbone output;
             only without a prototype head, whose targets need ``z``-space prototypes:
             refused before training otherwise). Defaults to 'z'.
@@ -135,14 +137,19 @@ class PrototypeHook(Hook):
         if warning:
             runner.logger.warning(warning)
 
+    def refreshes_at(self, epoch: int) -> bool:
+        """Whether the bank is built at the start of 0-based ``epoch`` (and the prototype
+        terms trained in it): after ``warm_epochs`` epochs of plain DINO."""
+        return epoch >= self.warm_epochs
+
     def before_train_epoch(self, runner) -> None:
-        if runner.epoch < self.warm_epochs:
+        if not self.refreshes_at(runner.epoch):
             unwrap(runner.model).bank = None  # e.g. a bank that came with load_from
         elif self.bank_epoch != runner.epoch:  # not resumed mid-epoch with its bank
             self.refresh(runner)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        if self.source != 'memory' or runner.epoch + 1 < self.warm_epochs:
+        if self.source != 'memory' or not self.refreshes_at(runner.epoch + 1):
             return
         emb = unwrap(runner.model).last_teacher_embeddings.get(self.embedding)
         if emb is None:
