@@ -39,17 +39,17 @@ from slpd_plugin.evaluation import (  # noqa: E402
     write_roc_plots,
     write_summary_csv,
 )
-from slpd_plugin.evaluation.cohort import select_cohort  # noqa: E402
-from slpd_plugin.evaluation.comparison_report import (  # noqa: E402
+from slpd_plugin.evaluation.data.cohort import select_cohort  # noqa: E402
+from slpd_plugin.evaluation.data.survival_data import load_survival_labels, load_survival_splits  # noqa: E402
+from slpd_plugin.evaluation.protocols.fewshot import DEFAULT_SHOTS  # noqa: E402
+from slpd_plugin.evaluation.protocols.survival import CoxConfig  # noqa: E402
+from slpd_plugin.evaluation.reporting.comparison_report import (  # noqa: E402
     REPORT_PROTOCOLS,
     SurvivalInputs,
     run_report,
 )
-from slpd_plugin.evaluation.fewshot import DEFAULT_SHOTS  # noqa: E402
-from slpd_plugin.evaluation.jobs import run_fewshot, run_retrieval, run_survival  # noqa: E402
-from slpd_plugin.evaluation.statistics import classification_cis  # noqa: E402
-from slpd_plugin.evaluation.survival import CoxConfig  # noqa: E402
-from slpd_plugin.evaluation.survival_data import load_survival_labels, load_survival_splits  # noqa: E402
+from slpd_plugin.evaluation.reporting.jobs import run_fewshot, run_retrieval, run_survival  # noqa: E402
+from slpd_plugin.evaluation.reporting.statistics import classification_cis  # noqa: E402
 from slpd_plugin.utils.cli import ToolParser, UsageError, run_tool  # noqa: E402
 
 PROG = 'eval_slides.py'

@@ -24,8 +24,8 @@ import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
 from slpd_plugin.checkpoints import load_encoder  # noqa: E402
+from slpd_plugin.checkpoints.extract import CROPS, FORMATS, extract_embeddings  # noqa: E402
 from slpd_plugin.datasets import open_store  # noqa: E402
-from slpd_plugin.evaluation.extract import CROPS, FORMATS, extract_embeddings  # noqa: E402
 from slpd_plugin.utils.cli import ToolParser, UsageError, run_tool  # noqa: E402
 
 PROG = 'extract_embeddings.py'

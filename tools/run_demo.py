@@ -35,6 +35,7 @@ except ImportError:  # not installed: run from a checkout
     sys.path.insert(0, str(ROOT))
 
 from slpd_plugin.checkpoints import load_encoder  # noqa: E402
+from slpd_plugin.checkpoints.extract import extract_embeddings  # noqa: E402
 from slpd_plugin.datasets import StoreError, open_store  # noqa: E402
 from slpd_plugin.datasets.labels import load_labels  # noqa: E402
 from slpd_plugin.demo.plots import plot_auc_bars, plot_loss_curves, plot_prototypes_beside_truth  # noqa: E402
@@ -50,9 +51,8 @@ from slpd_plugin.evaluation import (  # noqa: E402
     write_roc_plots,
     write_summary_csv,
 )
-from slpd_plugin.evaluation.extract import extract_embeddings  # noqa: E402
-from slpd_plugin.evaluation.jobs import run_fewshot, run_survival  # noqa: E402
-from slpd_plugin.evaluation.survival_data import load_survival_labels, load_survival_splits  # noqa: E402
+from slpd_plugin.evaluation.data.survival_data import load_survival_labels, load_survival_splits  # noqa: E402
+from slpd_plugin.evaluation.reporting.jobs import run_fewshot, run_survival  # noqa: E402
 from slpd_plugin.utils.cli import ToolParser, UsageError, UserError, run_tool  # noqa: E402
 
 PROG = 'run_demo.py'

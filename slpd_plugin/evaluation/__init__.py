@@ -11,7 +11,7 @@ from slpd_plugin.datasets.labels import (
                                          parse_label_map,
 )
 
-from .embeddings import (
+from .data.embeddings import (
                                          MissingReport,
                                          SlideEmbeddings,
                                          index_embedding_dir,
@@ -19,10 +19,9 @@ from .embeddings import (
                                          load_slide_embeddings,
                                          report_missing,
 )
-from .fractions import TrainFraction, parse_fraction, subsample
-from .metrics import accuracy, auc_score, mean_std
-from .mil import GatedAttentionMIL, MILConfig, TransformerMIL, evaluate_mil, load_bags
-from .protocols import (
+from .data.fractions import TrainFraction, parse_fraction, subsample
+from .data.splits import Split, load_splits, read_split_csv
+from .protocols.linear_knn import (
                                          DEFAULT_C_GRID,
                                          PROTOCOLS,
                                          FoldResult,
@@ -31,8 +30,15 @@ from .protocols import (
                                          make_knn,
                                          make_linear,
 )
-from .report import format_table, write_json, write_predictions, write_roc_plots, write_summary_csv
-from .splits import Split, load_splits, read_split_csv
+from .protocols.mil import GatedAttentionMIL, MILConfig, TransformerMIL, evaluate_mil, load_bags
+from .reporting.report import (
+                                         format_table,
+                                         write_json,
+                                         write_predictions,
+                                         write_roc_plots,
+                                         write_summary_csv,
+)
+from .stats.metrics import accuracy, auc_score, mean_std
 
 __all__ = [
     'DEFAULT_C_GRID', 'PROTOCOLS', 'TASK_PRESETS', 'FoldResult', 'GatedAttentionMIL',

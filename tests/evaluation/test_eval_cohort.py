@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from slpd_plugin.evaluation import LabelTable, Split
-from slpd_plugin.evaluation.cohort import select_cohort
+from slpd_plugin.evaluation.data.cohort import select_cohort
 
 
 def _embeddings(folder: Path, ids: list[str]) -> Path:

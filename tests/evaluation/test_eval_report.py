@@ -15,7 +15,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from slpd_plugin.demo.synthetic_survival import write_survival
 from slpd_plugin.demo.synthetic_wsi import make_wsi_benchmark
 from slpd_plugin.evaluation import load_labels, load_splits
-from slpd_plugin.evaluation.baselines import FEATHER_LIKE, num_parameters, raw_region_bags
+from slpd_plugin.evaluation.protocols.baselines import FEATHER_LIKE, num_parameters, raw_region_bags
 from tests.utils import load_tool
 
 

@@ -36,24 +36,29 @@ import torch
 
 from slpd_plugin.datasets.labels import LabelTable
 
-from .baselines import FEATHER_LIKE, bags_to_slide_embeddings, num_parameters, raw_region_bags
-from .bootstrap import covers_zero, metric_bacc
-from .embeddings import SlideEmbeddings, load_slide_embeddings
-from .fewshot import DEFAULT_SHOTS, FEWSHOT_MODELS, evaluate_fewshot
-from .metrics import mean_std
-from .mil import MILConfig, evaluate_mil, load_bags
+from ..data.embeddings import SlideEmbeddings, load_slide_embeddings
+from ..data.splits import Split
+from ..data.survival_data import SurvivalTable
+from ..protocols.baselines import (
+    FEATHER_LIKE,
+    bags_to_slide_embeddings,
+    num_parameters,
+    raw_region_bags,
+)
+from ..protocols.fewshot import DEFAULT_SHOTS, FEWSHOT_MODELS, evaluate_fewshot
+from ..protocols.linear_knn import ProtocolResult, evaluate_splits
+from ..protocols.mil import MILConfig, evaluate_mil, load_bags
+from ..protocols.retrieval import RETRIEVAL_COLUMNS, evaluate_retrieval
+from ..protocols.survival import evaluate_cox
+from ..stats.bootstrap import covers_zero, metric_bacc
+from ..stats.metrics import mean_std
 from .plots import plot_fewshot_curves, plot_kaplan_meier, plot_roc_sets
-from .protocols import ProtocolResult, evaluate_splits
-from .retrieval import RETRIEVAL_COLUMNS, evaluate_retrieval
-from .splits import Split
 from .statistics import (
     classification_cis,
     compare_classification,
     compare_survival,
     survival_ci,
 )
-from .survival import evaluate_cox
-from .survival_data import SurvivalTable
 
 __all__ = ['BASELINE_NAME', 'REPORT_PROTOCOLS', 'SurvivalInputs', 'run_report']
 

@@ -18,17 +18,17 @@ from typing import Any, Mapping, Sequence
 
 from slpd_plugin.datasets.labels import LabelTable
 
-from .bootstrap import bootstrap_ci, metric_cindex, paired_bootstrap, verdict
-from .embeddings import SlideEmbeddings, load_slide_embeddings, report_missing
-from .fewshot import FEWSHOT_MODELS, evaluate_fewshot
-from .metrics import mean_std
-from .mil import MILConfig, load_bags
+from ..data.embeddings import SlideEmbeddings, load_slide_embeddings, report_missing
+from ..data.splits import Split
+from ..data.survival_data import SurvivalTable
+from ..protocols.fewshot import FEWSHOT_MODELS, evaluate_fewshot
+from ..protocols.mil import MILConfig, load_bags
+from ..protocols.retrieval import RETRIEVAL_COLUMNS, evaluate_retrieval
+from ..protocols.survival import CoxConfig, SurvivalResult, evaluate_cox, evaluate_survival_mil
+from ..stats.bootstrap import bootstrap_ci, metric_cindex, paired_bootstrap, verdict
+from ..stats.metrics import mean_std
 from .plots import plot_fewshot_curves, plot_kaplan_meier
-from .retrieval import RETRIEVAL_COLUMNS, evaluate_retrieval
-from .splits import Split
 from .summaries import write_fewshot_summary, write_retrieval_summary, write_survival_summary
-from .survival import CoxConfig, SurvivalResult, evaluate_cox, evaluate_survival_mil
-from .survival_data import SurvivalTable
 
 __all__ = ['run_fewshot', 'run_retrieval', 'run_survival']
 

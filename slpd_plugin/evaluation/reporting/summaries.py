@@ -15,9 +15,9 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from .fewshot import FEWSHOT_METRICS, FEWSHOT_MODELS, FewShotResult
-from .retrieval import RETRIEVAL_COLUMNS, RetrievalFold
-from .survival import SurvivalResult
+from ..protocols.fewshot import FEWSHOT_METRICS, FEWSHOT_MODELS, FewShotResult
+from ..protocols.retrieval import RETRIEVAL_COLUMNS, RetrievalFold
+from ..protocols.survival import SurvivalResult
 
 __all__ = ['fewshot_columns', 'write_fewshot_summary', 'write_retrieval_summary',
            'write_survival_summary']

@@ -20,8 +20,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .embeddings import SlideEmbeddings
-from .splits import Split
+from ..data.embeddings import SlideEmbeddings
+from ..data.splits import Split
 
 __all__ = ['RETRIEVAL_COLUMNS', 'RetrievalFold', 'evaluate_retrieval', 'retrieval_metrics']
 

@@ -14,8 +14,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .metrics import roc_curves
-from .protocols import METRICS, ProtocolResult
+from ..protocols.linear_knn import METRICS, ProtocolResult
+from ..stats.metrics import roc_curves
 
 __all__ = ['format_table', 'write_json', 'write_predictions', 'write_roc_plots',
            'write_summary_csv']

@@ -12,7 +12,7 @@ split, and score the ``test`` part (and, for reference, the ``val`` part):
   C scores ``test``. A fixed ``C`` skips the search.
 
 The training part may be subsampled (see
-:func:`~slpd_plugin.evaluation.fractions.parse_fraction`), seeded per split.
+:func:`~slpd_plugin.evaluation.data.fractions.parse_fraction`), seeded per split.
 
 Letters: S = slides, D = embedding size, M = slides scored, K = classes.
 """
@@ -29,10 +29,10 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .embeddings import SlideEmbeddings
-from .fractions import TrainFraction, parse_fraction, subsample
-from .metrics import accuracy, auc_score, mean_std, missing_classes
-from .splits import Split
+from ..data.embeddings import SlideEmbeddings
+from ..data.fractions import TrainFraction, parse_fraction, subsample
+from ..data.splits import Split
+from ..stats.metrics import accuracy, auc_score, mean_std, missing_classes
 
 __all__ = [
     'DEFAULT_C_GRID',
@@ -188,7 +188,7 @@ def evaluate_splits(protocol: str,
     """Run ``knn`` or ``linear`` on every split.
 
     Slides without a label or without an embedding are left out of each part (report
-    them beforehand with :func:`~slpd_plugin.evaluation.embeddings.report_missing`).
+    them beforehand with :func:`~slpd_plugin.evaluation.data.embeddings.report_missing`).
     The training subsample of split ``k`` is drawn with
     ``np.random.default_rng([seed, k])``, so it does not depend on the other splits.
 

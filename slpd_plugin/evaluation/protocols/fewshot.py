@@ -30,9 +30,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 from threadpoolctl import threadpool_limits
 
-from .embeddings import SlideEmbeddings
-from .metrics import auc_score
-from .splits import Split
+from ..data.embeddings import SlideEmbeddings
+from ..data.splits import Split
+from ..stats.metrics import auc_score
 
 __all__ = ['DEFAULT_SHOTS', 'FEWSHOT_METRICS', 'FEWSHOT_MODELS', 'FewShotCell',
            'FewShotResult', 'cl2n', 'draw_support', 'evaluate_fewshot', 'simpleshot_proba']
