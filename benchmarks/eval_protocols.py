@@ -44,9 +44,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from slpd_plugin.datasets.labels import load_labels  # noqa: E402
 from slpd_plugin.demo.synthetic_survival import write_survival  # noqa: E402
 from slpd_plugin.demo.synthetic_wsi import make_wsi_benchmark  # noqa: E402
-from slpd_plugin.evaluation import MILConfig, load_bags, load_labels, load_splits  # noqa: E402
+from slpd_plugin.evaluation import MILConfig, load_bags, load_splits  # noqa: E402
 from slpd_plugin.evaluation.data.survival_data import (  # noqa: E402
     load_survival_labels,
     load_survival_splits,

@@ -30,6 +30,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 from threadpoolctl import threadpool_limits
 
+from ..data.cohort import labelled_parts
 from ..data.embeddings import SlideEmbeddings
 from ..data.splits import Split
 from ..stats.metrics import auc_score
@@ -129,11 +130,7 @@ def _evaluate(embeddings: SlideEmbeddings, labels: Mapping[str, int],
               num_draws: int, seed: int, C: float) -> FewShotResult:
     cells = []
     for split in splits:
-        train = [s for s in split.train if s in labels and s in embeddings]
-        test = [s for s in split.test if s in labels and s in embeddings]
-        if not test:
-            raise ValueError(f'split {split.fold}: no test slide has a label and an '
-                             'embedding')
+        train, _, test = labelled_parts(split, labels, embeddings)
         x_tr, x_te = embeddings.take(train), embeddings.take(test)
         center = x_tr.mean(0)
         x_tr, x_te = cl2n(x_tr, center), cl2n(x_te, center)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Container, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -29,8 +29,9 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ..data.cohort import select_parts
 from ..data.embeddings import SlideEmbeddings
-from ..data.fractions import TrainFraction, parse_fraction, subsample
+from ..data.fractions import TrainFraction, parse_fraction
 from ..data.splits import Split
 from ..stats.metrics import accuracy, auc_score, mean_std, missing_classes
 
@@ -43,7 +44,6 @@ __all__ = [
     'fold_result',
     'make_knn',
     'make_linear',
-    'select_parts',
 ]
 
 PROTOCOLS = ('knn', 'linear')
@@ -241,28 +241,6 @@ def evaluate_splits(protocol: str,
         results.append(fold_result(split.fold, names, y_tr, (y_val, pred_val, proba_val),
                                    test, (y_te, pred_te, proba_te), C=chosen_C))
     return ProtocolResult(protocol, fraction, seed, names, results)
-
-
-def select_parts(split: Split, labels: Mapping[str, int], available: Container[str],
-                 fraction: TrainFraction, seed: int) -> tuple[list[str], list[str], list[str]]:
-    """The train (subsampled), val and test ids of a split that have a label and an
-    embedding.
-
-    The subsample of split ``k`` is drawn with ``np.random.default_rng([seed, k])``.
-
-    Raises:
-        ValueError: If no test slide is left.
-    """
-    def usable(part: list[str]) -> list[str]:
-        return [s for s in part if s in labels and s in available]
-
-    rng = np.random.default_rng([seed, split.fold])
-    train = subsample(usable(split.train), fraction.value, rng)
-    val, test = usable(split.val), usable(split.test)
-    if not test:
-        raise ValueError(f'split {split.fold}: no test slide has both a label and an '
-                         'embedding')
-    return train, val, test
 
 
 Scored = tuple[np.ndarray, np.ndarray, np.ndarray]  # labels (M,), preds (M,), proba (M, K)

@@ -26,11 +26,12 @@ import torch
 from torch import nn
 from torch.utils.data import WeightedRandomSampler
 
+from ..data.cohort import select_parts
 from ..data.embeddings import index_embedding_dir, load_region_embeddings
 from ..data.fractions import TrainFraction, parse_fraction
 from ..data.splits import Split
 from ..stats.metrics import auc_score
-from .linear_knn import ProtocolResult, fold_result, select_parts
+from .linear_knn import ProtocolResult, fold_result
 
 __all__ = ['GatedAttentionMIL', 'MILConfig', 'MIL_MODELS', 'TransformerMIL', 'build_mil_model',
            'evaluate_mil', 'load_bags', 'one_thread']

@@ -24,14 +24,12 @@ knn/linear/few-shot/retrieval/Cox, and as bags for a supervised FEATHER-like ABM
 """
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-import numpy as np
 import torch
 
 from slpd_plugin.datasets.labels import LabelTable
@@ -52,6 +50,7 @@ from ..protocols.retrieval import RETRIEVAL_COLUMNS, evaluate_retrieval
 from ..protocols.survival import evaluate_cox
 from ..stats.bootstrap import covers_zero, metric_bacc
 from ..stats.metrics import mean_std
+from .files import write_json_file
 from .plots import plot_fewshot_curves, plot_kaplan_meier, plot_roc_sets
 from .statistics import (
     classification_cis,
@@ -316,17 +315,6 @@ def run_report(sets: Mapping[str, Path], labels: LabelTable, splits: Sequence[Sp
     if survival is not None:
         md += _survival_section(loaded, survival, out, num_resamples, seed, record)
     (out / 'report.md').write_text('\n'.join(md) + '\n')
-    (out / 'report.json').write_text(json.dumps(_json_safe(record), indent=1) + '\n')
+    write_json_file(out / 'report.json', record, indent=1)
     return str(out / 'report.md')
 
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, (np.floating, np.integer)):
-        return _json_safe(obj.item())
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
