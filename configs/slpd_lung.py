@@ -1,6 +1,6 @@
-# SLPD on TCGA-NSCLC region grids, paper settings (spec section 6): DINO-4K plus intra-
-# and inter-slide prototype distillation, K=4 prototypes per slide (slides with >= 32
-# regions), 1 neighbour slide, prototype losses from 0-based epoch 20.
+# SLPD on TCGA-NSCLC region grids, paper settings (docs/algorithm.md, Optimisation):
+# DINO-4K plus intra- and inter-slide prototype distillation, K=4 prototypes per slide
+# (slides with >= 32 regions), 1 neighbour slide, prototype losses from 0-based epoch 20.
 #   tools/dist_train.sh configs/slpd_lung.py 4 --amp
 _base_ = ['dino4k_lung.py']
 model = dict(prototype_head=dict(type='PrototypeDistillHead', loss_type='intra_inter',

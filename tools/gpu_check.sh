@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# First check of a fresh GPU machine (issue 16), about 10 minutes, one table at the end.
+# First check of a fresh GPU machine, about 10 minutes, one table at the end.
 #
 # Usage: tools/gpu_check.sh [--no-install] [--dry-run] [--out DIR]
 #   --no-install  use $PYTHON (default: .venv/bin/python if present, else python3) as is

@@ -119,6 +119,17 @@ COMMANDS = {
 }
 
 
+#: The path flags every subcommand takes: (flag, metavar, help)
+INPUTS = (
+    ('--csv', 'FILE', 'dataset CSV with a slide_id column (".svs" optional) and a label '
+                      'column (survival: case_id, slide_id, survival_months, censorship '
+                      'with 1 = censored)'),
+    ('--splits', 'DIR', 'folder of HIPT split files splits_{k}.csv (train,val,test; '
+                        'survival: train,val case ids)'),
+    ('--out', 'DIR', 'output folder (created; existing files are overwritten)'),
+)
+
+
 def _inputs(protocol: str) -> argparse.ArgumentParser:
     """--embeddings, --csv, --splits, --out, --seed and (but for survival) the labels."""
     parent = argparse.ArgumentParser(add_help=False)
@@ -133,15 +144,8 @@ def _inputs(protocol: str) -> argparse.ArgumentParser:
                              'embeddings (N, D) or slide embeddings (D,), e.g. a TRIDENT '
                              'slide_features_<encoder>/ folder); repeat as NAME=DIR to '
                              'compare sets on the same splits')
-    io.add_argument('--csv', required=True, type=Path, metavar='FILE',
-                    help='dataset CSV with a slide_id column (".svs" optional) and a label '
-                         'column (survival: case_id, slide_id, survival_months, censorship '
-                         'with 1 = censored)')
-    io.add_argument('--splits', required=True, type=Path, metavar='DIR',
-                    help='folder of HIPT split files splits_{k}.csv (train,val,test; '
-                         'survival: train,val case ids)')
-    io.add_argument('--out', required=True, type=Path, metavar='DIR',
-                    help='output folder (created; existing files are overwritten)')
+    for flag, metavar, text in INPUTS:
+        io.add_argument(flag, required=True, type=Path, metavar=metavar, help=text)
     parent.add_argument('--seed', type=int, default=0,
                         help='seed (of the training subsample: split k uses [seed, k]; of '
                              'the bootstrap, MIL and few-shot draws) (default: 0)')

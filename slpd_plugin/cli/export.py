@@ -10,9 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from slpd_plugin.cli.common import check_store_location
 from slpd_plugin.datasets.ingest import export_store
 from slpd_plugin.datasets.ingest.export import EXPORT_DTYPES, FORMATS
-from slpd_plugin.datasets.stores.uri import store_location_problem
 from slpd_plugin.utils.cli import ToolParser, UsageError, run_tool
 
 PROG = 'export.py'
@@ -45,11 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def validate(args: argparse.Namespace) -> None:
     """Check the arguments before any work; raise UsageError on the first problem."""
-    problem = store_location_problem(args.store)
-    if problem:
-        raise UsageError(f'--store: {problem}')
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f'--out: exists and is not a folder: {args.out}')
+    check_store_location(args.store, '--store')
 
 
 def parse_and_run(argv: list[str] | None) -> None:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from slpd_plugin.checkpoints import checkpoint_store, load_bank, load_checkpoint
-from slpd_plugin.utils.cli import ToolParser, UsageError, run_tool
+from slpd_plugin.utils.cli import ToolParser, UsageError, tool_main
 from slpd_plugin.visualization import (
     bank_overview,
     format_bank_overview,
@@ -58,6 +58,7 @@ def validate(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    validate(args)
     ckpt = load_checkpoint(args.checkpoint)
     loaded = load_bank(ckpt, args.checkpoint)
     result = dict(bank=bank_overview(loaded))
@@ -78,14 +79,8 @@ def run(args: argparse.Namespace) -> None:
     print('\n'.join(lines))
 
 
-def parse_and_run(argv: list[str] | None) -> int | None:
-    args = build_parser().parse_args(argv)
-    validate(args)
-    return run(args)
-
-
 def main(argv: list[str] | None = None) -> int:
-    return run_tool(PROG, lambda: parse_and_run(argv))
+    return tool_main(PROG, build_parser, run, argv)
 
 
 if __name__ == '__main__':

@@ -12,9 +12,9 @@ import argparse
 import json
 import sys
 
+from slpd_plugin.cli.common import check_store_location
 from slpd_plugin.datasets.stores.report import format_store_report, store_report
-from slpd_plugin.datasets.stores.uri import store_location_problem
-from slpd_plugin.utils.cli import ToolParser, UsageError, run_tool
+from slpd_plugin.utils.cli import ToolParser, tool_main
 
 PROG = 'inspect_store.py'
 EXAMPLES = """\
@@ -37,14 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def validate(args: argparse.Namespace) -> None:
-    """Check the arguments before any work; raise UsageError on the first problem."""
-    problem = store_location_problem(args.store)
-    if problem:
-        raise UsageError(problem)
-
-
 def run(args: argparse.Namespace) -> int:
+    check_store_location(args.store)
     report = store_report(args.store)
     if args.json:
         print(json.dumps(report, indent=1))
@@ -61,14 +55,8 @@ def run(args: argparse.Namespace) -> int:
     return 1
 
 
-def parse_and_run(argv: list[str] | None) -> int | None:
-    args = build_parser().parse_args(argv)
-    validate(args)
-    return run(args)
-
-
 def main(argv: list[str] | None = None) -> int:
-    return run_tool(PROG, lambda: parse_and_run(argv))
+    return tool_main(PROG, build_parser, run, argv)
 
 
 if __name__ == '__main__':

@@ -1,4 +1,4 @@
-"""The losses are computed in fp32 whatever the autocast setting (issue 16, item 4)."""
+"""The losses are computed in fp32 whatever the autocast setting."""
 import pytest
 import torch
 

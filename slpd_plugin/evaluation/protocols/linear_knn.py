@@ -40,6 +40,7 @@ __all__ = [
     'FoldResult',
     'PROTOCOLS',
     'ProtocolResult',
+    'class_names_or_numbers',
     'evaluate_splits',
     'fold_result',
     'make_knn',
@@ -213,10 +214,8 @@ def evaluate_splits(protocol: str,
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f'unknown protocol {protocol!r}; choose one of {PROTOCOLS}')
-    if not isinstance(fraction, TrainFraction):
-        fraction = parse_fraction(fraction)
-    names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
-
+    fraction = parse_fraction(fraction)
+    names = class_names_or_numbers(class_names, num_classes)
     results = []
     for split in splits:
         train, val, test = select_parts(split, labels, embeddings, fraction, seed)
@@ -241,6 +240,11 @@ def evaluate_splits(protocol: str,
         results.append(fold_result(split.fold, names, y_tr, (y_val, pred_val, proba_val),
                                    test, (y_te, pred_te, proba_te), C=chosen_C))
     return ProtocolResult(protocol, fraction, seed, names, results)
+
+
+def class_names_or_numbers(class_names: Sequence[str] | None, num_classes: int) -> list[str]:
+    """``class_names`` as a list, or ``'0'..'K-1'`` when none are given."""
+    return list(class_names) if class_names else [str(i) for i in range(num_classes)]
 
 
 Scored = tuple[np.ndarray, np.ndarray, np.ndarray]  # labels (M,), preds (M,), proba (M, K)
