@@ -9,7 +9,7 @@ channels, region counts of real TCGA-BRCA slides x 0.5, i.e. ~27 regions per sli
 set of D = 192 (ViT-4K-XS's width): ``tanh`` of a fixed random projection of each
 region's raw features plus noise, one ``{slide_id}.pt`` per slide.
 
-Timed, each through :func:`slpd_plugin.evaluation.comparison_report.run_report` (what
+Timed, each through :func:`slpd_plugin.evaluation.reporting.comparison_report.run_report` (what
 ``tools/eval_slides.py report`` runs) on that set **and** the store's raw-feature
 baseline (2 sets; bootstrap CIs, paired comparisons with DeLong, plots and report files
 included): ``knn``, ``linear`` (C on val), ``mil`` (gated-attention MIL on the set,
@@ -44,16 +44,17 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from slpd_plugin.datasets.labels import load_labels  # noqa: E402
 from slpd_plugin.demo.synthetic_survival import write_survival  # noqa: E402
 from slpd_plugin.demo.synthetic_wsi import make_wsi_benchmark  # noqa: E402
-from slpd_plugin.evaluation import MILConfig, load_bags, load_labels, load_splits  # noqa: E402
-from slpd_plugin.evaluation.baselines import raw_region_bags  # noqa: E402
-from slpd_plugin.evaluation.comparison_report import SurvivalInputs, run_report  # noqa: E402
-from slpd_plugin.evaluation.survival import evaluate_survival_mil  # noqa: E402
-from slpd_plugin.evaluation.survival_data import (  # noqa: E402
+from slpd_plugin.evaluation import MILConfig, load_bags, load_splits  # noqa: E402
+from slpd_plugin.evaluation.data.survival_data import (  # noqa: E402
     load_survival_labels,
     load_survival_splits,
 )
+from slpd_plugin.evaluation.protocols.baselines import raw_region_bags  # noqa: E402
+from slpd_plugin.evaluation.protocols.survival import evaluate_survival_mil  # noqa: E402
+from slpd_plugin.evaluation.reporting.comparison_report import SurvivalInputs, run_report  # noqa: E402
 
 #: All protocols on 1,000 slides, 2 sets, the tools' defaults, on the 2-core CPU.
 BUDGET_CPU_MIN = 45.0

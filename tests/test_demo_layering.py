@@ -1,4 +1,4 @@
-"""Layering around the demo subpackage and the label tables (issue 13, items 3 and 6):
+"""Layering around the demo subpackage and the label tables:
 visualization does not import evaluation, and the production path imports no demo code
 beyond the registration of the demo dataset."""
 import json

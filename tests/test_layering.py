@@ -2,8 +2,8 @@
 and no two top-level folders import each other.
 
 Every ``import`` of every module under ``slpd_plugin/`` is read with :mod:`ast` (imports
-inside functions included). Known violations that other items of issue 13 remove are
-listed in ``ALLOWED`` with the item; any other violation fails.
+inside functions included). Known violations would be listed in ``ALLOWED`` with the
+change that removes them (none today); any other violation fails.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ LAYERS = (
 )
 LAYER = {part: level for level, parts in enumerate(LAYERS) for part in parts}
 
-#: (importing module, imported top-level part) -> the issue-13 item that removes it.
+#: (importing module, imported top-level part) -> the change that removes it.
 ALLOWED: dict[tuple[str, str], str] = {}
 
 
@@ -110,3 +110,21 @@ def test_allow_list_is_current():
     found = {(m, dst) for (_, dst), modules in edges().items() for m in modules}
     stale = sorted(set(ALLOWED) - found)
     assert not stale, f'no longer imported, remove from ALLOWED: {stale}'
+
+
+#: The subpackages of ``evaluation``, bottom to top.
+EVALUATION_LAYERS = ('data', 'stats', 'protocols', 'reporting')
+
+
+def test_evaluation_subpackages_import_only_downwards():
+    """``data`` -> ``stats`` -> ``protocols`` -> ``reporting``: none imports a later one."""
+    level = {name: i for i, name in enumerate(EVALUATION_LAYERS)}
+    bad = []
+    for sub in EVALUATION_LAYERS:
+        for path in sorted((PACKAGE / 'evaluation' / sub).glob('*.py')):
+            for target in imported_modules(path):
+                parts = target.split('.')
+                if parts[:2] == ['slpd_plugin', 'evaluation'] and len(parts) > 2 \
+                        and parts[2] in level and level[parts[2]] > level[sub]:
+                    bad.append(f'{module_name(path)} imports {target}')
+    assert not bad, '\n'.join(bad)

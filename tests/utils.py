@@ -1,7 +1,7 @@
 """Helpers shared by tests that run the real training tool."""
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
 import socket
@@ -15,12 +15,9 @@ TINY_CONFIG = ROOT / 'tests' / 'configs' / 'tiny_dino4k.py'
 
 
 def load_tool(name: str) -> ModuleType:
-    """Import ``tools/<name>.py`` as a module (tools are scripts, not a package), so its
+    """The module behind ``tools/<name>.py`` (:mod:`slpd_plugin.cli`), so that its
     ``main(argv)`` runs in-process."""
-    spec = importlib.util.spec_from_file_location(f'tool_{name}', ROOT / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f'slpd_plugin.cli.{name}')
 
 
 def free_port() -> int:

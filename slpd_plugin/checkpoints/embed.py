@@ -2,7 +2,7 @@
 encoder on the centre crop.
 
 The prototype refresh (:class:`~slpd_plugin.engine.hooks.PrototypeHook`), embedding
-extraction (:mod:`slpd_plugin.evaluation.extract`), the projections of
+extraction (:mod:`slpd_plugin.checkpoints.extract`), the projections of
 :mod:`slpd_plugin.visualization` and the benchmarks all call :func:`embed_grids` inside
 their own loops, so an embedding drawn or exported is the one the bank was built from.
 

@@ -9,7 +9,7 @@ on ``[0, CENSOR_MONTHS]``; the patient is censored when censoring comes first. A
 separate random stream (``[seed, 5]``) is used, so the rest of the benchmark is
 unchanged by this step.
 
-Files (read by :mod:`slpd_plugin.evaluation.survival_data` like HIPT's)::
+Files (read by :mod:`slpd_plugin.evaluation.data.survival_data` like HIPT's)::
 
     survival.csv                   ,case_id,slide_id,survival_months,censorship
     splits_survival/splits_k.csv   ,train,val   (case ids; a 5-fold partition)

@@ -110,3 +110,16 @@ def run_tool(prog: str, work: Callable[[], int | None],
             print(f'{prog}: error: {error_text(err)}', file=sys.stderr)
             return 1
     return 0 if status is None else status
+
+
+def tool_main(prog: str, build_parser: Callable[[], argparse.ArgumentParser],
+              run: Callable[[argparse.Namespace], int | None], argv: list[str] | None = None,
+              errors: tuple[type[BaseException], ...] = ()) -> int:
+    """A tool's ``main``: parse ``argv`` with ``build_parser()``, then ``run(args)``, under
+    :func:`run_tool`'s convention.
+
+    Example:
+        >>> def main(argv=None):
+        ...     return tool_main('inspect_store.py', build_parser, run, argv)
+    """
+    return run_tool(prog, lambda: run(build_parser().parse_args(argv)), errors)

@@ -20,12 +20,12 @@ from slpd_plugin.checkpoints import (
     load_encoder,
     prototype_settings,
 )
+from slpd_plugin.checkpoints.extract import embed_store
 from slpd_plugin.datasets import open_store
 from slpd_plugin.demo import ensure_synthetic_store
 from slpd_plugin.engine.hooks import PrototypeHook
 from slpd_plugin.engine.launch import build_runner, prepare_config
 from slpd_plugin.engine.optimizers import DINOOptimWrapper
-from slpd_plugin.evaluation.extract import embed_store
 from slpd_plugin.prototypes import REFRESH_DEFAULTS
 from slpd_plugin.registry import MODELS
 from slpd_plugin.visualization import embed_regions

@@ -83,5 +83,5 @@ def make_slides(tmp_path):
 
 @pytest.fixture(scope='session')
 def load_tool():
-    """Import a CLI script from ``tools/`` by name (it is not a package)."""
+    """The module of a command-line tool by name (``slpd_plugin.cli.<name>``)."""
     return _load_tool

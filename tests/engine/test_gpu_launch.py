@@ -1,5 +1,5 @@
 """GPU launch choices, checked as far as a CPU allows: TF32 flags, the process's GPU,
-the distributed backend of the configs (issue 16, items 6, 9, 10)."""
+the distributed backend of the configs."""
 import pytest
 import torch
 from mmengine.config import Config

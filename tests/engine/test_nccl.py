@@ -1,5 +1,5 @@
 """Two processes on two GPUs with NCCL: weights, centres and the prototype bank stay
-identical on both ranks (issue 16; skipped on hosts with fewer than 2 GPUs)."""
+identical on both ranks (skipped on hosts with fewer than 2 GPUs)."""
 import json
 
 import pytest

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from slpd_plugin.evaluation import LabelTable, Split
-from slpd_plugin.evaluation.cohort import select_cohort
+from slpd_plugin.datasets.labels import LabelTable
+from slpd_plugin.evaluation import Split
+from slpd_plugin.evaluation.data.cohort import select_cohort
 
 
 def _embeddings(folder: Path, ids: list[str]) -> Path:

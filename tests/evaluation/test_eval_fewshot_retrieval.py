@@ -10,15 +10,24 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
+from slpd_plugin.checkpoints.trident import TridentWriter
 from slpd_plugin.evaluation import SlideEmbeddings, Split, load_slide_embeddings
-from slpd_plugin.evaluation.bootstrap import bootstrap_ci, metric_auc, paired_bootstrap, verdict
-from slpd_plugin.evaluation.fewshot import draw_support, evaluate_fewshot, simpleshot_proba
-from slpd_plugin.evaluation.retrieval import (
+from slpd_plugin.evaluation.protocols.fewshot import (
+    draw_support,
+    evaluate_fewshot,
+    simpleshot_proba,
+)
+from slpd_plugin.evaluation.protocols.retrieval import (
     RETRIEVAL_COLUMNS,
     evaluate_retrieval,
     retrieval_metrics,
 )
-from slpd_plugin.evaluation.trident import TridentWriter
+from slpd_plugin.evaluation.stats.bootstrap import (
+    bootstrap_ci,
+    metric_auc,
+    paired_bootstrap,
+    verdict,
+)
 from tests.utils import load_tool
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from slpd_plugin.evaluation import (
+from slpd_plugin.datasets.labels import (
     TASK_PRESETS,
     load_labels,
     load_task_labels,

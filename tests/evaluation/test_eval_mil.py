@@ -13,7 +13,7 @@ from slpd_plugin.evaluation import (
     evaluate_mil,
     load_bags,
 )
-from slpd_plugin.evaluation.mil import build_mil_model
+from slpd_plugin.evaluation.protocols.mil import build_mil_model
 
 
 def test_forward_shapes_and_attention() -> None:

@@ -12,12 +12,12 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from slpd_plugin.datasets.labels import load_labels
 from slpd_plugin.evaluation import (
     DEFAULT_C_GRID,
     SlideEmbeddings,
     Split,
     evaluate_splits,
-    load_labels,
     load_slide_embeddings,
     load_splits,
     mean_std,

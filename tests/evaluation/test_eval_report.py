@@ -12,10 +12,11 @@ import torch
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import KNeighborsClassifier
 
+from slpd_plugin.datasets.labels import load_labels
 from slpd_plugin.demo.synthetic_survival import write_survival
 from slpd_plugin.demo.synthetic_wsi import make_wsi_benchmark
-from slpd_plugin.evaluation import load_labels, load_splits
-from slpd_plugin.evaluation.baselines import FEATHER_LIKE, num_parameters, raw_region_bags
+from slpd_plugin.evaluation import load_splits
+from slpd_plugin.evaluation.protocols.baselines import FEATHER_LIKE, num_parameters, raw_region_bags
 from tests.utils import load_tool
 
 

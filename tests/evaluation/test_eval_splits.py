@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from slpd_plugin.evaluation import TASK_PRESETS, load_splits, load_task_labels, read_split_csv
+from slpd_plugin.datasets.labels import TASK_PRESETS, load_task_labels
+from slpd_plugin.evaluation import load_splits, read_split_csv
 
 TASKS = ('tcga_brca', 'tcga_lung', 'tcga_kidney')
 COHORTS = {'tcga_brca': 875, 'tcga_lung': 958, 'tcga_kidney': 905}

@@ -12,14 +12,14 @@ import pytest
 from scipy.stats import norm
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
-from slpd_plugin.evaluation.bootstrap import (
+from slpd_plugin.evaluation.stats.bootstrap import (
     bootstrap_ci,
     metric_auc,
     metric_bacc,
     paired_bootstrap,
     verdict,
 )
-from slpd_plugin.evaluation.delong import delong_covariance, delong_folds, delong_paired
+from slpd_plugin.evaluation.stats.delong import delong_covariance, delong_folds, delong_paired
 from tests.utils import load_tool
 
 

@@ -15,18 +15,18 @@ from torch.overrides import TorchFunctionMode
 from slpd_plugin.demo.references import write_reference_embeddings
 from slpd_plugin.demo.synthetic_wsi import make_wsi_benchmark
 from slpd_plugin.evaluation import MILConfig, load_bags, load_slide_embeddings
-from slpd_plugin.evaluation.survival import (
-    balanced_case_weights,
-    evaluate_survival_mil,
-    hipt_bin_edges,
-)
-from slpd_plugin.evaluation.survival_data import (
+from slpd_plugin.evaluation.data.survival_data import (
     SurvivalTable,
     load_survival_labels,
     load_survival_splits,
     patient_embeddings,
 )
-from slpd_plugin.evaluation.survival_metrics import (
+from slpd_plugin.evaluation.protocols.survival import (
+    balanced_case_weights,
+    evaluate_survival_mil,
+    hipt_bin_edges,
+)
+from slpd_plugin.evaluation.stats.survival_metrics import (
     c_index,
     discretize,
     nll_survival_loss,

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from slpd_plugin.datasets import StoreError, open_store
+from slpd_plugin.datasets.labels import load_labels
 from slpd_plugin.demo.references import write_reference_embeddings
 from slpd_plugin.demo.synthetic_wsi import (
     CLASS_CODES,
@@ -20,7 +21,7 @@ from slpd_plugin.demo.synthetic_wsi import (
     make_wsi_benchmark,
 )
 from slpd_plugin.demo.tcga_region_counts import BRCA_REGION_COUNTS
-from slpd_plugin.evaluation import evaluate_splits, load_labels, load_slide_embeddings, load_splits
+from slpd_plugin.evaluation import evaluate_splits, load_slide_embeddings, load_splits
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SMALL = dict(num_slides=120, channels=8, region_scale=0.2, num_folds=10, val_frac=0.1,

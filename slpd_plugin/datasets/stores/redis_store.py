@@ -141,6 +141,16 @@ class RedisStore(FeatureStore):
                                  f'expects {expected} bytes (store deleted or overwritten '
                                  f'since ingest?)')
 
+    def _get_ranges(self, keys: list[str], starts: list[int], length: int,
+                    what: str) -> list[bytes]:
+        """``length`` bytes of each key from its start, in one pipelined round trip."""
+        def fetch(client):
+            pipe = client.pipeline(transaction=False)
+            for key, start in zip(keys, starts):
+                pipe.getrange(key, start, start + length - 1)
+            return pipe.execute()
+        return self._conn.call(f'read {len(keys)} {what}', fetch) if keys else []
+
     def read(self, indices: Sequence[int]) -> np.ndarray:
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         n = self.num_regions
@@ -151,14 +161,7 @@ class RedisStore(FeatureStore):
         part, local = np.divmod(idx - self._offsets[slide], self.blob_regions)
         keys = [store_key(self.loc.prefix, 'grids', s, k) for s, k in zip(slide, part)]
         rb = self.region_bytes
-        starts = (local * rb).tolist()
-
-        def fetch(client):
-            pipe = client.pipeline(transaction=False)
-            for key, start in zip(keys, starts):
-                pipe.getrange(key, start, start + rb - 1)
-            return pipe.execute()
-        blobs = self._conn.call(f'read {len(keys)} region(s)', fetch) if keys else []
+        blobs = self._get_ranges(keys, (local * rb).tolist(), rb, 'region(s)')
         out = np.empty((len(idx), self.channels, self.grid_size, self.grid_size), self.dtype)
         view = memoryview(out.reshape(-1).view(np.uint8))
         for k, blob in enumerate(blobs):
@@ -206,15 +209,9 @@ class RedisStore(FeatureStore):
                              f'[0, {self.num_regions})')
         slide = np.searchsorted(self._offsets, idx, side='right') - 1
         cells = self.grid_size ** 2
-        starts = ((idx - self._offsets[slide]) * cells).tolist()
         keys = [store_key(self.loc.prefix, 'masks', s) for s in slide]
-
-        def fetch(client):
-            pipe = client.pipeline(transaction=False)
-            for key, start in zip(keys, starts):
-                pipe.getrange(key, start, start + cells - 1)
-            return pipe.execute()
-        blobs = self._conn.call(f'read {len(keys)} mask(s)', fetch) if keys else []
+        blobs = self._get_ranges(keys, ((idx - self._offsets[slide]) * cells).tolist(), cells,
+                                 'mask(s)')
         if any(len(b) != cells for b in blobs):
             bad = next(k for k, b in zip(keys, blobs) if len(b) != cells)
             raise StoreError(f'{self.location}: key {bad!r} is missing or shorter than the '

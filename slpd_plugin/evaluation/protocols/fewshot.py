@@ -37,9 +37,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 from threadpoolctl import threadpool_limits
 
-from .embeddings import SlideEmbeddings
-from .metrics import auc_score
-from .splits import Split
+from ..data.cohort import labelled_parts
+from ..data.embeddings import SlideEmbeddings
+from ..data.splits import Split
+from ..stats.metrics import auc_score
 
 __all__ = ['DEFAULT_SHOTS', 'FEWSHOT_METRICS', 'FEWSHOT_MODELS', 'LINEAR_PRESETS',
            'FewShotCell', 'FewShotResult', 'LinearProbe', 'cl2n', 'draw_support',
@@ -172,11 +173,7 @@ def _evaluate(embeddings: SlideEmbeddings, labels: Mapping[str, int],
               num_draws: int, seed: int, probe: LinearProbe) -> FewShotResult:
     cells = []
     for split in splits:
-        train = [s for s in split.train if s in labels and s in embeddings]
-        test = [s for s in split.test if s in labels and s in embeddings]
-        if not test:
-            raise ValueError(f'split {split.fold}: no test slide has a label and an '
-                             'embedding')
+        train, _, test = labelled_parts(split, labels, embeddings)
         raw_tr, raw_te = embeddings.take(train), embeddings.take(test)
         center = raw_tr.mean(0)
         x_tr, x_te = cl2n(raw_tr, center), cl2n(raw_te, center)

@@ -26,11 +26,12 @@ import torch
 from torch import nn
 from torch.utils.data import WeightedRandomSampler
 
-from .embeddings import index_embedding_dir, load_region_embeddings
-from .fractions import TrainFraction, parse_fraction
-from .metrics import auc_score
-from .protocols import ProtocolResult, fold_result, select_parts
-from .splits import Split
+from ..data.cohort import select_parts
+from ..data.embeddings import index_embedding_dir, load_region_embeddings
+from ..data.fractions import TrainFraction, parse_fraction
+from ..data.splits import Split
+from ..stats.metrics import auc_score
+from .linear_knn import ProtocolResult, class_names_or_numbers, fold_result
 
 __all__ = ['GatedAttentionMIL', 'MILConfig', 'MIL_MODELS', 'TransformerMIL', 'build_mil_model',
            'evaluate_mil', 'load_bags', 'one_thread']
@@ -272,9 +273,8 @@ def evaluate_mil(bags: Mapping[str, torch.Tensor],
     if not bags:
         raise ValueError('no slide embeddings to train the MIL model on')
     cfg = config or MILConfig()
-    if not isinstance(fraction, TrainFraction):
-        fraction = parse_fraction(fraction)
-    names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
+    fraction = parse_fraction(fraction)
+    names = class_names_or_numbers(class_names, num_classes)
     results = []
     for split in splits:
         train, val, test = select_parts(split, labels, bags, fraction, seed)

@@ -23,8 +23,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .embeddings import SlideEmbeddings
-from .splits import Split
+from ..data.cohort import labelled_parts
+from ..data.embeddings import SlideEmbeddings
+from ..data.splits import Split
 
 __all__ = ['RETRIEVAL_COLUMNS', 'SIMILARITIES', 'RetrievalFold', 'evaluate_retrieval',
            'rank_database', 'retrieval_metrics']
@@ -119,11 +120,7 @@ def evaluate_retrieval(embeddings: SlideEmbeddings, labels: Mapping[str, int],
     """
     folds = []
     for split in splits:
-        train = [s for s in split.train if s in labels and s in embeddings]
-        test = [s for s in split.test if s in labels and s in embeddings]
-        if not test:
-            raise ValueError(f'split {split.fold}: no test slide has a label and an '
-                             'embedding')
+        train, _, test = labelled_parts(split, labels, embeddings)
         metrics = retrieval_metrics(embeddings.take(test), np.array([labels[s] for s in test]),
                                     embeddings.take(train),
                                     np.array([labels[s] for s in train]), similarity)

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .bootstrap import (
+from ..protocols.linear_knn import ProtocolResult
+from ..protocols.survival import SurvivalResult
+from ..stats.bootstrap import (
     BootstrapCI,
     bootstrap_ci,
     covers_zero,
@@ -28,9 +30,7 @@ from .bootstrap import (
     metric_cindex,
     paired_bootstrap,
 )
-from .delong import delong_folds
-from .protocols import ProtocolResult
-from .survival import SurvivalResult
+from ..stats.delong import delong_folds
 
 __all__ = ['CLASSIFICATION_METRICS', 'classification_cis', 'compare_classification',
            'compare_survival', 'survival_ci']

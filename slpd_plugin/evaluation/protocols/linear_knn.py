@@ -12,7 +12,7 @@ split, and score the ``test`` part (and, for reference, the ``val`` part):
   C scores ``test``. A fixed ``C`` skips the search.
 
 The training part may be subsampled (see
-:func:`~slpd_plugin.evaluation.fractions.parse_fraction`), seeded per split.
+:func:`~slpd_plugin.evaluation.data.fractions.parse_fraction`), seeded per split.
 
 Letters: S = slides, D = embedding size, M = slides scored, K = classes.
 """
@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Container, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -29,21 +29,22 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .embeddings import SlideEmbeddings
-from .fractions import TrainFraction, parse_fraction, subsample
-from .metrics import accuracy, auc_score, mean_std, missing_classes
-from .splits import Split
+from ..data.cohort import select_parts
+from ..data.embeddings import SlideEmbeddings
+from ..data.fractions import TrainFraction, parse_fraction
+from ..data.splits import Split
+from ..stats.metrics import accuracy, auc_score, mean_std, missing_classes
 
 __all__ = [
     'DEFAULT_C_GRID',
     'FoldResult',
     'PROTOCOLS',
     'ProtocolResult',
+    'class_names_or_numbers',
     'evaluate_splits',
     'fold_result',
     'make_knn',
     'make_linear',
-    'select_parts',
 ]
 
 PROTOCOLS = ('knn', 'linear')
@@ -188,7 +189,7 @@ def evaluate_splits(protocol: str,
     """Run ``knn`` or ``linear`` on every split.
 
     Slides without a label or without an embedding are left out of each part (report
-    them beforehand with :func:`~slpd_plugin.evaluation.embeddings.report_missing`).
+    them beforehand with :func:`~slpd_plugin.evaluation.data.embeddings.report_missing`).
     The training subsample of split ``k`` is drawn with
     ``np.random.default_rng([seed, k])``, so it does not depend on the other splits.
 
@@ -213,10 +214,8 @@ def evaluate_splits(protocol: str,
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f'unknown protocol {protocol!r}; choose one of {PROTOCOLS}')
-    if not isinstance(fraction, TrainFraction):
-        fraction = parse_fraction(fraction)
-    names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
-
+    fraction = parse_fraction(fraction)
+    names = class_names_or_numbers(class_names, num_classes)
     results = []
     for split in splits:
         train, val, test = select_parts(split, labels, embeddings, fraction, seed)
@@ -243,26 +242,9 @@ def evaluate_splits(protocol: str,
     return ProtocolResult(protocol, fraction, seed, names, results)
 
 
-def select_parts(split: Split, labels: Mapping[str, int], available: Container[str],
-                 fraction: TrainFraction, seed: int) -> tuple[list[str], list[str], list[str]]:
-    """The train (subsampled), val and test ids of a split that have a label and an
-    embedding.
-
-    The subsample of split ``k`` is drawn with ``np.random.default_rng([seed, k])``.
-
-    Raises:
-        ValueError: If no test slide is left.
-    """
-    def usable(part: list[str]) -> list[str]:
-        return [s for s in part if s in labels and s in available]
-
-    rng = np.random.default_rng([seed, split.fold])
-    train = subsample(usable(split.train), fraction.value, rng)
-    val, test = usable(split.val), usable(split.test)
-    if not test:
-        raise ValueError(f'split {split.fold}: no test slide has both a label and an '
-                         'embedding')
-    return train, val, test
+def class_names_or_numbers(class_names: Sequence[str] | None, num_classes: int) -> list[str]:
+    """``class_names`` as a list, or ``'0'..'K-1'`` when none are given."""
+    return list(class_names) if class_names else [str(i) for i in range(num_classes)]
 
 
 Scored = tuple[np.ndarray, np.ndarray, np.ndarray]  # labels (M,), preds (M,), proba (M, K)

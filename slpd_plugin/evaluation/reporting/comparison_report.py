@@ -24,36 +24,40 @@ knn/linear/few-shot/retrieval/Cox, and as bags for a supervised FEATHER-like ABM
 """
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-import numpy as np
 import torch
 
 from slpd_plugin.datasets.labels import LabelTable
 
-from .baselines import FEATHER_LIKE, bags_to_slide_embeddings, num_parameters, raw_region_bags
-from .bootstrap import covers_zero, metric_bacc
-from .embeddings import SlideEmbeddings, load_slide_embeddings
-from .fewshot import DEFAULT_SHOTS, FEWSHOT_MODELS, evaluate_fewshot
-from .metrics import mean_std
-from .mil import MILConfig, evaluate_mil, load_bags
+from ..data.embeddings import SlideEmbeddings, load_slide_embeddings
+from ..data.splits import Split
+from ..data.survival_data import SurvivalTable
+from ..protocols.baselines import (
+    FEATHER_LIKE,
+    bags_to_slide_embeddings,
+    num_parameters,
+    raw_region_bags,
+)
+from ..protocols.fewshot import DEFAULT_SHOTS, FEWSHOT_MODELS, evaluate_fewshot
+from ..protocols.linear_knn import ProtocolResult, evaluate_splits
+from ..protocols.mil import MILConfig, evaluate_mil, load_bags
+from ..protocols.retrieval import RETRIEVAL_COLUMNS, evaluate_retrieval
+from ..protocols.survival import evaluate_cox
+from ..stats.bootstrap import covers_zero, metric_bacc
+from ..stats.metrics import mean_std
+from .files import write_json_file
 from .plots import plot_fewshot_curves, plot_kaplan_meier, plot_roc_sets
-from .protocols import ProtocolResult, evaluate_splits
-from .retrieval import RETRIEVAL_COLUMNS, evaluate_retrieval
-from .splits import Split
 from .statistics import (
     classification_cis,
     compare_classification,
     compare_survival,
     survival_ci,
 )
-from .survival import evaluate_cox
-from .survival_data import SurvivalTable
 
 __all__ = ['BASELINE_NAME', 'REPORT_PROTOCOLS', 'SurvivalInputs', 'run_report']
 
@@ -311,17 +315,6 @@ def run_report(sets: Mapping[str, Path], labels: LabelTable, splits: Sequence[Sp
     if survival is not None:
         md += _survival_section(loaded, survival, out, num_resamples, seed, record)
     (out / 'report.md').write_text('\n'.join(md) + '\n')
-    (out / 'report.json').write_text(json.dumps(_json_safe(record), indent=1) + '\n')
+    write_json_file(out / 'report.json', record, indent=1)
     return str(out / 'report.md')
 
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, (np.floating, np.integer)):
-        return _json_safe(obj.item())
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj

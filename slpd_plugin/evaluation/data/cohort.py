@@ -5,16 +5,22 @@ slides without a label are counted; labelled split slides without an embedding a
 reported with a ``UserWarning`` (:func:`~.embeddings.report_missing`). When nothing is
 left to evaluate, a ``ValueError`` says which two inputs do not meet, with an example id
 of each.
+
+Inside a split, :func:`labelled_parts` keeps the slides with a label and an embedding
+(what every protocol evaluates) and :func:`select_parts` subsamples their training part.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Container, Mapping, Sequence
+
+import numpy as np
 
 from slpd_plugin.datasets.labels import LabelTable
 
 from .embeddings import MissingReport, index_embedding_dir, report_missing
+from .fractions import TrainFraction, subsample
 from .splits import Split
 
 
@@ -80,3 +86,33 @@ def select_cohort(table: LabelTable, splits: Sequence[Split], embeddings: Path, 
                          f'{sorted(wanted)[0]!r})')
     missing = report_missing(wanted, available, what='embeddings')
     return Cohort(wanted, in_splits - wanted, available, missing)
+
+
+def labelled_parts(split: Split, labels: Mapping[str, int], available: Container[str]
+                   ) -> tuple[list[str], list[str], list[str]]:
+    """The train, val and test ids of a split that have a label and an embedding.
+
+    Raises:
+        ValueError: If no test slide is left.
+    """
+    def usable(part: list[str]) -> list[str]:
+        return [s for s in part if s in labels and s in available]
+
+    train, val, test = usable(split.train), usable(split.val), usable(split.test)
+    if not test:
+        raise ValueError(f'split {split.fold}: no test slide has both a label and an '
+                         'embedding')
+    return train, val, test
+
+
+def select_parts(split: Split, labels: Mapping[str, int], available: Container[str],
+                 fraction: TrainFraction, seed: int) -> tuple[list[str], list[str], list[str]]:
+    """:func:`labelled_parts` with the train part subsampled to ``fraction``.
+
+    The subsample of split ``k`` is drawn with ``np.random.default_rng([seed, k])``.
+
+    Raises:
+        ValueError: If no test slide is left.
+    """
+    train, val, test = labelled_parts(split, labels, available)
+    return subsample(train, fraction.value, np.random.default_rng([seed, split.fold])), val, test

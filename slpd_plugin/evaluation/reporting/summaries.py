@@ -11,22 +11,18 @@ pandas' nameless index column, one row per split, an empty cell for an undefined
 from __future__ import annotations
 
 import csv
-import math
 from pathlib import Path
 from typing import Sequence
 
-from .fewshot import FEWSHOT_METRICS, FEWSHOT_MODELS, FewShotResult
-from .retrieval import RETRIEVAL_COLUMNS, RetrievalFold
-from .survival import SurvivalResult
+from ..protocols.fewshot import FEWSHOT_METRICS, FEWSHOT_MODELS, FewShotResult
+from ..protocols.retrieval import RETRIEVAL_COLUMNS, RetrievalFold
+from ..protocols.survival import SurvivalResult
+from .files import csv_cell
 
 __all__ = ['fewshot_columns', 'write_fewshot_summary', 'write_retrieval_summary',
            'write_survival_summary']
 
 STATS = ('mean', 'std', 'lo', 'hi')
-
-
-def _cell(value: float) -> str:
-    return '' if math.isnan(value) else repr(float(value))
 
 
 def write_survival_summary(result: SurvivalResult, path: str | Path) -> Path:
@@ -36,7 +32,7 @@ def write_survival_summary(result: SurvivalResult, path: str | Path) -> Path:
         writer = csv.writer(fh)
         writer.writerow(['folds', 'val_cindex'])
         for f in result.folds:
-            writer.writerow([f.fold, _cell(f.val_cindex)])
+            writer.writerow([f.fold, csv_cell(f.val_cindex)])
     return path
 
 
@@ -47,7 +43,7 @@ def write_retrieval_summary(folds: Sequence[RetrievalFold], path: str | Path) ->
         writer = csv.writer(fh)
         writer.writerow(['folds', *RETRIEVAL_COLUMNS])
         for f in folds:
-            writer.writerow([f.fold, *(_cell(f.metrics[c]) for c in RETRIEVAL_COLUMNS)])
+            writer.writerow([f.fold, *(csv_cell(f.metrics[c]) for c in RETRIEVAL_COLUMNS)])
     return path
 
 
@@ -65,5 +61,5 @@ def write_fewshot_summary(result: FewShotResult, path: str | Path) -> Path:
         for cell in result.cells:
             values = [cell.stats(m, q)[s] for m in FEWSHOT_MODELS for q in FEWSHOT_METRICS
                       for s in STATS]
-            writer.writerow([cell.fold, cell.k, *(_cell(v) for v in values)])
+            writer.writerow([cell.fold, cell.k, *(csv_cell(v) for v in values)])
     return path

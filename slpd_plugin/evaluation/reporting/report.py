@@ -1,4 +1,5 @@
-"""Writing evaluation results: terminal table, ``summary.csv``, JSON, predictions, ROC PNGs.
+"""Classification results as a terminal table, ``summary.csv``, predictions and ROC PNGs
+(``results.json``: :mod:`.runs`).
 
 ``summary.csv`` keeps the columns of HIPT's (CLAM's) ``summary.csv``,
 ``folds,test_auc,val_auc,test_acc,val_acc``, without the nameless index column pandas
@@ -8,24 +9,19 @@ writes for NaN).
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from .metrics import roc_curves
-from .protocols import METRICS, ProtocolResult
+from ..protocols.linear_knn import METRICS, ProtocolResult
+from ..stats.metrics import roc_curves
+from .files import csv_cell
 
-__all__ = ['format_table', 'write_json', 'write_predictions', 'write_roc_plots',
-           'write_summary_csv']
+__all__ = ['format_table', 'write_predictions', 'write_roc_plots', 'write_summary_csv']
 
 SUMMARY_COLUMNS = ('folds', 'test_auc', 'val_auc', 'test_acc', 'val_acc')
-
-
-def _cell(value: float) -> str:
-    return '' if math.isnan(value) else repr(float(value))
 
 
 def write_summary_csv(result: ProtocolResult, path: str | Path) -> Path:
@@ -35,8 +31,8 @@ def write_summary_csv(result: ProtocolResult, path: str | Path) -> Path:
         writer = csv.writer(fh)
         writer.writerow(SUMMARY_COLUMNS)
         for f in result.folds:
-            writer.writerow([f.fold, _cell(f.test_auc), _cell(f.val_auc),
-                             _cell(f.test_acc), _cell(f.val_acc)])
+            writer.writerow([f.fold, csv_cell(f.test_auc), csv_cell(f.val_auc),
+                             csv_cell(f.test_acc), csv_cell(f.val_acc)])
     return path
 
 
@@ -50,40 +46,6 @@ def write_predictions(result: ProtocolResult, path: str | Path) -> Path:
         for f in result.folds:
             for slide_id, y, p in zip(f.test_ids, f.y_test, f.test_proba):
                 writer.writerow([f.fold, slide_id, int(y)] + [f'{v:.6g}' for v in p])
-    return path
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
-
-
-def write_json(result: ProtocolResult, path: str | Path,
-               extra: Mapping[str, Any] | None = None) -> Path:
-    """Write per-split results, the mean ± std summary and ``extra`` (e.g. counts).
-
-    NaN is written as ``null``.
-    """
-    payload: dict[str, Any] = {
-        'protocol': result.protocol,
-        'fraction': {'spec': result.fraction.spec, 'value': result.fraction.value,
-                     'description': result.fraction.description},
-        'seed': result.seed,
-        'class_names': result.class_names,
-        'num_folds': len(result.folds),
-        'auc_undefined_folds': result.auc_undefined_folds,
-        'summary': result.summary(),
-        'folds': [f.as_dict() for f in result.folds],
-    }
-    if extra:
-        payload.update(extra)
-    path = Path(path)
-    path.write_text(json.dumps(_json_safe(payload), indent=2) + '\n')
     return path
 
 

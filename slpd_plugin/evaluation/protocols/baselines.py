@@ -28,7 +28,7 @@ import torch
 from slpd_plugin.datasets.labels import normalize_slide_id
 from slpd_plugin.datasets.stores import open_store
 
-from .embeddings import SlideEmbeddings
+from ..data.embeddings import SlideEmbeddings
 from .mil import MILConfig, build_mil_model
 
 __all__ = ['FEATHER_LIKE', 'bags_to_slide_embeddings', 'num_parameters', 'raw_region_bags']

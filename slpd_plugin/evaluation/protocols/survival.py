@@ -40,12 +40,18 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold
 from sklearn.preprocessing import StandardScaler
 
-from .embeddings import SlideEmbeddings
-from .metrics import mean_std
+from ..data.embeddings import SlideEmbeddings
+from ..data.splits import Split
+from ..data.survival_data import SurvivalTable, patient_embeddings
+from ..stats.metrics import mean_std
+from ..stats.survival_metrics import (
+    c_index,
+    discretize,
+    nll_survival_loss,
+    risk_from_logits,
+    time_bins,
+)
 from .mil import MILConfig, build_mil_model, one_thread
-from .splits import Split
-from .survival_data import SurvivalTable, patient_embeddings
-from .survival_metrics import c_index, discretize, nll_survival_loss, risk_from_logits, time_bins
 
 __all__ = ['MIL_PROTOCOLS', 'NUM_ALPHAS', 'SURVIVAL_PROTOCOLS', 'CoxConfig', 'SurvivalFold',
            'SurvivalResult', 'balanced_case_weights', 'evaluate_cox', 'evaluate_survival_mil',

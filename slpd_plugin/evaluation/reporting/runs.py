@@ -1,54 +1,173 @@
-"""Survival, few-shot and retrieval runs from files to an output folder.
+"""Run a protocol on embedding folders and write its results: the one place that writes
+``results.json``.
 
-Each ``run_*`` reads the labels, the splits and one or more embedding folders
-(``{slide_id}.pt``/``.h5`` region or slide embeddings, or a TRIDENT
-``slide_features_<encoder>/`` folder), evaluates every set on the same splits and writes,
+:func:`run_classification` (``knn``, ``linear``, ``mil``) evaluates one embedding folder
+and writes into ``out``: ``summary.csv`` (HIPT's layout, :mod:`.report`),
+``results.json``, ``predictions.csv`` (test probabilities) and ROC PNGs. The ``run_*`` of
+survival, few-shot and retrieval read the labels, the splits and one or more embedding
+folders (``{slide_id}.pt``/``.h5`` region or slide embeddings, or a TRIDENT
+``slide_features_<encoder>/`` folder), evaluate every set on the same splits and write,
 per set, ``summary.csv`` and ``results.json`` (into ``out`` for one set, ``out/<name>``
 for several). Survival also writes ``predictions.csv`` and a Kaplan-Meier plot; few-shot
 a curve. With several sets, ``comparison.md`` in ``out`` holds one table and, for
-survival, paired bootstrap comparisons against the first set. Returns the text to print.
+survival, paired bootstrap comparisons against the first set. They return the text to
+print.
+
+``results.json`` (NaN as ``null``, :mod:`.files`), by protocol:
+
+- ``knn``/``linear``/``mil``: ``protocol``, ``fraction`` (``spec``, ``value``,
+  ``description``), ``seed``, ``class_names``, ``num_folds``, ``auc_undefined_folds``,
+  ``summary`` (per metric ``mean``/``std``/``n`` over splits of ``test_auc``,
+  ``val_auc``, ``test_acc``, ``val_acc``), ``folds`` (per split ``fold``, ``n_train``,
+  ``n_val``, ``n_test``, the four metrics, ``C`` or ``best_epoch`` where chosen),
+  ``embeddings``, ``num_slides_evaluated``, ``embedding_dim``, ``bootstrap`` (per metric
+  the 95 % interval: ``point``, ``lo``, ``hi``, ``num_resamples``, ``num_undefined``;
+  empty without resamples), and what the caller adds (``tools/eval_slides.py``: ``task``,
+  ``csv``, ``splits``, ``label_col``, ``label_map``, ``class_counts``, counts of
+  labelled, unlabelled and missing slides);
+- ``survival_cox``/``survival_mil``: ``protocol``, ``embeddings``, for MIL
+  ``mil_protocol`` (``default`` or ``hipt``) and ``alpha`` (the NLL's), ``summary``
+  (c-index ``mean``/``std``/``n``), ``bootstrap`` (as above), ``folds`` (``fold``,
+  ``n_train``, ``n_val``, ``val_cindex``, ``alpha`` for Cox);
+- ``fewshot``: ``protocol``, ``embeddings``, ``num_draws``, ``shots``, ``linear`` (the
+  logistic-regression preset), ``class_names``,
+  ``curve_bacc`` (per classifier, k -> [mean, std] over splits), ``cells`` (per split
+  and k: ``fold``, ``k``, ``<classifier>_<bacc|auc>`` -> ``mean``/``std``/``lo``/``hi``
+  over draws);
+- ``retrieval``: ``protocol``, ``embeddings``, ``similarity`` (``l2`` or ``cosine``),
+  ``summary`` (``acc@1``, ``acc@3``, ``acc@5``, ``mvacc@3``, ``mvacc@5``:
+  ``mean``/``std``/``n``), ``folds`` (``fold``, ``n_train``, ``n_test`` and the five
+  metrics).
 """
 from __future__ import annotations
 
 import csv
-import json
-import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from slpd_plugin.datasets.labels import LabelTable
 
-from .bootstrap import bootstrap_ci, metric_cindex, paired_bootstrap, verdict
-from .embeddings import SlideEmbeddings, load_slide_embeddings, report_missing
-from .fewshot import FEWSHOT_MODELS, evaluate_fewshot
-from .metrics import mean_std
-from .mil import MILConfig, load_bags
+from ..data.embeddings import SlideEmbeddings, load_slide_embeddings, report_missing
+from ..data.fractions import TrainFraction
+from ..data.splits import Split
+from ..data.survival_data import SurvivalTable
+from ..protocols.fewshot import FEWSHOT_MODELS, evaluate_fewshot
+from ..protocols.linear_knn import ProtocolResult, evaluate_splits
+from ..protocols.mil import MILConfig, evaluate_mil, load_bags
+from ..protocols.retrieval import RETRIEVAL_COLUMNS, evaluate_retrieval
+from ..protocols.survival import CoxConfig, SurvivalResult, evaluate_cox, evaluate_survival_mil
+from ..stats.bootstrap import BootstrapCI, bootstrap_ci, metric_cindex, paired_bootstrap, verdict
+from ..stats.metrics import mean_std
+from .files import write_json_file
 from .plots import plot_fewshot_curves, plot_kaplan_meier
-from .retrieval import RETRIEVAL_COLUMNS, evaluate_retrieval
-from .splits import Split
+from .report import write_predictions, write_roc_plots, write_summary_csv
+from .statistics import classification_cis
 from .summaries import write_fewshot_summary, write_retrieval_summary, write_survival_summary
-from .survival import CoxConfig, SurvivalResult, evaluate_cox, evaluate_survival_mil
-from .survival_data import SurvivalTable
 
-__all__ = ['run_fewshot', 'run_retrieval', 'run_survival']
+__all__ = ['ClassificationRun', 'run_classification', 'run_fewshot', 'run_retrieval',
+           'run_survival', 'write_json']
+
+
+def write_json(result: ProtocolResult, path: str | Path,
+               extra: Mapping[str, Any] | None = None) -> Path:
+    """Write per-split results, the mean ± std summary and ``extra`` (e.g. counts).
+
+    NaN is written as ``null``.
+    """
+    payload: dict[str, Any] = {
+        'protocol': result.protocol,
+        'fraction': {'spec': result.fraction.spec, 'value': result.fraction.value,
+                     'description': result.fraction.description},
+        'seed': result.seed,
+        'class_names': result.class_names,
+        'num_folds': len(result.folds),
+        'auc_undefined_folds': result.auc_undefined_folds,
+        'summary': result.summary(),
+        'folds': [f.as_dict() for f in result.folds],
+    }
+    if extra:
+        payload.update(extra)
+    return write_json_file(path, payload)
+
+
+@dataclass
+class ClassificationRun:
+    """What :func:`run_classification` evaluated and wrote.
+
+    Attributes:
+        result: Per-split metrics.
+        cis: Metric name -> 95 % bootstrap interval of its fold mean (empty without
+            resamples).
+        num_evaluated: Slides with an embedding that were evaluated.
+        dim: Embedding dimension D.
+        pngs: The ROC PNGs written.
+    """
+
+    result: ProtocolResult
+    cis: dict[str, BootstrapCI]
+    num_evaluated: int
+    dim: int
+    pngs: list[Path]
+
+
+def run_classification(protocol: str, embeddings: Path, table: LabelTable,
+                       splits: Sequence[Split], out: Path, wanted: set[str], *,
+                       fraction: str | TrainFraction = '1.0', seed: int = 0,
+                       C: float | None = None, mil: MILConfig | None = None,
+                       roc: str = 'all', num_resamples: int = 0,
+                       extra: Mapping[str, Any] | None = None) -> ClassificationRun:
+    """Evaluate ``knn``, ``linear`` or ``mil`` on the ``wanted`` slides of ``embeddings``
+    and write ``summary.csv``, ``results.json``, ``predictions.csv`` and ROC PNGs.
+
+    Args:
+        protocol: ``'knn'``, ``'linear'`` or ``'mil'``.
+        embeddings: Folder of per-slide embedding files (region embeddings for ``mil``).
+        table: The labels.
+        splits: The splits.
+        out: Output folder (created).
+        wanted: Slide ids to evaluate (labelled slides of the splits).
+        fraction: Share of each training part. Defaults to all.
+        seed: Seed of the subsample, the MIL training and the bootstrap. Defaults to 0.
+        C: Fixed C of the linear probe; None chooses it on val.
+        mil: MIL settings for ``'mil'``. Defaults to :class:`MILConfig`.
+        roc: ``'all'`` (per split and mean), ``'mean'`` or ``'none'``. Defaults to 'all'.
+        num_resamples: Bootstrap resamples for the CIs; 0 = none. Defaults to 0.
+        extra: More keys for ``results.json``.
+
+    Returns:
+        ClassificationRun: The result, its CIs and counts.
+
+    Example:
+        >>> run = run_classification('knn', Path('emb'), table, splits, Path('out'), wanted)
+        >>> run.result.summary()['test_auc']['mean']
+    """
+    if protocol == 'mil':
+        bags = load_bags(embeddings, wanted)
+        num_evaluated, dim = len(bags), next(iter(bags.values())).shape[1]
+        result = evaluate_mil(bags, table.labels, splits, table.num_classes,
+                              table.class_names, fraction, seed=seed, config=mil)
+    else:
+        emb = load_slide_embeddings(embeddings, wanted)
+        num_evaluated, dim = len(emb), emb.dim
+        result = evaluate_splits(protocol, emb, table.labels, splits, table.num_classes,
+                                 table.class_names, fraction, seed=seed, C=C)
+    out.mkdir(parents=True, exist_ok=True)
+    cis = classification_cis(result, num_resamples, seed) if num_resamples else {}
+    write_summary_csv(result, out / 'summary.csv')
+    write_json(result, out / 'results.json', {
+        'embeddings': str(embeddings), 'num_slides_evaluated': num_evaluated,
+        'embedding_dim': dim, **(extra or {}),
+        'bootstrap': {name: ci.as_dict() for name, ci in cis.items()}})
+    write_predictions(result, out / 'predictions.csv')
+    pngs = [] if roc == 'none' else write_roc_plots(result, out, roc == 'all')
+    return ClassificationRun(result, cis, num_evaluated, dim, pngs)
 
 
 def _set_dir(out: Path, name: str, several: bool) -> Path:
     target = out / name if several else out
     target.mkdir(parents=True, exist_ok=True)
     return target
-
-
-def _json(path: Path, payload: Mapping[str, Any]) -> None:
-    def safe(obj: Any) -> Any:
-        if isinstance(obj, float) and math.isnan(obj):
-            return None
-        if isinstance(obj, dict):
-            return {k: safe(v) for k, v in obj.items()}
-        if isinstance(obj, (list, tuple)):
-            return [safe(v) for v in obj]
-        return obj
-    path.write_text(json.dumps(safe(dict(payload)), indent=2) + '\n')
 
 
 def _load_set(folder: Path, wanted: set[str], what: str) -> SlideEmbeddings:
@@ -86,10 +205,10 @@ def run_survival(sets: Mapping[str, Path], table: SurvivalTable, splits: Sequenc
         ci = bootstrap_ci(metric_cindex, [(f.time, f.event, f.risk) for f in result.folds],
                           num_resamples, seed)
         recipe = dict(mil_protocol=mil_protocol, alpha=alpha) if model == 'mil' else {}
-        _json(target / 'results.json', dict(protocol=f'survival_{model}', embeddings=str(folder),
-                                            **recipe,
-                                            summary=result.summary(), bootstrap=ci.as_dict(),
-                                            folds=[f.as_dict() for f in result.folds]))
+        write_json_file(target / 'results.json', dict(
+            protocol=f'survival_{model}', embeddings=str(folder), **recipe,
+            summary=result.summary(), bootstrap=ci.as_dict(),
+            folds=[f.as_dict() for f in result.folds]))
         with (target / 'predictions.csv').open('w', newline='') as fh:
             writer = csv.writer(fh)
             writer.writerow(['fold', 'case_id', 'survival_months', 'event', 'risk'])
@@ -157,7 +276,7 @@ def run_fewshot(sets: Mapping[str, Path], labels: LabelTable, splits: Sequence[S
         write_fewshot_summary(result, target / 'summary.csv')
         curve = {m: result.curve(m, 'bacc') for m in FEWSHOT_MODELS}
         curves[name] = curve
-        _json(target / 'results.json', dict(
+        write_json_file(target / 'results.json', dict(
             protocol='fewshot', embeddings=str(folder), num_draws=num_draws, shots=list(shots),
             linear=linear, class_names=labels.class_names,
             curve_bacc={m: {str(k): v for k, v in c.items()} for m, c in curve.items()},
@@ -186,7 +305,7 @@ def run_retrieval(sets: Mapping[str, Path], labels: LabelTable, splits: Sequence
         target = _set_dir(out, name, len(sets) > 1)
         write_retrieval_summary(folds, target / 'summary.csv')
         summary = {c: mean_std([f.metrics[c] for f in folds]) for c in RETRIEVAL_COLUMNS}
-        _json(target / 'results.json', dict(
+        write_json_file(target / 'results.json', dict(
             protocol='retrieval', embeddings=str(folder), similarity=similarity,
             summary=summary,
             folds=[dict(fold=f.fold, n_train=f.n_train, n_test=f.n_test, **f.metrics)

@@ -15,9 +15,9 @@ from typing import Mapping
 import numpy as np
 from matplotlib.figure import Figure
 
-from .metrics import roc_curves
-from .protocols import ProtocolResult
-from .survival import SurvivalResult
+from ..protocols.linear_knn import ProtocolResult
+from ..protocols.survival import SurvivalResult
+from ..stats.metrics import roc_curves
 
 __all__ = ['kaplan_meier', 'plot_fewshot_curves', 'plot_kaplan_meier', 'plot_roc_sets']
 

@@ -29,15 +29,15 @@ class TrainFraction:
     description: str
 
 
-def parse_fraction(text: str | float) -> TrainFraction:
-    """Parse a training fraction.
+def parse_fraction(text: str | float | TrainFraction) -> TrainFraction:
+    """Parse a training fraction (a :class:`TrainFraction` is returned as it is).
 
     ``'hipt10'`` reproduces what HIPT's slide-level KNN labels "25 % training data": it
     draws 10 % of the training slides. A number in (0, 1] draws that fraction (so
     ``0.25`` is a true 25 %). ``1`` uses every training slide.
 
     Args:
-        text: ``'hipt10'`` or a number in (0, 1].
+        text: ``'hipt10'``, a number in (0, 1] or a parsed fraction.
 
     Returns:
         The parsed fraction.
@@ -45,6 +45,8 @@ def parse_fraction(text: str | float) -> TrainFraction:
     Raises:
         ValueError: For anything else.
     """
+    if isinstance(text, TrainFraction):
+        return text
     if isinstance(text, str) and text.strip().lower() == 'hipt10':
         return TrainFraction('hipt10', 0.1, "HIPT's '25%' setting: 10% of the training "
                              'slides, drawn at random per split')

@@ -1,0 +1,2 @@
+"""What an evaluation reads: slide embeddings, HIPT's splits, the cohort they define,
+training fractions and survival tables."""

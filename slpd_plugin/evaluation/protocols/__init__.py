@@ -1,0 +1,2 @@
+"""The evaluation protocols: KNN and linear probes, MIL, survival, few-shot, retrieval
+and the baselines they are compared with."""

@@ -1,0 +1,1 @@
+"""Writing results: tables, CSV/JSON files, plots, statistics and comparison reports."""
