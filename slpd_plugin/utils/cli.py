@@ -19,6 +19,7 @@ Anything else is a bug and keeps its traceback. ``UserWarning`` s print as one l
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from contextlib import contextmanager
@@ -103,6 +104,12 @@ def run_tool(prog: str, work: Callable[[], int | None],
     with one_line_warnings(prog):
         try:
             status = work()
+            sys.stdout.flush()  # a reader that stopped early (``| head``) shows here
+        except BrokenPipeError:
+            # The reader of our output closed it: not an error. Later flushes (at exit)
+            # go to /dev/null instead of raising again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
         except UsageError as err:
             print(f'{prog}: error: {error_text(err)}', file=sys.stderr)
             return 2
