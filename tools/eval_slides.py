@@ -191,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     mil.add_argument('--weight-decay', type=float, default=1e-5,
                      help='Adam weight decay (default: 1e-5)')
     mil.add_argument('--device', default='cpu', help="torch device (default: cpu)")
+    mil.add_argument('--no-progress', action='store_true',
+                     help='no progress bar (splits x epochs) on stderr')
     mil.add_argument('--model', choices=['abmil', 'transformer'], default='abmil',
                      help='gated-attention MIL, or the HIPT-style slide transformer '
                      '(default: abmil)')
@@ -213,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     surv.add_argument('--weight-decay', type=float, default=1e-5,
                       help='MIL Adam weight decay (default: 1e-5)')
     surv.add_argument('--device', default='cpu', help='MIL torch device (default: cpu)')
+    surv.add_argument('--no-progress', action='store_true',
+                      help='no progress bar (splits, or splits x epochs) on stderr')
     surv.add_argument('--bootstrap', type=int, default=1000, metavar='B',
                       help='bootstrap resamples of the test patients (default: 1000)')
     few = sub.add_parser('fewshot', parents=[_multi_parent(True)], epilog=EXAMPLES,
@@ -259,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help='few-shot draws per split and k (default: 50)')
     rep.add_argument('--bootstrap', type=int, default=1000, metavar='B',
                      help='bootstrap resamples of the test slides (default: 1000)')
+    rep.add_argument('--no-progress', action='store_true',
+                     help='no progress bar (protocols x sets, MIL epochs) on stderr')
     return parser
 
 
@@ -321,9 +327,11 @@ def run_multi(args: argparse.Namespace) -> int:
             raise UsageError('need 0 < --l1-ratio <= 1, --inner-folds >= 2, --epochs >= 1')
         text = run_survival(sets, load_survival_labels(args.csv),
                             load_survival_splits(args.splits), args.out, args.model,
-                            CoxConfig(l1_ratio=args.l1_ratio, inner_folds=args.inner_folds),
+                            CoxConfig(l1_ratio=args.l1_ratio, inner_folds=args.inner_folds,
+                                      progress=not args.no_progress),
                             MILConfig(epochs=args.epochs, lr=args.lr,
-                                      weight_decay=args.weight_decay, device=args.device),
+                                      weight_decay=args.weight_decay, device=args.device,
+                                      progress=not args.no_progress),
                             seed=args.seed, num_resamples=args.bootstrap)
     else:
         if args.task and (args.label_map or args.label_col):
@@ -341,8 +349,10 @@ def run_multi(args: argparse.Namespace) -> int:
             text = 'wrote ' + run_report(sets, table, splits, args.out, args.protocols,
                                          args.store, survival,
                                          MILConfig(epochs=args.epochs, lr=args.lr,
-                                                   device=args.device),
-                                         args.shots, args.draws, args.bootstrap, args.seed)
+                                                   device=args.device,
+                                                   progress=not args.no_progress),
+                                         args.shots, args.draws, args.bootstrap, args.seed,
+                                         progress=not args.no_progress)
         else:
             text = run_retrieval(sets, table, splits, args.out)
     print(text)
@@ -398,7 +408,8 @@ def run(args: argparse.Namespace) -> int:
         bags = load_bags(args.embeddings, wanted)
         num_evaluated, dim = len(bags), next(iter(bags.values())).shape[1]
         config = MILConfig(epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
-                           device=args.device, model=args.model)
+                           device=args.device, model=args.model,
+                           progress=not args.no_progress)
         result = evaluate_mil(bags, table.labels, splits, table.num_classes,
                               table.class_names, args.fraction, seed=args.seed,
                               config=config)

@@ -30,9 +30,11 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold
 from sklearn.preprocessing import StandardScaler
 
+from slpd_plugin.utils.progress import progress_bar
+
 from .embeddings import SlideEmbeddings
 from .metrics import mean_std
-from .mil import MILConfig, build_mil_model, one_thread
+from .mil import MILConfig, build_mil_model, epoch_bar, one_thread
 from .splits import Split
 from .survival_data import SurvivalTable, patient_embeddings
 from .survival_metrics import c_index, discretize, nll_survival_loss, risk_from_logits, time_bins
@@ -54,12 +56,14 @@ class CoxConfig:
             Defaults to 5.
         num_alphas: Penalties on the path. Defaults to :data:`NUM_ALPHAS`.
         alpha_min_ratio: Smallest penalty / largest. Defaults to 0.01.
+        progress: Show a progress bar of the splits (stderr). Defaults to False.
     """
 
     l1_ratio: float = 0.5
     inner_folds: int = 5
     num_alphas: int = NUM_ALPHAS
     alpha_min_ratio: float = 0.01
+    progress: bool = False
 
 
 @dataclass
@@ -202,7 +206,8 @@ def evaluate_cox(table: SurvivalTable, slides: SlideEmbeddings, splits: Sequence
     """
     cfg = config or CoxConfig()
     folds = []
-    for split in splits:
+    for split in progress_bar(splits, desc='survival cox', unit='split',
+                              disable=not cfg.progress):
         train, val = usable_cases(split, table, slides)
         x_tr, x_val = (patient_embeddings(table, slides, part) for part in (train, val))
         t_tr, e_tr = table.arrays(train)
@@ -259,6 +264,7 @@ def evaluate_survival_mil(table: SurvivalTable, bags: Mapping[str, torch.Tensor]
     cfg = config or MILConfig()
     dim = next(iter(bags.values())).shape[1]
     folds = []
+    bar = epoch_bar(cfg, len(splits), 'survival mil')
     for split in splits:
         train, val = usable_cases(split, table, bags)
         t_tr, e_tr = table.arrays(train)
@@ -285,12 +291,14 @@ def evaluate_survival_mil(table: SurvivalTable, bags: Mapping[str, torch.Tensor]
                     if step % grad_accum == 0 or step == len(order):
                         opt.step()
                         opt.zero_grad()
+                bar.update()
             model.eval()
             with torch.no_grad():
                 logits = torch.stack([model(b.to(cfg.device))[0] for b in val_bags]).cpu()
             risk = risk_from_logits(logits).numpy().astype(float)
         folds.append(SurvivalFold(split.fold, len(train), len(val),
                                   c_index(t_val, e_val, risk), None, val, t_val, e_val, risk))
+    bar.close()
     result = SurvivalResult('mil', folds)
     result.check_scored()
     return result
