@@ -149,7 +149,8 @@ def extract_embeddings(model: nn.Module, store: FeatureStore, out_dir: str | os.
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     coords = store.coords()
-    trident = TridentWriter(out, name or f'slpd_{encoder}') if fmt == 'trident' else None
+    trident = (TridentWriter(out, name or f'slpd_{encoder}', store.provenance)
+               if fmt == 'trident' else None)
     if coords is not None and trident is None:
         (out / COORDS_DIR).mkdir(exist_ok=True)
     model = model.to(device).eval()
@@ -160,7 +161,7 @@ def extract_embeddings(model: nn.Module, store: FeatureStore, out_dir: str | os.
         rec = store.slides[s]
         if trident is not None:
             span = None if coords is None else coords[rec.offset:rec.offset + rec.count]
-            trident.write(rec.slide_id, feats.numpy(), span)
+            trident.write(rec.slide_id, feats.numpy(), span, rec.source)
         else:
             torch.save(feats, out / f'{rec.slide_id}.pt')
         if coords is not None and trident is None:

@@ -215,8 +215,8 @@ def test_trident_format_from_a_checkpoint_matches_default_and_feeds_eval(trained
         np.testing.assert_array_equal(xy, coords[rec.offset:rec.offset + rec.count])
         with h5py.File(slide_dir / f'{rec.slide_id}.h5', 'r') as fh:
             slide = fh['features'][()]
-        assert slide.shape == (192,) and slide.dtype == np.float32
-        np.testing.assert_allclose(slide, default.double().mean(0).numpy(), rtol=1e-5,
+        assert slide.shape == (1, 192) and slide.dtype == np.float32  # as TRIDENT writes
+        np.testing.assert_allclose(slide[0], default.double().mean(0).numpy(), rtol=1e-5,
                                    atol=1e-6)
     # the slide-feature folder is an embedding set for eval_slides.py as it is
     bench, out = trained['bench'], tmp_path / 'knn'
