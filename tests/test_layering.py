@@ -23,6 +23,7 @@ LAYERS = (
     ('engine',),
     ('evaluation', 'visualization'),
     ('demo',),
+    ('cli',),
 )
 LAYER = {part: level for level, parts in enumerate(LAYERS) for part in parts}
 
