@@ -89,6 +89,14 @@ def embed_store(model: nn.Module, store: FeatureStore, encoder: str = 'teacher',
     """
     if crop not in CROPS:
         raise ValueError(f'crop must be one of {tuple(CROPS)}, got {crop!r}')
+    encoders = getattr(model, encoder, None)  # SLPD: ModuleDict(backbone=, head=)
+    backbone = encoders['backbone'] if isinstance(encoders, nn.ModuleDict) else None
+    width = getattr(backbone, 'in_channels', None)
+    if width is not None and width != store.channels:
+        raise ValueError(f'--store {store.location} holds {store.channels}-d features, but '
+                         f'the checkpoint\'s model was trained on {width}-d features '
+                         '(model.backbone.in_channels): embed a store of the features it '
+                         'was trained on')
     chunks = _Chunks(store, batch_size)
     store.close()  # reopened lazily in whichever process reads
     loader = DataLoader(chunks, batch_size=None,
