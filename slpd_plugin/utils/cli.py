@@ -95,7 +95,8 @@ def run_tool(prog: str, work: Callable[[], int | None],
             top of :data:`USER_ERRORS`.
 
     Returns:
-        int: The exit status: ``work``'s, 2 for a :class:`UsageError`, 1 for a user error.
+        int: The exit status: ``work``'s, 2 for a :class:`UsageError`, 1 for a user error,
+        0 when the reader of the output closed it early (``tool | head``: no traceback).
 
     Example:
         >>> run_tool('demo.py', lambda: int('x'))  # prints "demo.py: error: invalid ..."
