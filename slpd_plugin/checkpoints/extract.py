@@ -89,6 +89,14 @@ def embed_store(model: nn.Module, store: FeatureStore, encoder: str = 'teacher',
     """
     if crop not in CROPS:
         raise ValueError(f'crop must be one of {tuple(CROPS)}, got {crop!r}')
+    encoders = getattr(model, encoder, None)  # SLPD: ModuleDict(backbone=, head=)
+    backbone = encoders['backbone'] if isinstance(encoders, nn.ModuleDict) else None
+    width = getattr(backbone, 'in_channels', None)
+    if width is not None and width != store.channels:
+        raise ValueError(f'--store {store.location} holds {store.channels}-d features, but '
+                         f'the checkpoint\'s model was trained on {width}-d features '
+                         '(model.backbone.in_channels): embed a store of the features it '
+                         'was trained on')
     chunks = _Chunks(store, batch_size)
     store.close()  # reopened lazily in whichever process reads
     loader = DataLoader(chunks, batch_size=None,
@@ -149,7 +157,8 @@ def extract_embeddings(model: nn.Module, store: FeatureStore, out_dir: str | os.
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     coords = store.coords()
-    trident = TridentWriter(out, name or f'slpd_{encoder}') if fmt == 'trident' else None
+    trident = (TridentWriter(out, name or f'slpd_{encoder}', store.provenance)
+               if fmt == 'trident' else None)
     if coords is not None and trident is None:
         (out / COORDS_DIR).mkdir(exist_ok=True)
     model = model.to(device).eval()
@@ -160,7 +169,7 @@ def extract_embeddings(model: nn.Module, store: FeatureStore, out_dir: str | os.
         rec = store.slides[s]
         if trident is not None:
             span = None if coords is None else coords[rec.offset:rec.offset + rec.count]
-            trident.write(rec.slide_id, feats.numpy(), span)
+            trident.write(rec.slide_id, feats.numpy(), span, rec.source)
         else:
             torch.save(feats, out / f'{rec.slide_id}.pt')
         if coords is not None and trident is None:

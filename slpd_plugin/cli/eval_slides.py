@@ -178,6 +178,9 @@ def _mil_args(parser: argparse.ArgumentParser, what: str = '') -> None:
     parser.add_argument('--weight-decay', type=float, default=1e-5,
                         help=f'{what}Adam weight decay (default: 1e-5)')
     parser.add_argument('--device', default='cpu', help=f'{what}torch device (default: cpu)')
+    parser.add_argument('--no-progress', action='store_true',
+                        help='no progress bar (splits x epochs; report: protocols x sets) on '
+                             'stderr')
 
 
 def _bootstrap_arg(parser: argparse.ArgumentParser, what: str) -> None:
@@ -395,7 +398,8 @@ def run_single(args: argparse.Namespace) -> str:
                            splits_dir=args.splits, label_map=label_map)
     wanted, unlabelled, missing = cohort.wanted, cohort.unlabelled, cohort.missing
     mil = (MILConfig(epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
-                     device=args.device, model=args.model) if args.protocol == 'mil' else None)
+                     device=args.device, model=args.model, progress=not args.no_progress)
+           if args.protocol == 'mil' else None)
     run = run_classification(args.protocol, args.embeddings, table, splits, args.out, wanted,
                              fraction=args.fraction, seed=args.seed,
                              C=getattr(args, 'C', None), mil=mil, roc=args.roc,
@@ -427,9 +431,11 @@ def run_sets(args: argparse.Namespace) -> str:
     if args.protocol == 'survival':
         text = run_survival(args.sets, load_survival_labels(args.csv),
                             load_survival_splits(args.splits), args.out, args.model,
-                            CoxConfig(l1_ratio=args.l1_ratio, inner_folds=args.inner_folds),
+                            CoxConfig(l1_ratio=args.l1_ratio, inner_folds=args.inner_folds,
+                                      progress=not args.no_progress),
                             MILConfig(epochs=args.epochs, lr=args.lr,
-                                      weight_decay=args.weight_decay, device=args.device),
+                                      weight_decay=args.weight_decay, device=args.device,
+                                      progress=not args.no_progress),
                             seed=args.seed, num_resamples=args.bootstrap,
                             mil_protocol=args.survival_protocol, alpha=args.alpha_surv)
         return f'{text}\nwrote {args.out}'
@@ -443,8 +449,8 @@ def run_sets(args: argparse.Namespace) -> str:
         text = 'wrote ' + run_report(
             args.sets, table, splits, args.out, args.protocols, args.store, args.survival,
             MILConfig(epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
-                      device=args.device),
-            args.shots, args.draws, args.bootstrap, args.seed)
+                      device=args.device, progress=not args.no_progress),
+            args.shots, args.draws, args.bootstrap, args.seed, progress=not args.no_progress)
     else:
         text = run_retrieval(args.sets, table, splits, args.out, args.similarity)
     return f'{text}\nwrote {args.out}'

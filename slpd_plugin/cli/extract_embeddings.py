@@ -5,7 +5,8 @@ embeddings in store order (HIPT's naming; tools/eval_slides.py reads the folder 
 coords/{slide_id}.pt (N, 2) when the store has region coordinates, slide_embeddings.npz
 (slide_id, features = per-slide mean (S, D), num_regions) and extraction.json.
 --format trident writes TRIDENT's layout instead: features_<name>/{slide_id}.h5
-(features (N, D), coords (N, 2)) and slide_features_<name>/{slide_id}.h5 (features (D,)).
+(features (N, D), coords (N, 2)) and slide_features_<name>/{slide_id}.h5 (features
+(1, D)), under <mag>x_<px>px_0px_overlap/ for a store made from patch features.
 See docs/evaluation.md.
 """
 from __future__ import annotations

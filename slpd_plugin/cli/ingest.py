@@ -149,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
                                 options, dtype=args.dtype, channels=args.channels,
                                 progress=progress)
         print(f'{PROG}: {report.summary()}')
+        for line in report.patch_lines():  # patches in the files vs kept, per slide
+            print(f'{PROG}: {line}')
     elif args.src is not None:
         sources = find_sources(args.src)
         report = ingest(sources, args.store, dtype=args.dtype, channels=args.channels,

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from slpd_plugin.checkpoints import checkpoint_store, load_bank, load_checkpoint
-from slpd_plugin.utils.cli import ToolParser, UsageError, tool_main
+from slpd_plugin.utils.cli import ToolParser, UsageError, UserError, tool_main
 from slpd_plugin.visualization import (
     bank_overview,
     format_bank_overview,
@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help='also report this slide (its id, or its index in the store)')
     parser.add_argument('--store', metavar='URI', default=None,
                         help='the store the model was trained on, for slide ids and region '
-                             'ranges (default: the one recorded in the checkpoint)')
+                             'ranges (default: the one recorded in the checkpoint; without '
+                             'one, slides are listed by index)')
     parser.add_argument('--json', action='store_true', help='print one JSON object')
     return parser
 
@@ -53,21 +54,26 @@ def validate(args: argparse.Namespace) -> None:
     if not args.checkpoint.is_file():
         raise UsageError(f'checkpoint not found: {args.checkpoint} (expected a .pth file '
                          f'written by tools/train.py)')
-    if args.store is not None and args.slide is None:
-        raise UsageError('--store is only used with --slide')
 
 
 def run(args: argparse.Namespace) -> None:
     validate(args)
     ckpt = load_checkpoint(args.checkpoint)
     loaded = load_bank(ckpt, args.checkpoint)
-    result = dict(bank=bank_overview(loaded))
+    uri = args.store or checkpoint_store(ckpt)
+    store = None
+    if uri is not None and (args.slide is not None or args.store is not None):
+        store = open_bank_store(uri, loaded.bank, recorded=args.store is None)
+    elif uri is not None:  # the recorded store names the slides if it is still there
+        try:
+            store = open_bank_store(uri, loaded.bank, recorded=True)
+        except (UserError, OSError, ValueError):
+            store = None
+    result = dict(bank=bank_overview(loaded, None if store is None else store.slide_ids))
     if args.slide is not None:
-        uri = args.store or checkpoint_store(ckpt)
-        if uri is None:
+        if store is None:
             raise ValueError(f'{args.checkpoint} does not record its training store: pass '
                              f'--store')
-        store = open_bank_store(uri, loaded.bank, recorded=args.store is None)
         slide = resolve_slide(args.slide, store.slide_ids, store.num_slides)
         result['slide'] = slide_report(loaded, slide, store.slides)
     if args.json:

@@ -143,7 +143,8 @@ def run_map(args: argparse.Namespace) -> None:
     slide = resolve_slide(args.slide, store.slide_ids, store.num_slides)
     min_regions = prototype_settings(ckpt, args.checkpoint).min_regions
     plot_prototype_map(loaded.bank, slide, store.slides, store.coords(), args.out,
-                       min_regions=min_regions)
+                       min_regions=min_regions,
+                       read_masks=store.read_masks if store.has_holes else None)
     neighbors = [store.slide_ids[n] for n in loaded.bank.neighbors[slide].tolist() if n >= 0]
     print(f'{PROG}: wrote {args.out}: slide {store.slide_ids[slide]} beside '
           f'{", ".join(neighbors) or "no neighbour"}')

@@ -69,8 +69,9 @@ class RegionFeatureDataset(Dataset):
         if channels is not None and self.store.channels != channels:
             raise StoreError(
                 f'feature store {self.location} holds C={self.store.channels} channels, '
-                f'but the config expects C={channels} (model.backbone.in_channels); '
-                f'set it to {self.store.channels} or use a store of {channels}-d features')
+                f'but the config expects C={channels} (train_dataloader.dataset.channels); '
+                f'set it to {self.store.channels} (or None: tools/train.py then takes the '
+                f'width from the store) or use a store of {channels}-d features')
         self.slide_index = self.store.region_slide_index()
         self.region_index = self.store.region_index_in_slide()
         self.has_holes = self.store.has_holes

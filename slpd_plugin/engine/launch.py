@@ -15,6 +15,7 @@ from slpd_plugin.datasets.stores.redis_uri import move_password_to_env
 from slpd_plugin.registry import RUNNERS
 
 from .config_check import check_config
+from .feature_width import fill_feature_width
 
 AMP_DTYPES = {'bf16': 'bfloat16', 'fp16': 'float16'}  # --amp NAME -> autocast_dtype
 
@@ -89,6 +90,9 @@ def prepare_config(config: str, work_dir: str | None = None, resume: str | None 
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     check_config(cfg)  # typos and wrong types, named by their dotted key, before any work
+    changed = fill_feature_width(cfg)  # D from the store, unless the config pins it
+    if changed:
+        print(changed, flush=True)
     dataset = cfg.train_dataloader.dataset
     dataset.store = move_password_to_env(dataset.store)  # never dumped, logged or saved
     cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join(

@@ -1,4 +1,5 @@
-"""A Runner whose checkpoints load weights-only and are written atomically.
+"""A Runner whose checkpoints load weights-only and are written atomically, and which
+warns before training when the run is too short for its schedules.
 
 Compat shim (2026-11, mmengine 0.10.7): mmengine saves ``HistoryBuffer`` objects and
 numpy scalars in every checkpoint and loads with a bare ``torch.load``. Since torch 2.6
@@ -25,6 +26,7 @@ from slpd_plugin.utils.model import unwrap
 from slpd_plugin.utils.weights import load_weights_only
 
 from .checkpoint_check import check_checkpoint_shapes
+from .hooks.schedule_check_hook import ScheduleCheckHook
 from .hooks.weights_only_checkpoint_hook import WeightsOnlyCheckpointHook
 
 
@@ -35,6 +37,7 @@ class SLPDRunner(Runner):
     def register_hooks(self, default_hooks=None, custom_hooks=None) -> None:
         super().register_hooks(default_hooks, custom_hooks)
         self.register_hook(WeightsOnlyCheckpointHook())
+        self.register_hook(ScheduleCheckHook())  # warns when the run is too short
 
     def resume(self, filename: str, *args, **kwargs) -> None:
         if not osp.isfile(filename):

@@ -19,6 +19,7 @@ Anything else is a bug and keeps its traceback. ``UserWarning`` s print as one l
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from contextlib import contextmanager
@@ -94,7 +95,8 @@ def run_tool(prog: str, work: Callable[[], int | None],
             top of :data:`USER_ERRORS`.
 
     Returns:
-        int: The exit status: ``work``'s, 2 for a :class:`UsageError`, 1 for a user error.
+        int: The exit status: ``work``'s, 2 for a :class:`UsageError`, 1 for a user error,
+        0 when the reader of the output closed it early (``tool | head``: no traceback).
 
     Example:
         >>> run_tool('demo.py', lambda: int('x'))  # prints "demo.py: error: invalid ..."
@@ -103,6 +105,12 @@ def run_tool(prog: str, work: Callable[[], int | None],
     with one_line_warnings(prog):
         try:
             status = work()
+            sys.stdout.flush()  # a reader that stopped early (``| head``) shows here
+        except BrokenPipeError:
+            # The reader of our output closed it: not an error. Later flushes (at exit)
+            # go to /dev/null instead of raising again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
         except UsageError as err:
             print(f'{prog}: error: {error_text(err)}', file=sys.stderr)
             return 2

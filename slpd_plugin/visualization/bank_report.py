@@ -14,14 +14,20 @@ from slpd_plugin.checkpoints.reading import BankCheckpoint
 from slpd_plugin.datasets.stores import SlideRecord
 
 
-def bank_overview(loaded: BankCheckpoint) -> dict:
+def bank_overview(loaded: BankCheckpoint, slide_ids: list[str] | None = None) -> dict:
     """Sizes and health of a checkpoint's bank.
+
+    Args:
+        loaded: The checkpoint's bank.
+        slide_ids: The store's slide ids in store order, to name the slides; None
+            lists indices. Defaults to None.
 
     Returns:
         dict: ``checkpoint``, ``epoch`` (the bank was built at its start), ``num_slides``
         S, ``num_regions`` N, ``num_prototypes`` K, ``embedding_dim`` D,
-        ``num_neighbors`` r, ``valid_slides``, ``slides_with_prototypes`` (their indices)
-        and ``summary`` (the scalars that :meth:`PrototypeBank.summary` logs after a
+        ``num_neighbors`` r, ``valid_slides``, ``slides_with_prototypes`` (their indices),
+        ``slide_ids_with_prototypes`` (their ids; None without ``slide_ids``) and
+        ``summary`` (the scalars that :meth:`PrototypeBank.summary` logs after a
         refresh).
     """
     bank = loaded.bank
@@ -30,6 +36,8 @@ def bank_overview(loaded: BankCheckpoint) -> dict:
                 num_regions=len(bank.assignments), num_prototypes=num_k, embedding_dim=dim,
                 num_neighbors=bank.neighbors.shape[1], valid_slides=int(bank.valid.sum()),
                 slides_with_prototypes=bank.valid.nonzero().flatten().tolist(),
+                slide_ids_with_prototypes=None if slide_ids is None else [
+                    slide_ids[i] for i in bank.valid.nonzero().flatten().tolist()],
                 summary=bank.summary())
 
 
@@ -38,15 +46,17 @@ def format_bank_overview(overview: dict, max_listed: int = 30) -> list[str]:
 
     Args:
         overview: Output of :func:`bank_overview`.
-        max_listed: Most slide indices listed as having prototypes. Defaults to 30.
+        max_listed: Most slides listed as having prototypes. Defaults to 30.
     """
-    listed = overview['slides_with_prototypes']
+    ids = overview.get('slide_ids_with_prototypes')
+    listed = ids if ids is not None else overview['slides_with_prototypes']
+    what = 'ids' if ids is not None else 'indices; --store names them'
     more = f' ... ({len(listed) - max_listed} more)' if len(listed) > max_listed else ''
     lines = [
         f'checkpoint: {overview["checkpoint"]}',
         f'bank built at the start of epoch {overview["epoch"]} (0-based)',
         f'slides: {overview["num_slides"]} ({overview["valid_slides"]} with prototypes)',
-        f'slides with prototypes (indices): {" ".join(map(str, listed[:max_listed]))}{more}',
+        f'slides with prototypes ({what}): {" ".join(map(str, listed[:max_listed]))}{more}',
         f'regions: {overview["num_regions"]}',
         f'prototypes per slide (K): {overview["num_prototypes"]}, '
         f'dim {overview["embedding_dim"]}',

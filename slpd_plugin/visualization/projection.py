@@ -64,6 +64,18 @@ def project_2d(x: np.ndarray, method: str = 'pca', seed: int = 0) -> np.ndarray:
     return out
 
 
+def axis_titles(x: np.ndarray, method: str) -> tuple[str, str]:
+    """Axis titles of :func:`project_2d` of ``x``: ``'PC1 (41.2 % of variance)'`` and
+    ``'PC2 (...)'`` for PCA, ``'UMAP 1'`` and ``'UMAP 2'`` for UMAP."""
+    if method == 'umap':
+        return 'UMAP 1', 'UMAP 2'
+    x = np.asarray(x, dtype=np.float64)
+    dims = min(2, len(x), x.shape[1]) if len(x) >= 2 else 0
+    ratios = list(PCA(n_components=dims).fit(x).explained_variance_ratio_) if dims else []
+    ratios += [0.0] * (2 - len(ratios))
+    return tuple(f'PC{i + 1} ({100 * r:.1f} % of variance)' for i, r in enumerate(ratios))
+
+
 def plot_projection(bank: PrototypeBank, slide_ids: list[str], slides: np.ndarray,
                     embeddings: np.ndarray, region_indices: np.ndarray,
                     region_slides: np.ndarray, out: str | os.PathLike,
@@ -108,7 +120,10 @@ def _draw_regions(ax, bank: PrototypeBank, slide_ids: list[str], slides: np.ndar
                   method: str) -> None:
     num_k = bank.centroids.shape[1]
     protos = bank.centroids[slides].reshape(-1, bank.centroids.shape[2]).numpy()
-    points = project_2d(np.concatenate([embeddings, protos]), method)
+    both = np.concatenate([embeddings, protos])
+    points = project_2d(both, method)
+    xlabel, ylabel = axis_titles(both, method)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
     regions_2d, protos_2d = points[:len(embeddings)], points[len(embeddings):]
     palette = categorical_colors(len(slides) * num_k)
     handles = []
@@ -124,9 +139,11 @@ def _draw_regions(ax, bank: PrototypeBank, slide_ids: list[str], slides: np.ndar
                    edgecolors='black', linewidths=0.8, zorder=2)
         handles.append(Line2D([], [], color='grey', marker=marker, linestyle='',
                               label=f'{slide_ids[s]} ({int(rows.sum())} regions)'))
-    handles.append(Line2D([], [], color='grey', marker='*', markersize=12,
-                          markeredgecolor='black', linestyle='', label='prototype'))
-    ax.legend(handles=handles, fontsize=7, loc='best')
+        handles += [Line2D([], [], color=palette[i * num_k + k], marker='*', markersize=11,
+                           markeredgecolor='black', linestyle='',
+                           label=f'  prototype {k + 1} of {slide_ids[s]}')
+                    for k in range(num_k)]
+    ax.legend(handles=handles, fontsize=6, loc='best', ncols=1 + len(handles) // 16)
     ax.set_title(f'regions of {len(slides)} slide(s), coloured by prototype\n'
                  f'(marker = slide, star = the prototype of that colour)', fontsize=9)
 
@@ -135,8 +152,10 @@ def _draw_prototypes(ax, bank: PrototypeBank, labels: SlideLabels | None,
                      method: str) -> None:
     num_k = bank.centroids.shape[1]
     valid = np.flatnonzero(bank.valid.numpy())
-    points = project_2d(bank.centroids[valid].reshape(-1, bank.centroids.shape[2]).numpy(),
-                        method)
+    protos = bank.centroids[valid].reshape(-1, bank.centroids.shape[2]).numpy()
+    points = project_2d(protos, method)
+    xlabel, ylabel = axis_titles(protos, method)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
     owner = np.repeat(valid, num_k)
     if labels is None:
         colors = categorical_colors(len(valid))[np.repeat(np.arange(len(valid)), num_k)]

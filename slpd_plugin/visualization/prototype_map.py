@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from matplotlib.collections import PatchCollection
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
@@ -75,11 +77,19 @@ def neighbor_colors(matched: np.ndarray, num_prototypes: int) -> np.ndarray:
 
 def _draw_slide(ax, positions: np.ndarray, cell: float, from_coords: bool,
                 assignments: np.ndarray, palette_index: np.ndarray, palette: np.ndarray,
-                title: str) -> None:
+                title: str, masks: np.ndarray | None = None) -> None:
     faces = [palette[palette_index[a]] if a >= 0 else NO_CATEGORY for a in assignments]
     squares = [Rectangle((x, y), cell, cell) for x, y in positions]
-    ax.add_collection(PatchCollection(squares, facecolors=faces, edgecolors='white',
-                                      linewidths=0.5))
+    if masks is None:
+        ax.add_collection(PatchCollection(squares, facecolors=faces, edgecolors='white',
+                                          linewidths=0.5))
+    else:  # each region's patches in its colour, its holes left blank, a thin outline
+        for (x, y), face, mask in zip(positions, faces, masks):
+            image = np.zeros((*mask.shape, 4))
+            image[mask] = to_rgba(face)
+            ax.imshow(image, extent=(x, x + cell, y + cell, y), interpolation='nearest')
+        ax.add_collection(PatchCollection(squares, facecolors='none', edgecolors='0.75',
+                                          linewidths=0.5))
     lo, hi = positions.min(0) - 0.1 * cell, positions.max(0) + 1.1 * cell
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(hi[1], lo[1])  # image convention: y grows downwards
@@ -87,12 +97,14 @@ def _draw_slide(ax, positions: np.ndarray, cell: float, from_coords: bool,
     ax.set_xticks([])
     ax.set_yticks([])
     where = 'at region coordinates' if from_coords else 'grid in storage order (no coords)'
-    ax.set_title(f'{title}\n{len(assignments)} regions, {where}', fontsize=9)
+    holes = '; blank cells: no tissue' if masks is not None else ''
+    ax.set_title(f'{title}\n{len(assignments)} regions, {where}{holes}', fontsize=9)
 
 
 def plot_prototype_map(bank: PrototypeBank, slide: int, records: list[SlideRecord],
                        coords: np.ndarray | None, out: str | os.PathLike,
-                       min_regions: int | None = None, dpi: int = 120) -> Path:
+                       min_regions: int | None = None, dpi: int = 120,
+                       read_masks: Callable[[np.ndarray], np.ndarray] | None = None) -> Path:
     """Draw a slide's prototype map beside its neighbours' and save it as a PNG.
 
     Args:
@@ -104,6 +116,9 @@ def plot_prototype_map(bank: PrototypeBank, slide: int, records: list[SlideRecor
         min_regions: The hook's ``min_regions``, named in the error for a slide without
             prototypes. Defaults to None.
         dpi: Resolution. Defaults to 120.
+        read_masks: The store's ``read_masks`` (region indices -> tissue masks
+            ``(n, G, G)``) for a store with holes: each region is drawn patch by patch,
+            its holes blank. None draws whole squares. Defaults to None.
 
     Returns:
         Path: ``out``.
@@ -135,23 +150,31 @@ def plot_prototype_map(bank: PrototypeBank, slide: int, records: list[SlideRecor
         positions, cell, from_coords = region_positions(
             r.count, None if coords is None else coords[span])
         assignments = bank.assignments[span].numpy()
+        masks = (None if read_masks is None
+                 else read_masks(np.arange(r.offset, r.offset + r.count)).astype(bool))
         _draw_slide(ax, positions, cell, from_coords, assignments, palette_index, palette,
-                    title)
+                    title, masks)
         sizes = bank.cluster_sizes[s].tolist()
         handles = [Patch(color=palette[palette_index[k]],
-                         label=_legend_label(k, sizes[k], matched))
+                         label=_legend_label(k, sizes[k], matched, rec.slide_id))
                    for k in range(num_k)]
         ax.legend(handles=handles, loc='upper center', bbox_to_anchor=(0.5, -0.02),
-                  ncol=min(num_k, 2), fontsize=8, frameon=False)
+                  ncol=1, fontsize=8, frameon=False,
+                  title='colour = prototype', title_fontsize=8)
     fig.suptitle(f'prototypes of slide {rec.slide_id} and its neighbour slide(s): matched '
                  f'prototypes share a colour', fontsize=10)
     fig.savefig(out)
     return Path(out)
 
 
-def _legend_label(k: int, size: int, matched: np.ndarray | None) -> str:
-    """Legend entry of prototype ``k``; ``matched`` is None for the slide itself."""
+def _legend_label(k: int, size: int, matched: np.ndarray | None, slide_id: str) -> str:
+    """Legend entry of prototype ``k`` (numbered from 1); ``matched`` is None for the
+    slide itself, else which prototypes of ``slide_id`` it is the match of."""
+    regions = f'{size} region' + ('' if size == 1 else 's')
     if matched is None:
-        return f'prototype {k} ({size} regions)'
-    by = np.flatnonzero(matched == k).tolist()
-    return f'prototype {k} ({size}): ' + (f'match of {by}' if by else 'unmatched')
+        return f'prototype {k + 1}: {regions}'
+    by = [f'{j + 1}' for j in np.flatnonzero(matched == k)]
+    if not by:
+        return f'prototype {k + 1}: {regions}, matches no prototype of {slide_id}'
+    return (f'prototype {k + 1}: {regions}, matched to prototype {" and ".join(by)} '
+            f'of {slide_id}')

@@ -212,7 +212,7 @@ def test_trident_files_round_trip_into_eval(tmp_path):
         assert fh['coords'].attrs['patch_size_level0'] == 8192
         assert fh['features'].attrs['encoder'] == 'slpd_teacher'
     with h5py.File(tmp_path / 'job/slide_features_slpd_teacher/TCGA-1.h5', 'r') as fh:
-        assert fh['features'].shape == (6,)
+        assert fh['features'].shape == (1, 6)  # one row, as TRIDENT's slide encoders write
     slide = load_slide_embeddings(tmp_path / 'job/slide_features_slpd_teacher')
     region = load_slide_embeddings(tmp_path / 'job/features_slpd_teacher')
     want = np.stack([feats[s].mean(0) for s in sorted(feats)])

@@ -215,8 +215,8 @@ def test_trident_format_from_a_checkpoint_matches_default_and_feeds_eval(trained
         np.testing.assert_array_equal(xy, coords[rec.offset:rec.offset + rec.count])
         with h5py.File(slide_dir / f'{rec.slide_id}.h5', 'r') as fh:
             slide = fh['features'][()]
-        assert slide.shape == (192,) and slide.dtype == np.float32
-        np.testing.assert_allclose(slide, default.double().mean(0).numpy(), rtol=1e-5,
+        assert slide.shape == (1, 192) and slide.dtype == np.float32  # as TRIDENT writes
+        np.testing.assert_allclose(slide[0], default.double().mean(0).numpy(), rtol=1e-5,
                                    atol=1e-6)
     # the slide-feature folder is an embedding set for eval_slides.py as it is
     bench, out = trained['bench'], tmp_path / 'knn'
@@ -228,3 +228,18 @@ def test_trident_format_from_a_checkpoint_matches_default_and_feeds_eval(trained
     result = json.loads((out / 'results.json').read_text())
     assert result['num_slides_evaluated'] == len(store.slide_ids)
     assert result['embedding_dim'] == 192
+
+
+def test_a_store_of_another_width_is_refused_naming_it(trained, tmp_path, capsys):
+    from slpd_plugin.demo.synthetic import make_synthetic_store
+    width = open_store(trained['store']).channels
+    other = make_synthetic_store(tmp_path / 'other', num_slides=2, min_regions=2,
+                                 max_regions=2, channels=width + 4, num_phenotypes=2,
+                                 phenotypes_per_slide=(1, 1), progress=False)
+    code = load_tool('extract_embeddings').main([
+        str(trained['config']), str(trained['ckpt']), '--store', str(other), '--out',
+        str(tmp_path / 'emb'), '--no-progress'])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert (f'--store {other} holds {width + 4}-d features, but the checkpoint\'s model '
+            f'was trained on {width}-d features') in err and err.count('\n') == 1

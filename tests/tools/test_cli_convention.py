@@ -38,6 +38,12 @@ def _eval_inputs(tmp: Path) -> list[str]:
             '--label-map', 'X:0,Y:1']
 
 
+def _tiny_labels(tmp: Path) -> Path:
+    (tmp / 'labels.csv').write_text('case_id,slide_id,oncotree_code\n'
+                                    'a,a1,X\nb,b1,X\nc,c1,Y\nd,d1,Y\n')
+    return tmp / 'labels.csv'
+
+
 def _bad_slide_file(tmp: Path) -> Path:
     (tmp / 'src').mkdir()
     torch.save(torch.zeros(2, 7, 8), tmp / 'src' / 'bad.pt')
@@ -54,6 +60,8 @@ BAD_INPUT: dict[str, Callable[[Path], list[str]]] = {
     'ingest': lambda t: [str(_bad_slide_file(t)), '--store', str(t / 's'), '--no-progress'],
     'inspect_bank': lambda t: [str(_no_bank(t))],
     'inspect_store': lambda t: [str(_not_a_store(t))],
+    'make_splits': lambda t: ['classification', str(_tiny_labels(t)), '--out', str(t / 's'),
+                              '--folds', '5'],  # 2 cases per class: too few for 5 folds
     'make_synthetic': lambda t: ['trident', str(t / 'job'), '--store', str(_not_a_store(t))],
     'train': lambda t: [str(t / 'no_such_config.py')],
     'visualize': lambda t: ['graph', str(_no_bank(t)), '--out', str(t / 'g.png')],

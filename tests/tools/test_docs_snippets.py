@@ -3,6 +3,7 @@ shell (so exports carry over), from the repository root, with WORK in a temp fol
 HIPT-features path and the "From TRIDENT features" section are run by separate tests."""
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -67,23 +68,42 @@ def test_getting_started_runs_as_written(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)  # about a minute on 2 idle cores
+@pytest.mark.timeout(900)  # about two minutes on 2 idle cores
 def test_from_trident_features_runs_as_written(tmp_path):
-    """Synthetic TRIDENT files with holes and a 40x slide -> ingest -> train with masks
-    -> extract -> KNN, as the section reads."""
+    """Synthetic TRIDENT files (D = 48, not the demo config's 32) with holes and a 40x
+    slide -> ingest -> make_splits -> train with masks -> extract -> every protocol of
+    eval_slides.py, each producing numbers, as the section reads."""
     work = tmp_path / 'work'
     text = sections(DOC)[TRIDENT]
-    for tool in ('make_synthetic', 'ingest', 'inspect_store', 'train', 'extract_embeddings',
-                 'eval_slides'):
+    for tool in ('make_synthetic', 'ingest', 'inspect_store', 'make_splits', 'train',
+                 'extract_embeddings', 'eval_slides'):
         assert f'tools/{tool}.py' in text, tool
-    proc = run_blocks(bash_blocks(text), work, timeout=500)
+    proc = run_blocks(bash_blocks(text), work, timeout=800)
     assert 'status: complete' in proc.stdout and 'encoder synthetic' in proc.stdout
-    rows = re.findall(r'^  (SYN-\S+)\s+\d+\s+\d+\s+([\d.]+)\s+(\d+)\s', proc.stdout, flags=re.M)
-    assert len(rows) == 12  # every slide ingested
-    assert sorted(int(stride) for _, _, stride in rows) == [256] * 11 + [512]  # one 40x
-    assert all(float(tissue) < 1 for _, tissue, _ in rows)  # the regions have holes
+    rows = re.findall(r'^  (SYN-\S+)\s+\d+\s+\d+\s+([\d.]+)\s+(\d+)\s+(\d+)/(\d+)\s',
+                      proc.stdout, flags=re.M)
+    assert len(rows) == 20  # the first 20 of the 40 slides are listed
+    assert all(float(tissue) < 1 for _, tissue, *_ in rows)  # the regions have holes
+    assert all(int(kept) <= int(total) for *_, kept, total in rows)
+    assert 'patches: ' in proc.stdout and 'kept in regions' in proc.stdout
+    # D comes from the store: the demo config's in_channels=32 follows it to 48
+    assert 'model.backbone.in_channels: 32 -> 48' in proc.stdout
+    assert 'short run: default_hooks.teacher_ema.momentum' in proc.stdout + proc.stderr
     rows = [r for r in logged_scalars(work / 'trident_train') if 'loss' in r]
     assert rows and all(math.isfinite(r['loss']) for r in rows)
     assert any('loss_intra' in r for r in rows)  # the prototype terms ran on masked grids
-    assert len(list((work / 'trident_embeddings').glob('*.pt'))) == 12
-    assert (work / 'trident_knn' / 'summary.csv').is_file()
+    assert len(list((work / 'trident_embeddings').glob('*.pt'))) == 40
+    assert len(list((work / 'tsplits').glob('splits_*.csv'))) == 3
+    for name in ('knn', 'linear', 'mil'):  # a test AUC on every split
+        result = json.loads((work / f'trident_{name}' / 'results.json').read_text())
+        aucs = [f['test_auc'] for f in result['folds']]
+        assert len(aucs) == 3 and all(a is not None and 0 <= a <= 1 for a in aucs), name
+    survival = json.loads((work / 'trident_survival' / 'results.json').read_text())
+    assert survival['summary']['n'] == 3  # a c-index on every fold, no refusal
+    assert 0 <= survival['summary']['mean'] <= 1
+    fewshot = (work / 'trident_fewshot' / 'summary.csv').read_text()
+    retrieval = (work / 'trident_retrieval' / 'summary.csv').read_text()
+    assert re.search(r'\d\.\d', fewshot) and re.search(r'\d\.\d', retrieval)
+    report = json.loads((work / 'trident_report' / 'report.json').read_text())
+    assert {'knn', 'linear', 'mil', 'fewshot', 'retrieval', 'survival'} <= set(report)
+    assert math.isfinite(report['survival']['slpd']['val_cindex']['mean'])

@@ -51,6 +51,8 @@ def check_inspect_bank(main, ckpt: Path, store: Path, slide: int, capsys) -> Non
     text = capsys.readouterr().out
     assert f'slides: {len(bank.valid)} ({int(bank.valid.sum())} with prototypes)' in text
     assert f'bank built at the start of epoch {epoch}' in text
+    ids = [open_store(store).slide_ids[i] for i in bank.valid.nonzero().flatten().tolist()]
+    assert f'slides with prototypes (ids): {" ".join(ids[:30])}' in text  # ids, not indices
     mean = bank.summary()['cluster_size_mean']
     assert any(line.split()[:1] == ['cluster_size_mean'] and
                math.isclose(float(line.split()[1]), mean, rel_tol=1e-5)
@@ -71,7 +73,9 @@ def test_inspect_bank__overview_needs_no_store(tools, small_store, tmp_path, cap
     moved['meta']['dataset_meta']['store'] = str(tmp_path / 'gone')
     torch.save(moved, ckpt)
     assert tools['inspect_bank'].main([str(ckpt)]) == 0
-    assert 'neighbor_similarity_mean' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert 'neighbor_similarity_mean' in out
+    assert 'slides with prototypes (indices; --store names them)' in out
     assert tools['inspect_bank'].main([str(ckpt), '--slide', '0']) == 1
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and 'feature store not found' in err

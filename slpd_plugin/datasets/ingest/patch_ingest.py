@@ -34,6 +34,7 @@ from slpd_plugin.utils.progress import progress_bar
 
 from ..stores import StoreError, StoreWriter, open_writer
 from ..stores.base import GRID_SIZE
+from ..stores.report import patch_loss_lines
 from .grid_assembly import DEFAULT_MIN_TISSUE, PART_BYTES, iter_region_parts, plan_pieces
 from .ingest import IngestReport, _check_range
 from .lattice import Lattice, place, split_by_phase
@@ -92,6 +93,12 @@ class PatchIngestReport(IngestReport):
     patches: int = 0
     no_tissue: list[str] = field(default_factory=list)
     in_pieces: list[str] = field(default_factory=list)
+    kept: list[tuple[str, int, int]] = field(default_factory=list)
+
+    def patch_lines(self) -> list[str]:
+        """Patches in the files against patches kept in regions, in total, and a
+        warning naming each slide that lost more than 10 % of them."""
+        return patch_loss_lines(self.kept)
 
     def summary(self) -> str:
         text = super().summary() + f'; {self.patches:,} patches'
@@ -189,9 +196,9 @@ def place_pieces(coords, stride: float, where: str,
 
 
 def ingest_patch_slide(source: SlideSource, writer: StoreWriter, options: PatchOptions,
-                       dtype: str) -> tuple[int, int, int]:
+                       dtype: str) -> tuple[int, int, int, int]:
     """Check and write one slide; returns (regions written, patches in the file, tissue
-    pieces).
+    pieces, patches kept in regions).
 
     Raises:
         StoreError: naming the file, for anything listed in the module docstring.
@@ -209,7 +216,7 @@ def ingest_patch_slide(source: SlideSource, writer: StoreWriter, options: PatchO
                           f'{options.grid_size} patches has tissue fraction >= '
                           f'{options.min_tissue:g} ({len(slide.coords)} patches in '
                           f'{plan.occupied} regions); slide skipped', stacklevel=2)
-            return 0, len(slide.coords), len(pieces)
+            return 0, len(slide.coords), len(pieces), 0
         stride = slide.stride.item() if hasattr(slide.stride, 'item') else slide.stride
         facts = {k: v for k, v in slide.slide_info.items() if v is not None}
         record = dict(file=str(Path(slide.path).resolve()), file_sha256=file_sha256(slide.path),
@@ -227,7 +234,7 @@ def ingest_patch_slide(source: SlideSource, writer: StoreWriter, options: PatchO
                 _check_range(grids, dtype, slide.path)
                 yield grids, corners, masks
         writer.add_slide_parts(source.slide_id, parts(), source=record)
-        return plan.num_regions, len(slide.coords), len(pieces)
+        return plan.num_regions, len(slide.coords), len(pieces), len(plan.rows)
 
 
 def ingest_patches(sources: list[SlideSource], store: str, options: PatchOptions,
@@ -255,8 +262,9 @@ def ingest_patches(sources: list[SlideSource], store: str, options: PatchOptions
     if options.fmt == 'clam' and todo and not options.allow_mixed_strides:
         check_one_stride(todo, writer, options)
     for source in progress_bar(todo, unit='slide', desc='ingest', disable=not progress):
-        regions, patches, pieces = ingest_patch_slide(source, writer, options, dtype)
+        regions, patches, pieces, kept = ingest_patch_slide(source, writer, options, dtype)
         report.patches += patches
+        report.kept.append((source.slide_id, patches, kept))
         if regions == 0:
             report.no_tissue.append(source.slide_id)
             continue

@@ -36,6 +36,45 @@ def _redis_journal(uri: str) -> list[dict]:
     return journal.parse_lines(lines, str(loc))
 
 
+#: Share of a slide's patches lost to regions below ``min_tissue`` above which the
+#: ingest summary and ``inspect_store`` warn.
+PATCH_LOSS_WARN = 0.10
+
+
+def patch_loss_lines(slides: list[tuple[str, int, int]],
+                     threshold: float = PATCH_LOSS_WARN) -> list[str]:
+    """Patches in the files against patches kept in regions, in total, and a warning
+    naming the slides that lost more than ``threshold`` of theirs.
+
+    Args:
+        slides: ``(slide_id, patches in the file, patches kept in regions)`` per slide.
+        threshold: Lost share above which a slide is named. Defaults to 0.10.
+
+    Returns:
+        No line without slides, else a ``patches:`` line and maybe a ``warning:`` line.
+    """
+    if not slides:
+        return []
+    total = sum(n for _, n, _ in slides)
+    kept = sum(k for _, _, k in slides)
+    lines = [f'patches: {total:,} in the files, {kept:,} kept in regions '
+             f'({100 * kept / max(total, 1):.1f} %)']
+    lossy = [(sid, n, n - k) for sid, n, k in slides if n and (n - k) / n > threshold]
+    if lossy:
+        named = ', '.join(f'{sid} lost {lost} of {n} ({100 * lost / n:.0f} %)'
+                          for sid, n, lost in lossy[:5])
+        more = f', and {len(lossy) - 5} more' if len(lossy) > 5 else ''
+        lines.append(f'warning: {len(lossy)} slide(s) lost more than {threshold:.0%} of '
+                     f'their patches to regions below min_tissue: {named}{more}')
+    return lines
+
+
+def _patch_counts(report: dict) -> list[tuple[str, int, int]]:
+    return [(s['slide_id'], int(s['source']['patches']),
+             int(s['source']['patches_in_regions'])) for s in report['slides']
+            if 'patches_in_regions' in s.get('source', {})]
+
+
 def _disk_bytes(root: Path) -> int:
     return sum(f.stat().st_size for f in root.rglob('*') if f.is_file())
 
@@ -169,18 +208,21 @@ def format_store_report(report: dict, max_slides: int | None = 20) -> list[str]:
         f'size: {human_bytes(report["data_bytes"])} of grids{disk}',
     ]
     lines += _provenance_lines(report)
+    lines += patch_loss_lines(_patch_counts(report))
     shown = report['slides'] if max_slides is None else report['slides'][:max_slides]
     width = max(len('slide_id'), *(len(s['slide_id']) for s in shown))
     extra = report['provenance'] is not None
     lines.append(f'  {"slide_id":<{width}}  {"regions":>7}  {"offset":>8}'
-                 + ('  tissue  stride  source (sha256)' if extra else ''))
+                 + ('  tissue  stride  patches kept  source (sha256)' if extra else ''))
     for s in shown:
         line = f'  {s["slide_id"]:<{width}}  {s["count"]:>7}  {s["offset"]:>8}'
         if extra and 'source' in s:
             src = s['source']
             tissue = f'{s["tissue"]:.2f}' if 'tissue' in s else '-'
-            line += (f'  {tissue:>6}  {src.get("stride", 0):>6g}  {src.get("file")} '
-                     f'({src.get("file_sha256", "")[:12]})')
+            kept = (f'{src["patches_in_regions"]}/{src["patches"]}'
+                    if 'patches_in_regions' in src else '-')
+            line += (f'  {tissue:>6}  {src.get("stride", 0):>6g}  {kept:>12}  '
+                     f'{src.get("file")} ({src.get("file_sha256", "")[:12]})')
             if src.get('pieces'):  # CLAM tissue pieces on shifted lattices
                 line += f' [{src["pieces"]} pieces]'
         lines.append(line)

@@ -162,7 +162,10 @@ def _fit_linear(x_tr: np.ndarray, y_tr: np.ndarray, x_val: np.ndarray, y_val: np
     if C is not None:
         return make_linear(C).fit(x_tr, y_tr), C
     if len(y_val) == 0:
-        raise ValueError('choosing C needs a non-empty val part; pass a fixed C instead')
+        raise ValueError('the linear probe chooses C on the val part, but this split has '
+                         'no val slide with an embedding: give a fixed C with --C (e.g. '
+                         '--C 1.0), or make splits with a val part (tools/make_splits.py '
+                         '--val-frac)')
     best: tuple[float, float, float] | None = None
     best_model = None
     for c in sorted(C_grid):

@@ -26,6 +26,8 @@ import torch
 from torch import nn
 from torch.utils.data import WeightedRandomSampler
 
+from slpd_plugin.utils.progress import progress_bar
+
 from ..data.cohort import select_parts
 from ..data.embeddings import index_embedding_dir, load_region_embeddings
 from ..data.fractions import TrainFraction, parse_fraction
@@ -141,6 +143,7 @@ class MILConfig:
         device: Torch device. Defaults to ``'cpu'``.
         model: A key of :data:`MIL_MODELS`: ``'abmil'`` (gated-attention MIL) or
             ``'transformer'`` (HIPT-style slide transformer). Defaults to 'abmil'.
+        progress: Show a progress bar of splits x epochs (stderr). Defaults to False.
 
     Raises:
         ValueError: For a ``model`` that is not a key of :data:`MIL_MODELS`.
@@ -154,6 +157,7 @@ class MILConfig:
     dropout: float = 0.25
     device: str = 'cpu'
     model: str = 'abmil'
+    progress: bool = False
 
     def __post_init__(self) -> None:
         if self.model not in MIL_MODELS:
@@ -168,6 +172,13 @@ def build_mil_model(cfg: MILConfig, in_dim: int, num_outputs: int) -> GatedAtten
                                              ('attn_dim', cfg.attn_dim)) if value is not None}
     return MIL_MODELS[cfg.model](in_dim, num_outputs, dropout=cfg.dropout,
                                  **sizes).to(cfg.device)
+
+
+def epoch_bar(cfg: MILConfig, num_splits: int, desc: str):
+    """A progress bar of ``num_splits x cfg.epochs`` epochs (disabled unless
+    ``cfg.progress``)."""
+    return progress_bar(total=num_splits * cfg.epochs, desc=desc, unit='epoch',
+                        disable=not cfg.progress)
 
 
 @contextmanager
@@ -205,7 +216,7 @@ def _score(model: GatedAttentionMIL, bags: Sequence[torch.Tensor], y: np.ndarray
 
 def _train_split(bags: Mapping[str, torch.Tensor], labels: Mapping[str, int],
                  train: list[str], val: list[str], num_classes: int, cfg: MILConfig,
-                 generator: torch.Generator) -> tuple[GatedAttentionMIL, int]:
+                 generator: torch.Generator, bar) -> tuple[GatedAttentionMIL, int]:
     dim = next(iter(bags.values())).shape[1]
     model = build_mil_model(cfg, dim, num_classes)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -227,6 +238,7 @@ def _train_split(bags: Mapping[str, torch.Tensor], labels: Mapping[str, int],
             opt.zero_grad()
             loss.backward()
             opt.step()
+        bar.update()
         if not val:
             continue
         _, proba, val_loss = _score(model, val_bags, y_val, cfg.device)
@@ -276,13 +288,14 @@ def evaluate_mil(bags: Mapping[str, torch.Tensor],
     fraction = parse_fraction(fraction)
     names = class_names_or_numbers(class_names, num_classes)
     results = []
+    bar = epoch_bar(cfg, len(splits), 'mil')
     for split in splits:
         train, val, test = select_parts(split, labels, bags, fraction, seed)
         with torch.random.fork_rng(devices=[]), one_thread():
             torch.manual_seed(seed * 1000 + split.fold)
             generator = torch.Generator().manual_seed(seed * 1000 + split.fold)
             model, best_epoch = _train_split(bags, labels, train, val, num_classes, cfg,
-                                             generator)
+                                             generator, bar)
             y_val = np.array([labels[s] for s in val], dtype=int)
             y_te = np.array([labels[s] for s in test])
             pred_val, proba_val, _ = _score(model, [bags[s] for s in val], y_val,
@@ -292,4 +305,5 @@ def evaluate_mil(bags: Mapping[str, torch.Tensor],
                              (y_val, pred_val, proba_val), test, (y_te, pred_te, proba_te))
         result.best_epoch = best_epoch
         results.append(result)
+    bar.close()
     return ProtocolResult('mil', fraction, seed, names, results)

@@ -40,6 +40,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold
 from sklearn.preprocessing import StandardScaler
 
+from slpd_plugin.utils.progress import progress_bar
+
 from ..data.embeddings import SlideEmbeddings
 from ..data.splits import Split
 from ..data.survival_data import SurvivalTable, patient_embeddings
@@ -51,7 +53,7 @@ from ..stats.survival_metrics import (
     risk_from_logits,
     time_bins,
 )
-from .mil import MILConfig, build_mil_model, one_thread
+from .mil import MILConfig, build_mil_model, epoch_bar, one_thread
 
 __all__ = ['MIL_PROTOCOLS', 'NUM_ALPHAS', 'SURVIVAL_PROTOCOLS', 'CoxConfig', 'SurvivalFold',
            'SurvivalResult', 'balanced_case_weights', 'evaluate_cox', 'evaluate_survival_mil',
@@ -73,12 +75,14 @@ class CoxConfig:
             Defaults to 5.
         num_alphas: Penalties on the path. Defaults to :data:`NUM_ALPHAS`.
         alpha_min_ratio: Smallest penalty / largest. Defaults to 0.01.
+        progress: Show a progress bar of the splits (stderr). Defaults to False.
     """
 
     l1_ratio: float = 0.5
     inner_folds: int = 5
     num_alphas: int = NUM_ALPHAS
     alpha_min_ratio: float = 0.01
+    progress: bool = False
 
 
 @dataclass
@@ -128,6 +132,20 @@ class SurvivalResult:
         """Mean ± std (ddof=1) of ``val_cindex`` over splits."""
         return mean_std([f.val_cindex for f in self.folds])
 
+    def check_scored(self) -> None:
+        """Refuse a result whose c-index is undefined on every split.
+
+        Raises:
+            ValueError: when no split's val part holds a comparable pair.
+        """
+        if self.folds and all(math.isnan(f.val_cindex) for f in self.folds):
+            raise ValueError(
+                f'survival ({self.protocol}): the c-index is undefined on all '
+                f'{len(self.folds)} splits (val parts of '
+                f'{[f.n_val for f in self.folds]} cases with '
+                f'{[int(f.event.sum()) for f in self.folds]} events: no comparable '
+                'pair); make fewer, larger folds (tools/make_splits.py --folds)')
+
 
 def usable_cases(split: Split, table: SurvivalTable,
                  has_embedding: Mapping[str, object] | SlideEmbeddings
@@ -162,8 +180,17 @@ def _coxnet(cfg: CoxConfig, alphas: np.ndarray | None = None):
 
 
 def _choose_alpha(x: np.ndarray, time: np.ndarray, event: np.ndarray, alphas: np.ndarray,
-                  cfg: CoxConfig, seed: int) -> float:
-    """The penalty with the best mean inner-CV c-index (ties: the larger penalty)."""
+                  cfg: CoxConfig, seed: int, where: str = '') -> float:
+    """The penalty with the best mean inner-CV c-index (ties: the larger penalty).
+
+    Raises:
+        ValueError: naming ``--inner-folds``, when there are fewer training cases than
+            inner folds, or no inner fold can be scored (none holds a comparable pair).
+    """
+    if len(x) < cfg.inner_folds:
+        raise ValueError(f'{where}{len(x)} training cases, fewer than the {cfg.inner_folds} '
+                         'inner folds choosing the Cox penalty: lower --inner-folds (>= 2) '
+                         'or make larger splits')
     scores = np.full((cfg.inner_folds, len(alphas)), np.nan)
     inner = KFold(cfg.inner_folds, shuffle=True, random_state=seed)
     for i, (tr, va) in enumerate(inner.split(x)):
@@ -179,7 +206,10 @@ def _choose_alpha(x: np.ndarray, time: np.ndarray, event: np.ndarray, alphas: np
         warnings.simplefilter('ignore', RuntimeWarning)  # all-NaN columns
         mean = np.nanmean(scores, axis=0)
     if np.isnan(mean).all():
-        return float(alphas[0])
+        raise ValueError(f'{where}none of the {cfg.inner_folds} inner folds choosing the Cox '
+                         f'penalty could be scored ({len(x)} training cases, '
+                         f'{int(event.sum())} events; each inner val part needs an event '
+                         'and a comparable pair): lower --inner-folds or make larger splits')
     order = np.argsort(-alphas, kind='stable')  # strongest penalty first
     return float(alphas[order[np.nanargmax(mean[order])]])
 
@@ -195,7 +225,8 @@ def evaluate_cox(table: SurvivalTable, slides: SlideEmbeddings, splits: Sequence
     """
     cfg = config or CoxConfig()
     folds = []
-    for split in splits:
+    for split in progress_bar(splits, desc='survival cox', unit='split',
+                              disable=not cfg.progress):
         train, val = usable_cases(split, table, slides)
         x_tr, x_val = (patient_embeddings(table, slides, part) for part in (train, val))
         t_tr, e_tr = table.arrays(train)
@@ -209,12 +240,15 @@ def evaluate_cox(table: SurvivalTable, slides: SlideEmbeddings, splits: Sequence
             warnings.simplefilter('ignore', UserWarning)
             path = _coxnet(cfg).fit(x_tr, _structured(t_tr, e_tr))
             alphas = np.asarray(path.alphas_)
-            alpha = _choose_alpha(x_tr, t_tr, e_tr, alphas, cfg, seed * 1000 + split.fold)
+            alpha = _choose_alpha(x_tr, t_tr, e_tr, alphas, cfg, seed * 1000 + split.fold,
+                                  f'split {split.fold}: ')
             risk = path.predict(x_val, alpha=alpha)
         folds.append(SurvivalFold(split.fold, len(train), len(val),
                                   c_index(t_val, e_val, risk), alpha, val, t_val, e_val,
                                   np.asarray(risk, float)))
-    return SurvivalResult('cox', folds)
+    result = SurvivalResult('cox', folds)
+    result.check_scored()
+    return result
 
 
 def _patient_bags(table: SurvivalTable, bags: Mapping[str, torch.Tensor],
@@ -274,6 +308,7 @@ def evaluate_survival_mil(table: SurvivalTable, bags: Mapping[str, torch.Tensor]
     cfg = config or MILConfig()
     dim = next(iter(bags.values())).shape[1]
     folds = []
+    bar = epoch_bar(cfg, len(splits), 'survival mil')
     for split in splits:
         train, val = usable_cases(split, table, bags)
         t_tr, e_tr = table.arrays(train)
@@ -305,10 +340,14 @@ def evaluate_survival_mil(table: SurvivalTable, bags: Mapping[str, torch.Tensor]
                     if step % grad_accum == 0 or step == len(order):
                         opt.step()
                         opt.zero_grad()
+                bar.update()
             model.eval()
             with torch.no_grad():
                 logits = torch.stack([model(b.to(cfg.device))[0] for b in val_bags]).cpu()
             risk = risk_from_logits(logits).numpy().astype(float)
         folds.append(SurvivalFold(split.fold, len(train), len(val),
                                   c_index(t_val, e_val, risk), None, val, t_val, e_val, risk))
-    return SurvivalResult('mil', folds)
+    bar.close()
+    result = SurvivalResult('mil', folds)
+    result.check_scored()
+    return result

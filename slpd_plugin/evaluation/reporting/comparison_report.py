@@ -33,6 +33,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from slpd_plugin.datasets.labels import LabelTable
+from slpd_plugin.utils.progress import progress_bar
 
 from ..data.embeddings import SlideEmbeddings, load_slide_embeddings
 from ..data.splits import Split
@@ -251,7 +252,8 @@ def run_report(sets: Mapping[str, Path], labels: LabelTable, splits: Sequence[Sp
                out: Path, protocols: Sequence[str] = REPORT_PROTOCOLS,
                store: str | Path | None = None, survival: SurvivalInputs | None = None,
                mil: MILConfig | None = None, shots: Sequence[int] = DEFAULT_SHOTS,
-               draws: int = 50, num_resamples: int = 1000, seed: int = 0) -> str:
+               draws: int = 50, num_resamples: int = 1000, seed: int = 0,
+               progress: bool = False) -> str:
     """Evaluate every set (and the raw-feature baseline) and write the report.
 
     Args:
@@ -270,6 +272,7 @@ def run_report(sets: Mapping[str, Path], labels: LabelTable, splits: Sequence[Sp
         draws: Few-shot draws. Defaults to 50.
         num_resamples: Bootstrap resamples. Defaults to 1000.
         seed: Seed. Defaults to 0.
+        progress: Show a progress bar of protocols x sets (stderr). Defaults to False.
 
     Returns:
         The path of ``report.md``, as text.
@@ -283,7 +286,8 @@ def run_report(sets: Mapping[str, Path], labels: LabelTable, splits: Sequence[Sp
                          f'{REPORT_PROTOCOLS}')
     mil = mil or MILConfig()
     baseline_mil = MILConfig(**{**FEATHER_LIKE.__dict__, 'epochs': mil.epochs, 'lr': mil.lr,
-                                'weight_decay': mil.weight_decay, 'device': mil.device})
+                                'weight_decay': mil.weight_decay, 'device': mil.device,
+                                'progress': mil.progress})
     wanted = set().union(*(s.all_ids() for s in splits)) & set(labels.labels)
     if survival is not None:
         cases = set().union(*(set(s.train) | set(s.val) for s in survival.splits))
@@ -302,18 +306,31 @@ def run_report(sets: Mapping[str, Path], labels: LabelTable, splits: Sequence[Sp
           f'every set has. Intervals are 95 % bootstrap percentiles over {num_resamples} '
           'resamples of the test slides of each split (fold means); a comparison whose '
           'interval covers 0 makes no claim.', '']
+    sections = [p for p in (*CLASSIFIERS, 'fewshot', 'retrieval') if p in protocols]
+    bar = progress_bar(total=(len(sections) + (survival is not None)) * len(loaded),
+                       desc='report', unit='set', disable=not progress)
     for protocol in (p for p in CLASSIFIERS if p in protocols):
-        results = {es.name: _classification(protocol, es, labels, splits, seed)
-                   for es in loaded}
+        results = {}
+        for es in loaded:
+            bar.set_postfix_str(f'{protocol} {es.name}')
+            results[es.name] = _classification(protocol, es, labels, splits, seed)
+            bar.update()
         notes = {es.name: _model_note(protocol, es, labels.num_classes) for es in loaded}
         plot_roc_sets(results, out / f'roc_{protocol}.png', title=f'{protocol}: mean ROC')
         md += _classification_section(protocol, results, notes, num_resamples, seed, record)
     if 'fewshot' in protocols:
+        bar.set_postfix_str('fewshot')
         md += _fewshot_section(loaded, labels, splits, shots, draws, seed, out, record)
+        bar.update(len(loaded))
     if 'retrieval' in protocols:
+        bar.set_postfix_str('retrieval')
         md += _retrieval_section(loaded, labels, splits, record)
+        bar.update(len(loaded))
     if survival is not None:
+        bar.set_postfix_str('survival')
         md += _survival_section(loaded, survival, out, num_resamples, seed, record)
+        bar.update(len(loaded))
+    bar.close()
     (out / 'report.md').write_text('\n'.join(md) + '\n')
     write_json_file(out / 'report.json', record, indent=1)
     return str(out / 'report.md')

@@ -75,6 +75,11 @@ def format_table(result: ProtocolResult, title: str = '') -> str:
     return '\n'.join(lines)
 
 
+def fraction_words(value: float) -> str:
+    """``1.0`` -> ``'100 % of training slides'``."""
+    return f'{100 * value:g} % of training slides'
+
+
 def write_roc_plots(result: ProtocolResult, out_dir: str | Path,
                     per_fold: bool = True, grid_size: int = 201) -> list[Path]:
     """Plot ROC curves: ``roc_fold{k}.png`` per split and ``roc_mean.png``.
@@ -117,7 +122,8 @@ def write_roc_plots(result: ProtocolResult, out_dir: str | Path,
             for c, (fpr, tpr_c) in enumerate(curves):
                 ax.plot(fpr, tpr_c, lw=1, label=f'{names[c]} vs rest')
             ax.plot(grid, tpr, 'k--', lw=1.5, label='macro average')
-        _decorate(ax, f'{result.protocol} fold {f.fold}: AUC {f.test_auc:.3f}')
+        _decorate(ax, f'{result.protocol}, {fraction_words(result.fraction.value)}, '
+                      f'split {f.fold}: AUC {f.test_auc:.3f}')
         path = out_dir / f'roc_fold{f.fold}.png'
         fig.savefig(path, dpi=100)
         plt.close(fig)
@@ -133,7 +139,7 @@ def write_roc_plots(result: ProtocolResult, out_dir: str | Path,
         ax.plot(grid, mean, 'b', lw=2, label='mean over splits')
         ax.fill_between(grid, np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1),
                         color='b', alpha=0.15, label='± 1 std')
-        _decorate(ax, f'{result.protocol} ({result.fraction.spec}): AUC '
+        _decorate(ax, f'{result.protocol}, {fraction_words(result.fraction.value)}: AUC '
                       f'{auc["mean"]:.3f} ± {auc["std"]:.3f}')
         path = out_dir / 'roc_mean.png'
         fig.savefig(path, dpi=100)

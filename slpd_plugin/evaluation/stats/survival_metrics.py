@@ -41,10 +41,11 @@ def c_index(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> float:
     time, event, risk = (np.asarray(a) for a in (time, event, risk))
     if len(time) < 2 or not event.any():
         return math.nan
-    try:
-        return float(concordance_index_censored(event.astype(bool), time.astype(float),
-                                                risk.astype(float), tied_tol=1e-8)[0])
-    except (ZeroDivisionError, ValueError):  # no comparable pair
+    try:  # no comparable pair: 0 / 0, an expected NaN, not a warning per call
+        with np.errstate(invalid='ignore', divide='ignore'):
+            return float(concordance_index_censored(event.astype(bool), time.astype(float),
+                                                    risk.astype(float), tied_tol=1e-8)[0])
+    except (ZeroDivisionError, ValueError):
         return math.nan
 
 

@@ -31,7 +31,8 @@ def checked_grids(x: Tensor, mask: Tensor | None, in_channels: int, name: str) -
     cannot reach the output through ``0 * value``."""
     if x.dim() != 4 or x.shape[1] != in_channels:
         raise ValueError(f'{name} expects grids of shape (B, {in_channels}, H, W), '
-                         f'got {tuple(x.shape)}')
+                         f'got {tuple(x.shape)}: set model.backbone.in_channels to the '
+                         'feature width of the store')
     if mask is None:
         return x
     check_mask(mask, x, name)
