@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from tests.utils import ROOT, logged_scalars, run_train
+from tests.utils import ROOT, logged_scalars, run_train, shared_run
 
 pytestmark = pytest.mark.slow
 CONFIG = ROOT / 'tests' / 'configs' / 'tiny_slpd.py'
@@ -21,9 +21,7 @@ def fingerprints(work, rank=0):
 
 @pytest.fixture(scope='module')
 def slpd_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp('slpd')
-    train(root / 'work', root / 'store')
-    return root
+    return shared_run(tmp_path_factory, 'train_cfg.max_epochs=3', config=CONFIG)
 
 
 def test_prototype_losses_start_after_warm_up(slpd_run):
