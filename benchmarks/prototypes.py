@@ -33,8 +33,10 @@ regions). Counts are drawn from those 180 BRCA counts and rescaled to the NSCLC 
 
 Usage: ``python benchmarks/prototypes.py [--quick] [--profile] [--scale 0.25 0.5 1 10]
 [--k 2 3 4 6 8] [--repeats N] [--threads N] [--sections refresh matching] [--out PATH]``
-(quick: about 1 minute on 2 idle cores). ``--sections refresh`` re-measures sections 0-2
-and carries sections 3-4 over from the JSON already at ``--out`` (``carried_over``).
+(quick: best of 1, scales up to 1, the baseline refusing K = 8; with best of 3 it took
+312 s of CPU, 19 min of wall time on 2 cores shared with other jobs at load 8-10).
+``--sections refresh`` re-measures sections 0-2 and carries sections 3-4 over from the
+JSON already at ``--out`` (``carried_over``).
 """
 from __future__ import annotations
 
@@ -393,7 +395,8 @@ def matching_sections(result: dict[str, Any], quick: bool, runs: list, scales: l
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--quick', action='store_true', help='small sweeps, < ~2 minutes')
+    parser.add_argument('--quick', action='store_true',
+                        help='small sweeps, best of 1, for run_all.py --quick')
     parser.add_argument('--scale', type=float, nargs='+', default=None,
                         help='multiples of TCGA-NSCLC size (default: 0.25 0.5 1, and 10 '
                              'unless quick)')
@@ -402,8 +405,9 @@ def main() -> None:
                              'quick: 2 4 8)')
     parser.add_argument('--threads', type=int, default=torch.get_num_threads(),
                         help='threads for torch and faiss (default: torch default)')
-    parser.add_argument('--repeats', type=int, default=3,
-                        help='best-of repeats of the clusterings, scales <= 1')
+    parser.add_argument('--repeats', type=int, default=None,
+                        help='best-of repeats of the clusterings, scales <= 1 (default 3; '
+                             'quick: 1)')
     parser.add_argument('--sections', nargs='+', choices=SECTIONS, default=list(SECTIONS),
                         help='sections to run; the others are carried over from the JSON '
                              'already at --out, if any (listed under "carried_over")')
@@ -415,6 +419,7 @@ def main() -> None:
     faiss.omp_set_num_threads(args.threads)
     default_scales, default_ks = sweep_sizes(args.quick)
     scales, ks = args.scale or default_scales, args.k or default_ks
+    args.repeats = args.repeats or (1 if args.quick else 3)
     result: dict[str, Any] = dict(
         machine=dict(cpu=platform.processor() or platform.machine(), cores=os.cpu_count(),
                      threads=args.threads, torch=torch.__version__,
