@@ -41,9 +41,9 @@ def test_getting_started_runs_as_written(tmp_path):
     assert 'status: complete' in proc.stdout
     # The HIPT-layout round trip (export, token-major rewrite, ingest) kept every grid.
     bench, ingested = open_store(work / 'bench' / 'store'), open_store(work / 'store')
-    ids = bench.slide_ids()
-    assert sorted(ingested.slide_ids()) == sorted(ids) and len(ids) == 12
-    for s, slide in enumerate(ingested.slide_ids()):
+    ids = bench.slide_ids
+    assert sorted(ingested.slide_ids) == sorted(ids) and len(ids) == 12
+    for s, slide in enumerate(ingested.slide_ids):
         np.testing.assert_allclose(ingested.read_slide(s), bench.read_slide(ids.index(slide)),
                                    rtol=1e-3, atol=1e-3, err_msg=slide)
     rows = [r for r in logged_scalars(work / 'train') if 'loss' in r]
