@@ -32,13 +32,16 @@ demo: install
 lint: install
 	$(VENV)/bin/ruff check slpd_plugin tools benchmarks tests examples
 
-# Whole test files go to a worker (--dist loadfile) so that module fixtures run once;
-# --durations shows in CI's log where the time went.
+# Whole test files go to a worker (--dist loadfile) so that module fixtures run once,
+# the longest files first (tests/conftest.py orders them; --no-loadscope-reorder keeps
+# that order instead of xdist's most-tests-first); --durations shows in CI's log where
+# the time went.
+DIST := --dist loadfile --no-loadscope-reorder
 test: install redis lint
-	$(PY) -m pytest -q -n $(JOBS) --dist loadfile --durations=25 tests
+	$(PY) -m pytest -q -n $(JOBS) $(DIST) --durations=25 tests
 
 test-fast: install redis
-	$(PY) -m pytest -q -n $(JOBS) --dist loadfile -m "not slow" tests
+	$(PY) -m pytest -q -n $(JOBS) $(DIST) -m "not slow" tests
 
 clean:
 	rm -rf work_dirs data/demo_store

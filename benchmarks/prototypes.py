@@ -33,8 +33,10 @@ regions). Counts are drawn from those 180 BRCA counts and rescaled to the NSCLC 
 
 Usage: ``python benchmarks/prototypes.py [--quick] [--profile] [--scale 0.25 0.5 1 10]
 [--k 2 3 4 6 8] [--repeats N] [--threads N] [--sections refresh matching] [--out PATH]``
-(quick: about 1 minute on 2 idle cores). ``--sections refresh`` re-measures sections 0-2
-and carries sections 3-4 over from the JSON already at ``--out`` (``carried_over``).
+(quick: best of 1, scales up to 1, the baseline refusing K = 8; with best of 3 it took
+312 s of CPU, 19 min of wall time on 2 cores shared with other jobs at load 8-10).
+``--sections refresh`` re-measures sections 0-2 and carries sections 3-4 over from the
+JSON already at ``--out`` (``carried_over``).
 """
 from __future__ import annotations
 
@@ -58,7 +60,11 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.baselines.original_prototypes import cluster_per_slide, neighbours_by_permutations  # noqa: E402
+from benchmarks.baselines.original_prototypes import (  # noqa: E402
+    cluster_per_slide,
+    neighbours_by_permutations,
+    upstream_refusal,
+)
 from benchmarks.memory import measure, reset_peak  # noqa: E402
 from slpd_plugin.prototypes import (  # noqa: E402
     build_bank,
@@ -132,9 +138,11 @@ def compare(embeddings: torch.Tensor, slide_index: torch.Tensor, num_slides: int
 
     Each repeat runs ours (``cluster_slides`` + ``finish_bank``) and then the baseline
     (per-slide faiss k-means and search, then the (S, S, K!) permutation tensor), so
-    that both see the same background load. Peak RSS of a side: over its steps, above
-    this process's RSS before its first step. Returns the measurements, the torch
-    backend's bank and the baseline's refresh.
+    that both see the same background load. Where that whole tensor would not fit in
+    this machine's memory the baseline runs its clustering only, and its row says so
+    (``refused``: 'upstream way: would need N GB'; no total, no speedup). Peak RSS of a
+    side: over its steps, above this process's RSS before its first step. Returns the
+    measurements, the torch backend's bank and the baseline's refresh.
     """
     cluster_slides(embeddings[:2000], slide_index[:2000] % 8, 8, k, 1, torch.arange(8))
     times: dict[str, list[float]] = collections.defaultdict(list)
@@ -147,6 +155,7 @@ def compare(embeddings: torch.Tensor, slide_index: torch.Tensor, num_slides: int
         return result
 
     sample = baseline_rows(num_slides, k)
+    refusal = upstream_refusal(num_slides, k)
     for _ in range(repeats):
         parts = bank = centroids = theirs = None  # the previous repeat's results are freed
         base = reset_peak()
@@ -159,21 +168,27 @@ def compare(embeddings: torch.Tensor, slide_index: torch.Tensor, num_slides: int
         base = reset_peak()
         centroids, valid, assignments = timed('base_cluster', lambda: cluster_per_slide(
             embeddings, slide_index, num_slides, k, MIN_REGIONS), base)
-        neighbours, matched = timed('base_match', lambda: neighbours_by_permutations(
-            centroids, rows=sample), base)
-        theirs = dict(centroids=centroids, valid=valid, assignments=assignments,
-                      neighbors=neighbours, matched=matched)
+        theirs = dict(centroids=centroids, valid=valid, assignments=assignments)
+        if refusal is None:
+            theirs['neighbors'], theirs['matched'] = timed(
+                'base_match', lambda: neighbours_by_permutations(centroids, rows=sample), base)
     best = {name: min(values) for name, values in times.items()}
     out: dict[str, Any] = dict(valid_slides=int(bank.valid.sum()), k=k, repeats=repeats)
     out['torch'] = dict(cluster_s=best['torch_cluster'], match_s=best['torch_finish'],
                         total_s=best['torch_cluster'] + best['torch_finish'],
                         peak_rss_mb=max(peaks['torch_cluster'], peaks['torch_finish']))
-    base_match = best['base_match'] * num_slides / sample
-    out['baseline'] = dict(cluster_s=best['base_cluster'], match_s=base_match,
-                           total_s=best['base_cluster'] + base_match,
-                           peak_rss_mb=max(peaks['base_cluster'], peaks['base_match']),
-                           match_rows_timed=sample, extrapolated=sample < num_slides)
-    out['speedup_total'] = out['baseline']['total_s'] / out['torch']['total_s']
+    if refusal is None:
+        base_match = best['base_match'] * num_slides / sample
+        out['baseline'] = dict(cluster_s=best['base_cluster'], match_s=base_match,
+                               total_s=best['base_cluster'] + base_match,
+                               peak_rss_mb=max(peaks['base_cluster'], peaks['base_match']),
+                               match_rows_timed=sample, extrapolated=sample < num_slides)
+        out['speedup_total'] = out['baseline']['total_s'] / out['torch']['total_s']
+    else:  # the clustering runs; the matching's permutation tensor would not fit
+        out['baseline'] = dict(cluster_s=best['base_cluster'], match_s=None, total_s=None,
+                               peak_rss_mb=peaks['base_cluster'], match_rows_timed=0,
+                               extrapolated=False, refused=refusal)
+        out['speedup_total'] = None
     out['speedup_cluster'] = best['base_cluster'] / best['torch_cluster']
     return out, bank, theirs
 
@@ -330,13 +345,24 @@ def print_table(title: str, rows: list[dict[str, Any]]) -> None:
 def timing_row(r: dict[str, Any]) -> dict[str, Any]:
     """One line of a refresh table: seconds and peak RSS increase (MB) of both sides."""
     base = r['baseline']
+    refused = base.get('refused')
     return dict(slides=r['slides'], k=r['k'], valid=r['valid_slides'],
                 torch_cluster=r['torch']['cluster_s'], torch_match=r['torch']['match_s'],
                 torch_total=r['torch']['total_s'], base_cluster=base['cluster_s'],
-                base_match=base['match_s'], base_total=base['total_s'],
+                base_match=refused or base['match_s'], base_total=base['total_s'] or '-',
                 base_rows_timed=f"{base['match_rows_timed']}/{r['slides']}",
-                speedup_total=r['speedup_total'], torch_peak_mb=r['torch']['peak_rss_mb'],
-                base_peak_mb=base['peak_rss_mb'])
+                speedup_total=r['speedup_total'] or '-',
+                torch_peak_mb=r['torch']['peak_rss_mb'], base_peak_mb=base['peak_rss_mb'])
+
+
+def sweep_sizes(quick: bool) -> tuple[list[float], list[int]]:
+    """The default sweeps: scales of the refresh vs slides (K = 4) and K of the refresh
+    vs K (scale 1). Quick: the baseline runs K = 2 and 4 and refuses K = 8 (its
+    permutation tensor, 175 GB, fits nowhere), so that ``run_all.py --quick`` stays
+    within 10 minutes."""
+    if quick:
+        return [0.25, 0.5, 1], [2, 4, 8]
+    return [0.25, 0.5, 1, 10], [2, 3, 4, 6, 8]
 
 
 SECTIONS = ('refresh', 'matching')  # refresh: profile, vs slides, vs K; matching: the rest
@@ -369,7 +395,8 @@ def matching_sections(result: dict[str, Any], quick: bool, runs: list, scales: l
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--quick', action='store_true', help='small sweeps, < ~2 minutes')
+    parser.add_argument('--quick', action='store_true',
+                        help='small sweeps, best of 1, for run_all.py --quick')
     parser.add_argument('--scale', type=float, nargs='+', default=None,
                         help='multiples of TCGA-NSCLC size (default: 0.25 0.5 1, and 10 '
                              'unless quick)')
@@ -378,8 +405,9 @@ def main() -> None:
                              'quick: 2 4 8)')
     parser.add_argument('--threads', type=int, default=torch.get_num_threads(),
                         help='threads for torch and faiss (default: torch default)')
-    parser.add_argument('--repeats', type=int, default=3,
-                        help='best-of repeats of the clusterings, scales <= 1')
+    parser.add_argument('--repeats', type=int, default=None,
+                        help='best-of repeats of the clusterings, scales <= 1 (default 3; '
+                             'quick: 1)')
     parser.add_argument('--sections', nargs='+', choices=SECTIONS, default=list(SECTIONS),
                         help='sections to run; the others are carried over from the JSON '
                              'already at --out, if any (listed under "carried_over")')
@@ -389,8 +417,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     faiss.omp_set_num_threads(args.threads)
-    scales = args.scale or ([0.25, 0.5, 1] if args.quick else [0.25, 0.5, 1, 10])
-    ks = args.k or ([2, 4, 8] if args.quick else [2, 3, 4, 6, 8])
+    default_scales, default_ks = sweep_sizes(args.quick)
+    scales, ks = args.scale or default_scales, args.k or default_ks
+    args.repeats = args.repeats or (1 if args.quick else 3)
     result: dict[str, Any] = dict(
         machine=dict(cpu=platform.processor() or platform.machine(), cores=os.cpu_count(),
                      threads=args.threads, torch=torch.__version__,

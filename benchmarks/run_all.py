@@ -126,15 +126,17 @@ def data_ticks(ax: plt.Axes, values: list) -> None:
 def plot_refresh(rows: list[dict], x: str, xlabel: str, title: str, path: Path,
                  log_x: bool = False) -> Path:
     """Refresh seconds of ours and of the baseline against ``row[x]`` (log y); points
-    where a side was ``extrapolated`` are drawn hollow."""
+    where a side was ``extrapolated`` are drawn hollow, sizes the baseline refused (its
+    permutation tensor would not fit) are left out."""
     rows = sorted(rows, key=lambda r: r[x])
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for label, side, color in (('ours (torch backend)', 'torch', 'tab:blue'),
                                ('baseline (faiss loop + permutations)', 'baseline',
                                 'tab:red')):
-        xs, ys = [r[x] for r in rows], [r[side]['total_s'] for r in rows]
+        kept = [r for r in rows if r[side]['total_s'] is not None]
+        xs, ys = [r[x] for r in kept], [r[side]['total_s'] for r in kept]
         ax.plot(xs, ys, 'o-', color=color, label=label)
-        hollow = [(a, b) for a, b, r in zip(xs, ys, rows) if r[side].get('extrapolated')]
+        hollow = [(a, b) for a, b, r in zip(xs, ys, kept) if r[side].get('extrapolated')]
         if hollow:
             ax.plot(*zip(*hollow), 'o', color=color, markerfacecolor='white',
                     label=f'{label}, extrapolated')

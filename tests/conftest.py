@@ -47,6 +47,7 @@ def pytest_configure(config) -> None:
 
 
 def pytest_collection_modifyitems(config, items) -> None:
+    start_longest_files_first(items)
     found = torch.cuda.device_count()  # NVML count: does not initialise CUDA
     for item in items:
         if item.get_closest_marker('slow') and not item.get_closest_marker('timeout'):
@@ -56,6 +57,22 @@ def pytest_collection_modifyitems(config, items) -> None:
         if found < needed:
             item.add_marker(pytest.mark.skip(
                 reason=f'needs {needed} CUDA device(s), this host has {found}'))
+
+
+def start_longest_files_first(items: list) -> None:
+    """Order the files so that the longest start first: a file with a test that declares
+    a longer ``timeout`` first, then files with a ``slow`` test, then the rest; collection
+    order otherwise. ``make test`` hands whole files to workers in this order
+    (``--dist loadfile --no-loadscope-reorder``), so that the short files fill the gaps at
+    the end instead of one long file starting last."""
+    rank: dict[str, tuple[float, int]] = {}
+    for item in items:
+        timeout = item.get_closest_marker('timeout')
+        seconds = float(timeout.args[0]) if timeout and timeout.args else 0.0
+        slow = item.get_closest_marker('slow') is not None
+        worst = rank.get(item.location[0], (0.0, 0))
+        rank[item.location[0]] = (max(worst[0], seconds), max(worst[1], int(slow)))
+    items.sort(key=lambda item: tuple(-v for v in rank[item.location[0]]))
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,6 @@
 """Every command in README.md and docs/*.md names tools, configs and make targets that
 exist, and every tool it names answers ``--help`` (docs/getting-started.md is also run
-end to end by tests/tools/test_docs_snippets.py)."""
+end to end by tests/tools/test_docs_snippets.py and its neighbours)."""
 import json
 import re
 import shlex

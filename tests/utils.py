@@ -1,6 +1,8 @@
 """Helpers shared by tests that run the real training tool."""
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import importlib
 import json
 import os
@@ -57,3 +59,24 @@ def logged_scalars(work_dir: Path) -> list[dict]:
     files = sorted(work_dir.glob('*/vis_data/scalars.json'))
     assert files, f'no scalars.json under {work_dir}'
     return [json.loads(line) for f in files for line in f.read_text().splitlines() if line]
+
+
+def shared_run(tmp_path_factory, *options: str, config: Path = TINY_CONFIG) -> Path:
+    """A real :func:`run_train` run of ``config`` with ``options`` on a store generated at
+    ``<root>/store``, trained once per test session and shared by every test and xdist
+    worker that asks for the same config and options (a file lock makes the others wait
+    for the first). Returns ``<root>``, holding ``work/`` and ``store/``; tests must only
+    read it (copy a checkpoint out to resume from it).
+    """
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get('PYTEST_XDIST_WORKER'):  # .../pytest-N/popen-gwK: share pytest-N
+        base = base.parent
+    key = hashlib.sha256('\0'.join([config.read_text(), *options]).encode()).hexdigest()
+    root = base / f'shared-run-{config.stem}-{key[:12]}'
+    with open(f'{root}.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / 'done').is_file():
+            run_train(root / 'work', f'train_dataloader.dataset.store={root / "store"}',
+                      *options, config=config)
+            (root / 'done').touch()
+    return root

@@ -20,13 +20,17 @@ Left out, so that the baseline is if anything faster than the original: the per-
 density the original computes with Python loops over regions and then does not use, and
 its per-slide creation of GPU resources. The (S, S, K!) tensor is filled in blocks of
 rows when it would exceed ``max_bytes`` (the original fills it whole; the arithmetic is
-the same).
+the same). A size whose whole tensor would not fit in this machine's memory (K = 8 at
+TCGA scale: 1,041^2 x 8! float32 = 175 GB) is refused with :class:`TooLargeForUpstream`,
+as the original, which allocates it whole, would fail there.
 
 Shapes: N = regions, D = dim, S = slides, K = prototypes per slide, r = neighbours.
 """
 from __future__ import annotations
 
 import itertools
+import math
+import os
 
 import faiss
 import torch
@@ -75,9 +79,33 @@ def cluster_per_slide(embeddings: torch.Tensor, slide_index: torch.Tensor, num_s
     return centroids, valid, assignments
 
 
+class TooLargeForUpstream(MemoryError):
+    """The original's whole (S, S, K!) tensor would not fit in this machine's memory."""
+
+
+def permutation_tensor_bytes(num_slides: int, k: int) -> int:
+    """Bytes of the original's whole (S, S, K!) float32 tensor of permutation scores."""
+    return 4 * num_slides * num_slides * math.factorial(k)
+
+
+def machine_memory_bytes() -> int:
+    """Physical memory of this machine, bytes."""
+    return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+
+
+def upstream_refusal(num_slides: int, k: int, memory_bytes: int | None = None) -> str | None:
+    """Why the original cannot run this size (``'upstream way: would need N GB'``), or
+    None when its (S, S, K!) tensor fits in ``memory_bytes`` (default: this machine's)."""
+    needed = permutation_tensor_bytes(num_slides, k)
+    if needed <= (machine_memory_bytes() if memory_bytes is None else memory_bytes):
+        return None
+    return f'upstream way: would need {needed / 1e9:,.0f} GB'
+
+
 def neighbours_by_permutations(centroids: torch.Tensor, num_neighbors: int = 1,
-                               max_bytes: int = 2**31,
-                               rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                               max_bytes: int = 2**31, rows: int | None = None,
+                               memory_bytes: int | None = None,
+                               ) -> tuple[torch.Tensor, torch.Tensor]:
     """Neighbours by the (S, S, K!) permutation tensor, and matched prototypes.
 
     Args:
@@ -87,12 +115,20 @@ def neighbours_by_permutations(centroids: torch.Tensor, num_neighbors: int = 1,
             2 GiB.
         rows: Only the first ``rows`` slides (Q) get neighbours (for timing a sample
             of the rows when K! makes the whole tensor too slow). Defaults to None (all).
+        memory_bytes: Memory the original's whole tensor must fit in. Defaults to
+            None (this machine's physical memory).
 
     Returns:
         tuple: Neighbours (Q, r); matched prototype of each prototype and neighbour
         (Q, K, r).
+
+    Raises:
+        TooLargeForUpstream: The whole (S, S, K!) tensor exceeds ``memory_bytes``.
     """
     num, k, _ = centroids.shape
+    refusal = upstream_refusal(num, k, memory_bytes)
+    if refusal:
+        raise TooLargeForUpstream(f'{refusal} for the ({num}, {num}, {k}!) tensor')
     queries = centroids[:rows]
     perms = list(itertools.permutations(range(k)))
     block_rows = max(1, max_bytes // (4 * num * len(perms)))

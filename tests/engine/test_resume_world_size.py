@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from tests.utils import logged_scalars, run_train
+from tests.utils import logged_scalars, run_train, shared_run
 
 pytestmark = pytest.mark.slow
 SCHEDULES = ('lr', 'wd', 'teacher_momentum', 'teacher_temp')
@@ -12,9 +12,7 @@ SCHEDULES = ('lr', 'wd', 'teacher_momentum', 'teacher_temp')
 
 @pytest.fixture(scope='module')
 def one_process_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp('world')
-    run_train(root / 'work', f'train_dataloader.dataset.store={root / "store"}')
-    return root
+    return shared_run(tmp_path_factory)
 
 
 def resume_on_two(root, tmp_path, batch_size, check):

@@ -3,8 +3,9 @@ import json
 import shutil
 
 import pytest
+from mmengine.config import Config
 
-from tests.utils import ROOT, logged_scalars, run_train
+from tests.utils import ROOT, logged_scalars, run_train, shared_run
 
 pytestmark = pytest.mark.slow
 CONFIG = ROOT / 'tests' / 'configs' / 'tiny_slpd.py'
@@ -21,17 +22,26 @@ def fingerprints(work, rank=0):
 
 @pytest.fixture(scope='module')
 def slpd_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp('slpd')
-    train(root / 'work', root / 'store')
-    return root
+    return shared_run(tmp_path_factory, 'train_cfg.max_epochs=3', config=CONFIG)
 
 
 def test_prototype_losses_start_after_warm_up(slpd_run):
     rows = [r for r in logged_scalars(slpd_run / 'work') if 'loss' in r]
     per_epoch = len(rows) // 3
     assert not any('loss_intra' in r for r in rows[:per_epoch])
-    for r in rows[per_epoch:]:
-        assert r['loss_intra'] > 0 and r['loss_inter'] > 0
+    later = rows[per_epoch:]
+    # The prototype terms are part of the loss that was optimised. Logged values are
+    # means over the last `window` steps, so the sum holds once the window of `loss` no
+    # longer reaches into the warm-up (whose steps have no prototype terms).
+    window = Config.fromfile(CONFIG).get('log_processor', {}).get('window_size', 10)
+    assert len(later) >= window + 2
+    for r in later[window - 1:]:
+        assert r['loss'] == pytest.approx(r['loss_dino'] + r['loss_intra'] + r['loss_inter'],
+                                          rel=1e-5)
+    for key in ('loss_intra', 'loss_inter'):  # computed per step, not a constant
+        assert len({round(r[key], 6) for r in later}) > 1, key
+    for r in rows[:per_epoch]:  # warm-up: the DINO term alone
+        assert r['loss'] == pytest.approx(r['loss_dino'], rel=1e-5)
     log = next((slpd_run / 'work').glob('*/*.log')).read_text()
     assert log.count('prototype bank:') == 2  # refreshed at epochs 1 and 2 (0-based)
     health = [r for r in logged_scalars(slpd_run / 'work') if 'prototypes/valid_fraction' in r]

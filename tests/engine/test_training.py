@@ -7,7 +7,7 @@ import shutil
 import pytest
 from mmengine.config import Config
 
-from tests.utils import TINY_CONFIG, logged_scalars, run_train
+from tests.utils import TINY_CONFIG, logged_scalars, run_train, shared_run
 
 pytestmark = pytest.mark.slow
 SCHEDULES = ('lr', 'wd', 'teacher_momentum', 'teacher_temp')
@@ -15,10 +15,8 @@ SCHEDULES = ('lr', 'wd', 'teacher_momentum', 'teacher_temp')
 
 @pytest.fixture(scope='module')
 def baseline_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp('train')
-    work = root / 'work'
-    run_train(work, f'train_dataloader.dataset.store={root / "store"}')
-    return root, work
+    root = shared_run(tmp_path_factory)
+    return root, root / 'work'
 
 
 def test_trains_logs_schedules_and_checkpoints(baseline_run):

@@ -37,14 +37,22 @@ def test_teacher_starts_as_student_without_gradients_or_drop_path():
 def test_dino_loss_matches_plain_reference():
     model = MODELS.build(tiny_cfg()).eval()  # no dropout: deterministic forwards
     model.teacher_temp = 0.04
+    from mmengine.optim import OptimWrapper
+    opt = OptimWrapper(torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0))
+    model.train_step(batch(), opt)  # the student and the centre move off their start
+    for part in ('backbone', 'head'):
+        assert any(not torch.equal(a, b) for a, b in zip(
+            getattr(model.student, part).parameters(), getattr(model.teacher, part).parameters()))
+    center = model.loss_module.center.clone()
+    assert center.abs().max() > 0
     data = model.data_preprocessor(batch(), training=True)
     views = data['inputs']
     loss = model(views, data['data_samples'], mode='loss')['loss_dino']
     with torch.no_grad():
         t = [model.teacher.head(model.teacher.backbone(v)) for v in views[:2]]
         s = [model.student.head(model.student.backbone(v)) for v in views]
-    terms = [-(F.softmax(t[i] / 0.04, -1) * F.log_softmax(s[v] / 0.1, -1)).sum(-1).mean()
-             for i in range(2) for v in range(len(s)) if v != i]
+    terms = [-(F.softmax((t[i] - center[0]) / 0.04, -1) * F.log_softmax(s[v] / 0.1, -1))
+             .sum(-1).mean() for i in range(2) for v in range(len(s)) if v != i]
     torch.testing.assert_close(loss, torch.stack(terms).mean())
 
 

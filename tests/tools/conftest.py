@@ -12,7 +12,7 @@ import torch
 from slpd_plugin.datasets import open_writer
 from slpd_plugin.demo import make_synthetic_store
 from slpd_plugin.prototypes import build_bank
-from tests.utils import ROOT, load_tool, run_train
+from tests.utils import ROOT, load_tool, shared_run
 
 TINY_SLPD = ROOT / 'tests' / 'configs' / 'tiny_slpd.py'
 
@@ -26,10 +26,8 @@ def tools() -> dict[str, ModuleType]:
 @pytest.fixture(scope='session')
 def trained(tmp_path_factory) -> dict:
     """A real 3-epoch tiny SLPD run (prototypes from epoch 1): its work dir and store."""
-    root = tmp_path_factory.mktemp('slpd_run')
+    root = shared_run(tmp_path_factory, 'train_cfg.max_epochs=3', config=TINY_SLPD)
     store, work_dir = root / 'store', root / 'work'
-    run_train(work_dir, f'train_dataloader.dataset.store={store}', 'train_cfg.max_epochs=3',
-              config=TINY_SLPD)
     return dict(store=store, work_dir=work_dir, ckpt=work_dir / 'epoch_3.pth',
                 warmup_ckpt=work_dir / 'epoch_1.pth')
 

@@ -1,51 +1,28 @@
-"""docs/getting-started.md works as written: its ```bash blocks run, in order, in one
-shell (so exports carry over), from the repository root, with WORK in a temp folder; the
-HIPT-features path and the "From TRIDENT features" section are run by separate tests."""
+"""docs/getting-started.md works as written: the ```bash blocks of sections 1-6 run, in
+order, in one shell (so exports carry over), from the repository root, with WORK in a temp
+folder. Section 7 (the plain-PyTorch example) and "From TRIDENT features" are independent
+of them and run in tests of their own (test_example.py, test_docs_trident.py), so that
+pytest-xdist can give them to another worker."""
 from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
+import numpy as np
 import pytest
 
+from slpd_plugin.datasets import open_store
 from tests.utils import ROOT, logged_scalars
 
 from .conftest import read_png
+from .doc_blocks import DOC, EXAMPLE, TRIDENT, bash_blocks, run_blocks, sections
 
-DOC = ROOT / 'docs' / 'getting-started.md'
 TOOL = re.compile(r'python (tools/\w+\.py|examples/\w+\.py)')
-TRIDENT = 'From TRIDENT features'  # the section run by a test of its own
-
-
-def bash_blocks(text: str) -> list[str]:
-    """The contents of the fenced ```bash blocks of Markdown text, in order."""
-    return re.findall(r'^```bash\n(.*?)^```$', text, flags=re.S | re.M)
-
-
-def sections(path: Path) -> dict[str, str]:
-    """A Markdown file's text by ``## `` heading (the text before the first under '')."""
-    parts = re.split(r'^## (.*)$', path.read_text(), flags=re.M)
-    return dict(zip(['', *parts[1::2]], parts[0::2]))
-
-
-def run_blocks(blocks: list[str], work: Path, timeout: int) -> subprocess.CompletedProcess:
-    """The blocks as one ``bash -euo pipefail`` script, with WORK set and the test's
-    interpreter first on PATH."""
-    script = 'set -euo pipefail\n' + '\n'.join(blocks)
-    env = dict(os.environ, WORK=str(work), OMP_NUM_THREADS='1',
-               PATH=f'{Path(sys.executable).parent}{os.pathsep}{os.environ["PATH"]}')
-    proc = subprocess.run(['bash', '-c', script], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-    assert proc.returncode == 0, f'{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}'
-    return proc
 
 
 def test_doc_has_the_whole_path():
+    assert {TRIDENT, EXAMPLE} <= set(sections(DOC))  # the sections other tests run
     script = '\n'.join(bash_blocks(DOC.read_text()))
     for tool in ('make_synthetic', 'ingest', 'inspect_store', 'train', 'inspect_bank',
                  'extract_embeddings', 'eval_slides', 'visualize'):
@@ -58,52 +35,23 @@ def test_doc_has_the_whole_path():
 @pytest.mark.timeout(1500)  # a few minutes of CPU training on a shared machine
 def test_getting_started_runs_as_written(tmp_path):
     work = tmp_path / 'work'
-    blocks = [b for head, text in sections(DOC).items() if head != TRIDENT
+    blocks = [b for head, text in sections(DOC).items() if head not in (TRIDENT, EXAMPLE)
               for b in bash_blocks(text)]
     proc = run_blocks(blocks, work, timeout=1200)
     assert 'status: complete' in proc.stdout
+    # The HIPT-layout round trip (export, token-major rewrite, ingest) kept every grid.
+    bench, ingested = open_store(work / 'bench' / 'store'), open_store(work / 'store')
+    ids = bench.slide_ids
+    assert sorted(ingested.slide_ids) == sorted(ids) and len(ids) == 12
+    for s, slide in enumerate(ingested.slide_ids):
+        np.testing.assert_allclose(ingested.read_slide(s), bench.read_slide(ids.index(slide)),
+                                   rtol=1e-3, atol=1e-3, err_msg=slide)
+    rows = [r for r in logged_scalars(work / 'train') if 'loss' in r]
+    assert rows and all(math.isfinite(r['loss']) for r in rows)
+    assert 'loss_intra' not in rows[0] and 'loss_intra' in rows[-1]  # prototypes from epoch 2
+    assert sorted(p.stem for p in (work / 'embeddings').glob('*.pt')) == sorted(ids)
+    knn = json.loads((work / 'eval_knn' / 'results.json').read_text())
+    assert len(knn['folds']) == 3  # --num-folds 3
     assert (work / 'eval_knn' / 'summary.csv').is_file()
     for name in ('prototype_map', 'projection', 'neighbor_graph'):
         read_png(work / 'pics' / f'{name}.png')
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(900)  # about two minutes on 2 idle cores
-def test_from_trident_features_runs_as_written(tmp_path):
-    """Synthetic TRIDENT files (D = 48, not the demo config's 32) with holes and a 40x
-    slide -> ingest -> make_splits -> train with masks -> extract -> every protocol of
-    eval_slides.py, each producing numbers, as the section reads."""
-    work = tmp_path / 'work'
-    text = sections(DOC)[TRIDENT]
-    for tool in ('make_synthetic', 'ingest', 'inspect_store', 'make_splits', 'train',
-                 'extract_embeddings', 'eval_slides'):
-        assert f'tools/{tool}.py' in text, tool
-    proc = run_blocks(bash_blocks(text), work, timeout=800)
-    assert 'status: complete' in proc.stdout and 'encoder synthetic' in proc.stdout
-    rows = re.findall(r'^  (SYN-\S+)\s+\d+\s+\d+\s+([\d.]+)\s+(\d+)\s+(\d+)/(\d+)\s',
-                      proc.stdout, flags=re.M)
-    assert len(rows) == 20  # the first 20 of the 40 slides are listed
-    assert all(float(tissue) < 1 for _, tissue, *_ in rows)  # the regions have holes
-    assert all(int(kept) <= int(total) for *_, kept, total in rows)
-    assert 'patches: ' in proc.stdout and 'kept in regions' in proc.stdout
-    # D comes from the store: the demo config's in_channels=32 follows it to 48
-    assert 'model.backbone.in_channels: 32 -> 48' in proc.stdout
-    assert 'short run: default_hooks.teacher_ema.momentum' in proc.stdout + proc.stderr
-    rows = [r for r in logged_scalars(work / 'trident_train') if 'loss' in r]
-    assert rows and all(math.isfinite(r['loss']) for r in rows)
-    assert any('loss_intra' in r for r in rows)  # the prototype terms ran on masked grids
-    assert len(list((work / 'trident_embeddings').glob('*.pt'))) == 40
-    assert len(list((work / 'tsplits').glob('splits_*.csv'))) == 3
-    for name in ('knn', 'linear', 'mil'):  # a test AUC on every split
-        result = json.loads((work / f'trident_{name}' / 'results.json').read_text())
-        aucs = [f['test_auc'] for f in result['folds']]
-        assert len(aucs) == 3 and all(a is not None and 0 <= a <= 1 for a in aucs), name
-    survival = json.loads((work / 'trident_survival' / 'results.json').read_text())
-    assert survival['summary']['n'] == 3  # a c-index on every fold, no refusal
-    assert 0 <= survival['summary']['mean'] <= 1
-    fewshot = (work / 'trident_fewshot' / 'summary.csv').read_text()
-    retrieval = (work / 'trident_retrieval' / 'summary.csv').read_text()
-    assert re.search(r'\d\.\d', fewshot) and re.search(r'\d\.\d', retrieval)
-    report = json.loads((work / 'trident_report' / 'report.json').read_text())
-    assert {'knn', 'linear', 'mil', 'fewshot', 'retrieval', 'survival'} <= set(report)
-    assert math.isfinite(report['survival']['slpd']['val_cindex']['mean'])

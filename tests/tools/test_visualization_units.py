@@ -64,8 +64,15 @@ def test_spread_slides():
 
 
 def test_project_2d():
-    x = np.random.default_rng(0).standard_normal((20, 5))
-    assert project_2d(x).shape == (20, 2)
+    x = np.random.default_rng(0).standard_normal((20, 5)) * [5, 3, 1, 0.5, 0.1] + 7
+    # reference: the centred points on their two leading right singular vectors
+    centred = x - x.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    expected = centred @ vt[:2].T
+    got = project_2d(x)
+    signs = np.sign((got * expected).sum(0))  # each component is defined up to its sign
+    np.testing.assert_allclose(got * signs, expected, atol=1e-8)
+    np.testing.assert_allclose(project_2d(x[:, :1])[:, 1], 0)  # one feature: 2nd dim empty
     assert project_2d(x[:1]).tolist() == [[0.0, 0.0]]
     with pytest.raises(ValueError, match='one of'):
         project_2d(x, 'tsne')
