@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence, Tuple
+from typing import Iterable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -50,7 +50,7 @@ def flat_bytes(data: np.ndarray) -> memoryview:
     announces a bulk length of ``n`` and then sends every byte) corrupt the stream.
     The cast makes ``len()`` the byte count, with no copy for a C-contiguous array.
     """
-    return memoryview(np.ascontiguousarray(data)).cast('B')
+    return np.ascontiguousarray(data).data.cast('B')
 
 
 def slide_checksum(data: np.ndarray) -> str:
@@ -92,6 +92,8 @@ class SlideRecord:
 
 # One part of a slide: grids (n, C, G, G), coords (n, 2) or None, masks (n, G, G) or None.
 SlidePart = Tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]
+# Global region indices: a list, a range or an integer array.
+RegionIndices = Union[Sequence[int], np.ndarray]
 
 
 class FeatureStore(ABC):
@@ -120,7 +122,7 @@ class FeatureStore(ABC):
     _missing_cells: int | None = None  # filled by missing_cells()
 
     @abstractmethod
-    def read(self, indices: Sequence[int]) -> np.ndarray:
+    def read(self, indices: RegionIndices) -> np.ndarray:
         """Read regions by global index.
 
         Args:
@@ -181,7 +183,7 @@ class FeatureStore(ABC):
         """Region top-left corners in level-0 pixels, ``(N, 2)`` int64, if known."""
         return None
 
-    def read_masks(self, indices: Sequence[int]) -> np.ndarray:
+    def read_masks(self, indices: RegionIndices) -> np.ndarray:
         """Tissue masks of regions by global index, ``(len(indices), G, G)`` bool.
 
         True where a cell holds a patch. Stores without masks (from region grids, or
@@ -211,12 +213,16 @@ class FeatureStore(ABC):
         if not self.has_masks:
             return 0
         cells = self.grid_size ** 2
-        if all(s.source and 'patches_in_regions' in s.source for s in self.slides):
-            return sum(s.count * cells - int(s.source['patches_in_regions'])
-                       for s in self.slides)
+        patches = [int(s.source['patches_in_regions']) for s in self.slides
+                   if s.source and 'patches_in_regions' in s.source]
+        if len(patches) == len(self.slides):
+            return self.num_regions * cells - sum(patches)
         n = self.num_regions
-        return sum(int((~self.read_masks(np.arange(lo, min(lo + MASK_SCAN_REGIONS, n)))).sum())
-                   for lo in range(0, n, MASK_SCAN_REGIONS))
+        missing = 0
+        for lo in range(0, n, MASK_SCAN_REGIONS):
+            masks = self.read_masks(np.arange(lo, min(lo + MASK_SCAN_REGIONS, n)))
+            missing += int((~masks).sum())
+        return missing
 
     @property
     def provenance(self) -> dict | None:
@@ -351,7 +357,7 @@ class StoreWriter(ABC):
     def __enter__(self) -> 'StoreWriter':
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if exc[0] is None:
             self.finalize()
 

@@ -20,7 +20,7 @@ import json
 import os
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from .base import (
     GRID_SIZE,
     MANIFEST_VERSION,
     FeatureStore,
+    RegionIndices,
     SlidePart,
     SlideRecord,
     StoreError,
@@ -116,7 +117,7 @@ class MemmapStore(FeatureStore):
                                     shape=self._shape)
         return self._grids
 
-    def read(self, indices: Sequence[int]) -> np.ndarray:
+    def read(self, indices: RegionIndices) -> np.ndarray:
         return self._map()[np.asarray(indices, dtype=np.int64)]
 
     def read_slide(self, slide: int) -> np.ndarray:
@@ -129,7 +130,7 @@ class MemmapStore(FeatureStore):
             return None
         return np.fromfile(self.root / COORDS, dtype='<i8').reshape(-1, 2)
 
-    def read_masks(self, indices: Sequence[int]) -> np.ndarray:
+    def read_masks(self, indices: RegionIndices) -> np.ndarray:
         if not self.has_masks:
             return super().read_masks(indices)
         if self._masks is None:
@@ -232,14 +233,15 @@ class MemmapStoreWriter(StoreWriter):
                 os.truncate(self.root / name, sizes[name])
             self.channels, self.has_coords = channels, has_coords
             raise
+        assert self.channels is not None  # set by prepare_part
         record = SlideRecord(slide_id, sum(r.count for r in self.records), count,
                              digest.hexdigest(), source, mask_digest.hexdigest())
-        with open(self.root / JOURNAL, 'a') as f:
-            f.write(journal.encode_entry(
+        with open(self.root / JOURNAL, 'a') as lines:
+            lines.write(journal.encode_entry(
                 record, channels=self.channels, dtype=self.dtype, has_coords=self.has_coords,
                 grid_size=self.grid_size, provenance=self.provenance) + '\n')
-            f.flush()
-            os.fsync(f.fileno())
+            lines.flush()
+            os.fsync(lines.fileno())
         self.records.append(record)
         return record
 

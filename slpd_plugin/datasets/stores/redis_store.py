@@ -17,11 +17,20 @@ Nothing is ever unpickled: the bytes are interpreted with the manifest's dtype a
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from typing import Any
 
 import numpy as np
+import redis
 
-from .base import GRID_SIZE, MANIFEST_VERSION, FeatureStore, SlideRecord, StoreError, store_dtype
+from .base import (
+    GRID_SIZE,
+    MANIFEST_VERSION,
+    FeatureStore,
+    RegionIndices,
+    SlideRecord,
+    StoreError,
+    store_dtype,
+)
 from .journal import JOURNAL_KEY
 from .redis_conn import RedisConnection
 from .redis_uri import RedisLocation, parse_redis_uri
@@ -56,9 +65,11 @@ def read_manifest(conn: RedisConnection) -> dict:
     loc = conn.location
     key = store_key(loc.prefix, 'manifest')
 
-    def fetch(client):
-        return client.pipeline(transaction=False).get(key).llen(
-            store_key(loc.prefix, JOURNAL_KEY)).execute()
+    def fetch(client: redis.Redis) -> list[Any]:
+        pipe = client.pipeline(transaction=False)
+        pipe.get(key)
+        pipe.llen(store_key(loc.prefix, JOURNAL_KEY))
+        return pipe.execute()
     raw, journal_len = conn.call('read the manifest', fetch)
     if raw is None:
         if journal_len:
@@ -128,7 +139,7 @@ class RedisStore(FeatureStore):
     def _check_keys(self) -> None:
         blobs = self._blob_keys()
 
-        def lengths(client):
+        def lengths(client: redis.Redis) -> list[int]:
             pipe = client.pipeline(transaction=False)
             for key, _, _ in blobs:
                 pipe.strlen(key)
@@ -141,7 +152,7 @@ class RedisStore(FeatureStore):
                                  f'expects {expected} bytes (store deleted or overwritten '
                                  f'since ingest?)')
 
-    def read(self, indices: Sequence[int]) -> np.ndarray:
+    def read(self, indices: RegionIndices) -> np.ndarray:
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         n = self.num_regions
         if idx.size and (idx.min() < 0 or idx.max() >= n):
@@ -153,14 +164,14 @@ class RedisStore(FeatureStore):
         rb = self.region_bytes
         starts = (local * rb).tolist()
 
-        def fetch(client):
+        def fetch(client: redis.Redis) -> list[bytes]:
             pipe = client.pipeline(transaction=False)
             for key, start in zip(keys, starts):
                 pipe.getrange(key, start, start + rb - 1)
             return pipe.execute()
         blobs = self._conn.call(f'read {len(keys)} region(s)', fetch) if keys else []
         out = np.empty((len(idx), self.channels, self.grid_size, self.grid_size), self.dtype)
-        view = memoryview(out.reshape(-1).view(np.uint8))
+        view = out.reshape(-1).view(np.uint8).data
         for k, blob in enumerate(blobs):
             if len(blob) != rb:
                 raise StoreError(
@@ -176,7 +187,7 @@ class RedisStore(FeatureStore):
         keys = [store_key(self.loc.prefix, 'grids', slide, k)
                 for k in range(len(part_sizes(rec.count, self.blob_regions)))]
         blobs = self._conn.call(f'read slide {rec.slide_id!r}', lambda c: c.mget(keys))
-        data = b''.join(b or b'' for b in blobs)
+        data = b''.join(b for b in blobs if isinstance(b, bytes))  # None: key missing
         if len(data) != rec.count * self.region_bytes:
             raise StoreError(f'{self.location}: slide {rec.slide_id!r} has {len(data)} bytes '
                              f'in keys {keys}, the manifest expects '
@@ -191,13 +202,13 @@ class RedisStore(FeatureStore):
         blobs = self._conn.call('read coords', lambda c: c.mget(keys))
         parts = []
         for key, rec, blob in zip(keys, self.slides, blobs):
-            if blob is None or len(blob) != rec.count * 16:
+            if not isinstance(blob, bytes) or len(blob) != rec.count * 16:
                 raise StoreError(f'{self.location}: key {key!r} (coords of slide '
                                  f'{rec.slide_id!r}) is missing or has the wrong size')
             parts.append(np.frombuffer(blob, dtype='<i8').reshape(rec.count, 2))
         return np.concatenate(parts).astype(np.int64)
 
-    def read_masks(self, indices: Sequence[int]) -> np.ndarray:
+    def read_masks(self, indices: RegionIndices) -> np.ndarray:
         if not self.has_masks:
             return super().read_masks(indices)
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
@@ -209,7 +220,7 @@ class RedisStore(FeatureStore):
         starts = ((idx - self._offsets[slide]) * cells).tolist()
         keys = [store_key(self.loc.prefix, 'masks', s) for s in slide]
 
-        def fetch(client):
+        def fetch(client: redis.Redis) -> list[bytes]:
             pipe = client.pipeline(transaction=False)
             for key, start in zip(keys, starts):
                 pipe.getrange(key, start, start + cells - 1)
