@@ -195,7 +195,7 @@ def _assign(embeddings: Tensor, layout: SlideLayout, targets: Tensor, valid: Ten
                                             int(layout.counts[rows[-1]]))
         scores = torch.bmm(F.normalize(points, dim=-1) if euclidean else points,
                            targets[rows].transpose(1, 2))  # (C, L, K)
-        if euclidean:
+        if offsets is not None:  # euclidean
             scores += offsets[rows, None, :]
         assignments[regions[mask]] = scores.argmax(-1)[mask]
     return assignments

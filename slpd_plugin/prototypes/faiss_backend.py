@@ -16,7 +16,7 @@ wheels); both provide the module ``faiss``.
 """
 from __future__ import annotations
 
-from typing import Callable, Generic, TypeVar
+from typing import Callable, Generic, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -28,6 +28,22 @@ from .kmeans import KMeansResult
 BACKEND = 'the faiss k-means backend'
 
 R = TypeVar('R')
+
+
+class FlatIndex(Protocol):
+    """The part of a faiss flat L2 index (``IndexFlatL2`` or ``GpuIndexFlatL2``) used here."""
+
+    def reset(self) -> None:
+        """Remove every vector."""
+
+    def add(self, x: np.ndarray) -> None:
+        """Append the rows of ``x`` ``(n, D)`` float32."""
+
+    def reconstruct_n(self, start: int, count: int) -> np.ndarray:
+        """Vectors ``start .. start + count - 1``, ``(count, D)``."""
+
+    def search(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Squared distances and ids of the ``k`` nearest vectors of each row, ``(n, k)``."""
 
 
 class PerDeviceCache(Generic[R]):
@@ -107,7 +123,7 @@ def describe_refresh(backend: str, device: torch.device) -> tuple[str, str | Non
     return line, None
 
 
-def _flat_l2_index(dim: int, device: int | None) -> object:
+def _flat_l2_index(dim: int, device: int | None) -> FlatIndex:
     """A flat L2 index on GPU ``device`` (with this process's cached resources), or on
     the CPU when ``device`` is None."""
     faiss = load_faiss(BACKEND)
