@@ -35,7 +35,7 @@ _DROP_CLASS = re.compile(r'drop|stochastic_?depth', re.IGNORECASE)
 _RATE_ATTRS = ('p', 'drop_prob', 'drop_rate', 'drop_path', 'rate')
 
 
-def _is_rate(value) -> bool:
+def _is_rate(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -75,6 +75,7 @@ def disable_stochastic_layers(module: nn.Module) -> list[str]:
             (it cannot be switched off, so the teacher would not be deterministic).
     """
     changed = []
+    attrs: tuple[str, ...]
     for name, m in module.named_modules():
         if isinstance(m, nn.modules.dropout._DropoutNd):
             attrs = ('p',)

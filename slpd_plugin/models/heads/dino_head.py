@@ -6,7 +6,7 @@ import warnings
 import torch.nn.functional as F
 from lightly.models.modules.heads import DINOProjectionHead
 from mmengine.model import BaseModule
-from torch import Tensor
+from torch import Tensor, nn
 
 from slpd_plugin.registry import MODELS
 
@@ -57,3 +57,22 @@ class DINOHead(BaseModule):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.last_layer(self.bottleneck(x))
+
+
+class DINOEncoder(nn.ModuleDict):
+    """A backbone and its :class:`DINOHead`: what SLPD's student and teacher each hold.
+
+    A ``ModuleDict`` with the keys ``backbone`` (``(B, C, H, W) -> (B, E)``) and ``head``,
+    so state-dict keys read ``backbone.*`` and ``head.*``; the annotations below give
+    the two entries their types.
+
+    Example:
+        >>> import torch
+        >>> enc = DINOEncoder(dict(backbone=nn.Flatten(), head=DINOHead(in_channels=4,
+        ...                        hidden_dims=8, bottleneck_dims=4, out_channels=16)))
+        >>> enc.head(enc.backbone(torch.randn(2, 4, 1, 1))).shape
+        torch.Size([2, 16])
+    """
+
+    backbone: nn.Module
+    head: DINOHead
