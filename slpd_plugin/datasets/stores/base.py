@@ -81,6 +81,7 @@ class SlideRecord:
     masks_sha256: str | None = None
 
     def to_json(self) -> dict:
+        """The record as a manifest/journal JSON object (optional fields only when set)."""
         out = dict(slide_id=self.slide_id, offset=self.offset, count=self.count,
                    sha256=self.sha256)
         if self.source:
@@ -141,9 +142,12 @@ class FeatureStore(ABC):
         return self.read(np.arange(rec.offset, rec.offset + rec.count))
 
     def mismatches(self, slide: int) -> list[str]:
-        """Re-read and re-hash slide ``slide``; returns what no longer matches the
-        manifest's checksums: ``'grids'``, ``'masks'`` (when the record has a mask
-        checksum), both, or nothing."""
+        """Re-read and re-hash slide ``slide``; return what no longer matches the manifest.
+
+        Returns:
+            ``'grids'``, ``'masks'`` (when the record has a mask checksum), both, or an
+            empty list.
+        """
         rec = self.slides[slide]
         bad = [] if slide_checksum(self.read_slide(slide)) == rec.sha256 else ['grids']
         if rec.masks_sha256 is not None:
@@ -158,14 +162,17 @@ class FeatureStore(ABC):
 
     @property
     def num_regions(self) -> int:
+        """``N``, the number of regions of all slides."""
         return sum(s.count for s in self.slides)
 
     @property
     def num_slides(self) -> int:
+        """``S``, the number of slides."""
         return len(self.slides)
 
     @property
     def slide_ids(self) -> list[str]:
+        """The slide ids, in storage order."""
         return [s.slide_id for s in self.slides]
 
     def region_slide_index(self) -> np.ndarray:
@@ -226,8 +233,10 @@ class FeatureStore(ABC):
 
     @property
     def provenance(self) -> dict | None:
-        """Where a patch-feature store's slides came from (encoder, patch size,
-        magnification, mpp, ...), or None for a store made from region grids."""
+        """Where a patch-feature store's slides came from, or None for region grids.
+
+        The dict names the encoder, patch size, magnification, mpp, ...
+        """
         return None
 
     def __len__(self) -> int:

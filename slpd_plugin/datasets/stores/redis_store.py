@@ -153,6 +153,7 @@ class RedisStore(FeatureStore):
                                  f'since ingest?)')
 
     def read(self, indices: RegionIndices) -> np.ndarray:
+        """Regions by global index in one pipeline of ``GETRANGE``, ``(len(indices), C, G, G)``."""
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         n = self.num_regions
         if idx.size and (idx.min() < 0 or idx.max() >= n):
@@ -183,6 +184,7 @@ class RedisStore(FeatureStore):
         return out
 
     def read_slide(self, slide: int) -> np.ndarray:
+        """All regions of slide ``slide`` in one ``MGET`` of its blobs, ``(n, C, G, G)``."""
         rec = self.slides[slide]
         keys = [store_key(self.loc.prefix, 'grids', slide, k)
                 for k in range(len(part_sizes(rec.count, self.blob_regions)))]
@@ -196,6 +198,7 @@ class RedisStore(FeatureStore):
             rec.count, self.channels, self.grid_size, self.grid_size)
 
     def coords(self) -> np.ndarray | None:
+        """Region corners ``(N, 2)`` int64 from the coords keys, or None if not stored."""
         if not self.has_coords:
             return None
         keys = [store_key(self.loc.prefix, 'coords', s) for s in range(self.num_slides)]
@@ -209,6 +212,7 @@ class RedisStore(FeatureStore):
         return np.concatenate(parts).astype(np.int64)
 
     def read_masks(self, indices: RegionIndices) -> np.ndarray:
+        """Tissue masks ``(len(indices), G, G)`` bool from the masks keys (all True if none)."""
         if not self.has_masks:
             return super().read_masks(indices)
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
@@ -235,7 +239,9 @@ class RedisStore(FeatureStore):
 
     @property
     def provenance(self) -> dict | None:
+        """The manifest's patch-feature provenance, or None."""
         return self._provenance
 
     def close(self) -> None:
+        """Close this process's connections; the next read reconnects."""
         self._conn.close()

@@ -79,9 +79,12 @@ class RedisStoreWriter(StoreWriter):
 
     def _stream_blobs(self, slide_id: str, position: int, parts: Iterable[SlidePart]
                       ) -> tuple[int, str, np.ndarray, int, np.ndarray, np.ndarray]:
-        """Write every full blob of a streamed slide; returns what the commit needs:
-        (count, sha256, last blob bytes, its part number, coords, masks); the masks'
-        checksum is taken by the caller from the whole ``masks``."""
+        """Write every full blob of a streamed slide; return what the commit needs.
+
+        Returns:
+            ``(count, sha256, last blob, its part number, coords, masks)``; the caller
+            takes the masks' checksum from the whole ``masks``.
+        """
         digest, count, blob, k = hashlib.sha256(), 0, [], 0
         coords: list[np.ndarray] = []
         masks: list[np.ndarray] = []
@@ -108,6 +111,7 @@ class RedisStoreWriter(StoreWriter):
 
     def add_slide_parts(self, slide_id: str, parts: Iterable[SlidePart],
                         source: dict | None = None) -> SlideRecord:
+        """Stream a slide's full blobs, then commit the rest in one transaction."""
         self.check_new_slide(slide_id)
         position = len(self.records)
         state = self.channels, self.has_coords, self.blob_regions
@@ -144,6 +148,7 @@ class RedisStoreWriter(StoreWriter):
         return record
 
     def finalize(self) -> None:
+        """Write the manifest key (and all-tissue masks of old slides); refuses an empty store."""
         if not self.records:
             raise StoreError(f'{self.location}: refusing to finalise an empty store '
                              f'(no slides were written)')

@@ -1,5 +1,6 @@
-"""What a feature store holds: slides, region counts, C, dtype, size and completeness;
-for a store made from patch features, its provenance, tissue masks and source files.
+"""What a feature store holds: slides, region counts, C, dtype, size and completeness.
+
+For a store made from patch features, also its provenance, tissue masks and source files.
 
 A store whose ingest was interrupted has a journal of committed slides but no manifest;
 readers refuse it, and this report says how far the ingest got instead of failing.
