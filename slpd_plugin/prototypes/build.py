@@ -1,5 +1,6 @@
-"""Building the prototype bank from region embeddings (docs/prototypes.md; SLPD paper,
-arXiv 2307.10696).
+"""Building the prototype bank from region embeddings.
+
+See docs/prototypes.md and the SLPD paper (arXiv 2307.10696).
 
 Shapes: N = regions, D = embedding dim, S = slides, C = slides clustered here,
 K = prototypes per slide, r = neighbour slides.
