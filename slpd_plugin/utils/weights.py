@@ -1,6 +1,7 @@
-"""Reading weights files weights-only: the one ``torch.load`` of the package, one
-encoder's weights out of a training checkpoint, and pretrained backbone weights (HIPT/DINO
-layout or ours) for ``backbone.init_cfg=dict(type='Pretrained', ...)``.
+"""Reading weights files weights-only: the one ``torch.load`` of the package.
+
+Also one encoder's weights out of a training checkpoint, and pretrained backbone weights
+(HIPT/DINO layout or ours) for ``backbone.init_cfg=dict(type='Pretrained', ...)``.
 
 Every checkpoint the package reads -- the runner's resume and ``load_from``, the tools'
 checkpoints (:mod:`slpd_plugin.checkpoints.reading`), Pretrained backbone weights --
@@ -22,8 +23,7 @@ __all__ = ['CheckpointError', 'encoder_state', 'load_backbone_weights', 'load_we
 
 
 class CheckpointError(ValueError):
-    """A checkpoint is not loadable weights-only, lacks the weights asked for, or they do
-    not fit a model."""
+    """A checkpoint cannot be loaded weights-only, lacks the weights, or they do not fit."""
 
 
 def load_weights_only(path: str | os.PathLike, what: str = 'checkpoint',
