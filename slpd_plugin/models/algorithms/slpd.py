@@ -58,8 +58,7 @@ def _split_pretrained(backbone: dict) -> tuple[dict, dict | None]:
 
 
 def _split_by_size(views: list[Tensor]) -> list[list[int]]:
-    """Positions of consecutive views of the same spatial size (one forward pass per
-    group)."""
+    """Positions of consecutive views of the same spatial size (one forward pass each)."""
     groups: list[list[int]] = []
     for k, v in enumerate(views):
         if groups and views[groups[-1][0]].shape[-2:] == v.shape[-2:]:
@@ -78,9 +77,9 @@ def _run_backbone(net: nn.Module, grids: Tensor, mask: Tensor | None) -> Tensor:
 
 @MODELS.register_module()
 class SLPD(BaseModel):
-    """Slide-Level Prototypical Distillation (`SLPD, MICCAI 2023
-    <https://arxiv.org/abs/2307.10696>`_) on pre-extracted region feature grids.
+    """Slide-Level Prototypical Distillation on pre-extracted region feature grids.
 
+    `SLPD, MICCAI 2023 <https://arxiv.org/abs/2307.10696>`_.
     With no prototype head (or before a :class:`PrototypeHook` has built a bank) this is
     exactly DINO-4K, HIPT's region-level pretraining. The teacher is built separately from
     the same configs with every dropout and stochastic-depth rate at 0 (whatever the
@@ -156,9 +155,11 @@ class SLPD(BaseModel):
         return DINOEncoder(dict(backbone=net, head=MODELS.build(head)))
 
     def init_weights(self) -> None:
-        """mmengine's initialisation, plus what it cannot reach inside the student: the
-        ``init_cfg`` of its backbone and head, then the backbone's Pretrained weights;
-        the teacher is then a copy of the student again."""
+        """The mmengine initialisation, plus what it cannot reach inside the student.
+
+        That is the ``init_cfg`` of the student's backbone and head, then the backbone's
+        Pretrained weights; the teacher is then a copy of the student again.
+        """
         super().init_weights()
         parts = [m for m in self.student.values() if isinstance(m, BaseModule) and m.init_cfg]
         for part in parts:
@@ -181,10 +182,13 @@ class SLPD(BaseModel):
     def forward(self, inputs: Tensor | list[Tensor], data_samples: dict | None = None,
                 mode: str = 'tensor', masks: Tensor | list[Tensor] | None = None
                 ) -> dict[str, Tensor] | Tensor:
-        """``mode='loss'``: dict of losses for a list of views; ``mode='tensor'``: the
-        teacher backbone's embeddings ``(B, E)`` of a grid batch ``(B, C, H, W)``.
-        ``masks``: the views' tissue masks (one ``(B, s, s)`` bool per view, or
-        ``(B, H, W)`` for a grid batch) as the data preprocessor returns them, or None."""
+        """Losses of a list of views (``mode='loss'``) or embeddings of a grid batch.
+
+        ``mode='tensor'`` returns the teacher backbone's embeddings ``(B, E)`` of a grid
+        batch ``(B, C, H, W)``. ``masks``: the views' tissue masks (one ``(B, s, s)``
+        bool per view, or ``(B, H, W)`` for a grid batch) as the data preprocessor
+        returns them, or None.
+        """
         if mode == 'loss':
             if not isinstance(inputs, list) or isinstance(masks, Tensor):
                 raise TypeError("SLPD mode='loss' takes a list of views (and of masks), got "

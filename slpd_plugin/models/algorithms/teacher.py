@@ -40,8 +40,10 @@ def _is_rate(value: object) -> bool:
 
 
 def _is_leaf_without_weights(m: nn.Module) -> bool:
-    """Dropout-like layers hold no submodule and no parameter (unlike, say, a backbone
-    whose class name happens to contain ``Drop``)."""
+    """Whether ``m`` holds no submodule and no parameter, as dropout-like layers do.
+
+    This tells them from, say, a backbone whose class name happens to contain ``Drop``.
+    """
     return next(m.children(), None) is None and next(m.parameters(), None) is None
 
 

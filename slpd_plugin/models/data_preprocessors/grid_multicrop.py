@@ -26,8 +26,7 @@ CROP_TRIES = 16
 
 
 def center_crop(x: Tensor, size: int) -> Tensor:
-    """Centre ``size x size`` crop of the last two dims: grids ``(B, C, G, G)`` or masks
-    ``(B, G, G)``."""
+    """Centre ``size x size`` crop of grids ``(B, C, G, G)`` or masks ``(B, G, G)``."""
     g = x.shape[-1]
     if not 0 < size <= g:
         raise ValueError(f'crop size {size} does not fit a {g}x{g} grid')
@@ -109,8 +108,10 @@ def random_crop_maps(b: int, grid: tuple[int, int], size: int, hflip_prob: float
 
 
 def gather_cells(x: Tensor, row_map: Tensor, col_map: Tensor) -> Tensor:
-    """Cut crops out of grids ``(B, C, G, G)`` -> ``(B, C, s, s)`` or masks
-    ``(B, G, G)`` -> ``(B, s, s)`` with the maps of :func:`random_crop_maps`."""
+    """Cut crops out of grids or masks with the maps of :func:`random_crop_maps`.
+
+    Grids ``(B, C, G, G)`` -> ``(B, C, s, s)``; masks ``(B, G, G)`` -> ``(B, s, s)``.
+    """
     batch = torch.arange(x.shape[0], device=x.device)[:, None, None]
     if x.dim() == 3:
         return x[batch, row_map, col_map]
@@ -202,6 +203,7 @@ class GridMultiCropPreprocessor(BaseDataPreprocessor):
         self.min_tissue, self.crop_tries = min_tissue, crop_tries
 
     def forward(self, data: dict, training: bool = False) -> dict:
+        """The batch on the device: ``inputs`` (views or grids), ``masks``, ``data_samples``."""
         data = self.cast_data(data)
         grids = data['inputs'].float()  # stored as float16: convert on the device
         masks = data.get('masks')  # (B, G, G) bool or None

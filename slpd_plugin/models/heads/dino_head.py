@@ -50,12 +50,15 @@ class DINOHead(BaseModule):
                 norm_last_layer=norm_last_layer)
 
     def bottleneck(self, x: Tensor) -> Tensor:
+        """The unit-norm bottleneck embedding ``z`` of backbone embeddings ``x``."""
         return F.normalize(self.projection.layers(x), dim=-1, p=2)
 
     def last_layer(self, z: Tensor) -> Tensor:
+        """The weight-normalised last layer: ``z`` ``(..., Z)`` -> logits ``(..., P)``."""
         return self.projection.last_layer(z)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Logits ``(B, P)`` of backbone embeddings ``(B, E)``."""
         return self.last_layer(self.bottleneck(x))
 
 

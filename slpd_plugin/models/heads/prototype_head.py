@@ -1,5 +1,6 @@
-"""SLPD's intra- and inter-slide prototype distillation (SLPD paper, arXiv 2307.10696;
-docs/algorithm.md, rows 2-4 of the differences).
+"""SLPD's intra- and inter-slide prototype distillation.
+
+SLPD paper, arXiv 2307.10696; docs/algorithm.md, rows 2-4 of the differences.
 
 Letters: ``B`` regions, ``V`` student views, ``K`` prototypes per slide, ``r`` neighbour
 slides, ``Z`` bottleneck dim, ``P`` head output dim.
