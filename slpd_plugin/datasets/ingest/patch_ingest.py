@@ -76,14 +76,20 @@ class PatchOptions:
 
 @dataclass
 class PatchIngestReport(IngestReport):
-    """:class:`IngestReport` plus ``patches`` read, slides ``no_tissue`` skipped and
-    slides cut ``in_pieces`` (patches on shifted lattices)."""
+    """An :class:`IngestReport` of patch files.
+
+    Attributes:
+        patches: Patches read.
+        no_tissue: Slides skipped for having no tissue.
+        in_pieces: Slides cut piece by piece (patches on shifted lattices).
+    """
 
     patches: int = 0
     no_tissue: list[str] = field(default_factory=list)
     in_pieces: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
+        """The ingest summary plus patches read, slides in pieces and slides without tissue."""
         text = super().summary() + f'; {self.patches:,} patches'
         if self.in_pieces:
             text += (f'; {len(self.in_pieces)} slide(s) cut piece by piece, their patches '
@@ -129,8 +135,11 @@ def _open(source: SlideSource, options: PatchOptions, f: h5py.File) -> PatchSlid
 
 def place_pieces(coords, stride: float, where: str,
                  shifted_lattices: str) -> list[tuple[np.ndarray, Lattice]]:
-    """``(file rows, lattice)`` of each tissue piece: one piece holding every patch, or
-    with ``shifted_lattices='split'`` one per shifted lattice, largest first."""
+    """``(file rows, lattice)`` of each tissue piece.
+
+    One piece holding every patch, or with ``shifted_lattices='split'`` one per shifted
+    lattice, largest first.
+    """
     if shifted_lattices == 'split':
         return [(rows, place(coords[rows], stride, where))
                 for rows in split_by_phase(coords, stride, where)]
@@ -139,8 +148,7 @@ def place_pieces(coords, stride: float, where: str,
 
 def ingest_patch_slide(source: SlideSource, writer: StoreWriter, options: PatchOptions,
                        dtype: str) -> tuple[int, int, int]:
-    """Check and write one slide; returns (regions written, patches in the file, tissue
-    pieces).
+    """Check and write one slide; returns (regions written, patches in file, tissue pieces).
 
     Raises:
         StoreError: naming the file, for anything listed in the module docstring.
