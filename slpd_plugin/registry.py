@@ -13,9 +13,11 @@ SCOPE = 'slpd_plugin'
 
 
 def _child(name: str, where: str) -> Registry:
-    """The ``slpd_plugin`` child of mmengine's root registry ``name`` (same name string);
-    the modules that register into it are imported from ``slpd_plugin.<where>`` on first
-    use."""
+    """The ``slpd_plugin`` child of mmengine's root registry ``name`` (same name string).
+
+    The modules that register into it are imported from ``slpd_plugin.<where>`` on
+    first use.
+    """
     parent = getattr(mmengine_registry, name)
     return Registry(parent.name, parent=parent, scope=SCOPE,
                     locations=[f'slpd_plugin.{where}'])

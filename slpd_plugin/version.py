@@ -1,1 +1,2 @@
+"""The package version (read by setup.cfg)."""
 __version__ = '0.1.0'

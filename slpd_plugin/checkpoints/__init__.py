@@ -1,5 +1,6 @@
-"""Training checkpoints: reading them (weights-only), rebuilding their model, the teacher's
-embedding pass, and export of the region encoder for HIPT.
+"""Training checkpoints: reading, rebuilding the model, embedding, HIPT export.
+
+Checkpoints are read weights-only; the embedding pass is the teacher's.
 
 - :mod:`.reading`: the checkpoint, its config, store, prototype settings and bank, and
   the model rebuilt from them (:func:`build_model`, :func:`load_encoder`);

@@ -1,5 +1,6 @@
-"""The teacher's embedding pass: the one function that embeds region grids with a frozen
-encoder on the centre crop.
+"""The teacher's embedding pass.
+
+The one function that embeds region grids with a frozen encoder on the centre crop.
 
 The prototype refresh (:class:`~slpd_plugin.engine.hooks.PrototypeHook`), embedding
 extraction (:mod:`slpd_plugin.checkpoints.extract`), the projections of

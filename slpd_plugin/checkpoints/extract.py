@@ -48,8 +48,11 @@ TABLE_FILE, META_FILE, COORDS_DIR = 'slide_embeddings.npz', 'extraction.json', '
 
 
 class _Chunks(Dataset):
-    """Consecutive blocks of regions ``[lo, hi)``, read in one store request each:
-    ``{'inputs': (b, C, G, G)}``, plus ``'masks'`` ``(b, G, G)`` when the store has holes."""
+    """Consecutive blocks of regions ``[lo, hi)``, read in one store request each.
+
+    Items are ``{'inputs': (b, C, G, G)}``, plus ``'masks'`` ``(b, G, G)`` when the
+    store has holes.
+    """
 
     def __init__(self, store: FeatureStore, batch_size: int) -> None:
         self.store = store

@@ -51,8 +51,10 @@ def level0_stride(coords: np.ndarray) -> int:
 
 
 def job_folder(provenance: dict | None) -> str | None:
-    """TRIDENT's ``<mag>x_<px>px_0px_overlap`` folder name of a store's regions; None
-    for a store that does not record its magnification and patch size."""
+    """TRIDENT's ``<mag>x_<px>px_0px_overlap`` folder name of a store's regions, or None.
+
+    None for a store that does not record its magnification and patch size.
+    """
     prov = provenance or {}
     mag, px = prov.get('target_magnification'), prov.get('patch_size_px')
     if mag is None or px is None:
@@ -61,8 +63,9 @@ def job_folder(provenance: dict | None) -> str | None:
 
 
 class TridentWriter:
-    """Writes one slide at a time into ``features_<name>/`` and ``slide_features_<name>/``
-    (under ``<mag>x_<px>px_0px_overlap/`` when ``provenance`` gives the geometry).
+    """Writes one slide at a time into ``features_<name>/`` and ``slide_features_<name>/``.
+
+    Both go under ``<mag>x_<px>px_0px_overlap/`` when ``provenance`` gives the geometry.
 
     Args:
         out_dir: The job folder (created).
@@ -107,9 +110,11 @@ class TridentWriter:
 
     def write(self, slide_id: str, feats: np.ndarray, coords: np.ndarray | None,
               source: dict | None = None) -> None:
-        """Write one slide's region features (N, D), coords (N, 2) or None, and their
-        mean (1, D); ``source`` is the slide's store record (``stride``,
-        ``level0_magnification``), or None."""
+        """Write one slide's region features (N, D), coords (N, 2) or None, and their mean.
+
+        The mean is (1, D); ``source`` is the slide's store record (``stride``,
+        ``level0_magnification``), or None.
+        """
         feats = np.asarray(feats, dtype=np.float32)
         with h5py.File(self.patch_dir / f'{slide_id}.h5', 'w') as fh:
             ds = fh.create_dataset('features', data=feats)

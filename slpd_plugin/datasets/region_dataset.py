@@ -79,19 +79,23 @@ class RegionFeatureDataset(Dataset):
 
     @property
     def metainfo(self) -> dict:
+        """Store location, slide/region counts, ``C`` and whether any region has holes."""
         return dict(store=self.location, num_slides=self.num_slides,
                     num_regions=len(self), channels=self.channels, has_holes=self.has_holes)
 
     @property
     def slide_ids(self) -> list[str]:
+        """The store's slide ids, in storage order."""
         return self.store.slide_ids
 
     @property
     def num_slides(self) -> int:
+        """The number of slides in the store."""
         return self.store.num_slides
 
     @property
     def channels(self) -> int:
+        """``C``, the feature dimension of the grids."""
         return self.store.channels
 
     def __len__(self) -> int:

@@ -1,5 +1,7 @@
-"""The CPU demo: synthetic region stores and WSI benchmarks with known ground truth, the
-demo dataset, reference rows, figures and the report of ``tools/run_demo.py``.
+"""The CPU demo of ``tools/run_demo.py``.
+
+Synthetic region stores and WSI benchmarks with known ground truth, the demo dataset,
+reference rows, figures and the report.
 
 A top layer beside :mod:`slpd_plugin.evaluation` and :mod:`slpd_plugin.visualization`:
 it may import anything below it, and nothing of the package's production path imports

@@ -9,8 +9,9 @@ from .synthetic import ensure_synthetic_store
 
 @DATASETS.register_module()
 class SyntheticRegionDataset(RegionFeatureDataset):
-    """A :class:`~slpd_plugin.datasets.RegionFeatureDataset` over a synthetic store that
-    is generated at ``store`` the first time it is needed.
+    """A :class:`~slpd_plugin.datasets.RegionFeatureDataset` over a generated synthetic store.
+
+    The store is generated at ``store`` the first time it is needed.
 
     Generation happens once (safely when several DDP processes start together, see
     :func:`~slpd_plugin.demo.synthetic.ensure_synthetic_store`); later runs reuse the

@@ -1,5 +1,6 @@
-"""The CPU demo's pipeline: SLPD vs DINO-4K on a synthetic WSI benchmark, end to end, in
-minutes (``python -m slpd_plugin.cli.run_demo``, ``tools/run_demo.py``).
+"""The CPU demo's pipeline: SLPD vs DINO-4K on a synthetic WSI benchmark, in minutes.
+
+End to end; run by ``python -m slpd_plugin.cli.run_demo`` and ``tools/run_demo.py``.
 
 Steps of :func:`run_demo` (logged under ``out``):
   1. make the synthetic WSI benchmark (labels depend on tissue composition; HIPT-format
@@ -94,7 +95,7 @@ def _logged(log: Path, step: str):
 
 
 def _evaluate(emb: Path, bench: Path, out: Path, step: str) -> dict[str, list[float]]:
-    """knn and linear test AUCs of each split (HIPT's protocol; labels: oncotree_code)."""
+    """The knn and linear test AUCs of each split (HIPT's protocol; labels: oncotree_code)."""
     aucs = {}
     table = load_labels(bench / 'labels.csv')
     splits = load_splits(bench / 'splits')
@@ -131,8 +132,10 @@ def _train_extract(method: str, seed: int, bench: Path, run_dir: Path, preset: d
 
 def _survival_fewshot(bench: Path, out: Path, sets: dict[str, Path], draws: int,
                       timings: dict) -> tuple[list[str], str]:
-    """Survival and few-shot runs of ``eval_slides.py`` on several embedding sets; the
-    report lines and the few-shot figure (relative to ``out``)."""
+    """Survival and few-shot runs of ``eval_slides.py`` on several embedding sets.
+
+    Returns the report lines and the few-shot figure (relative to ``out``).
+    """
     start = time.time()
     with _logged(out / 'survival' / 'eval.log', 'survival evaluation'):
         print(run_survival(sets, load_survival_labels(bench / 'survival.csv'),

@@ -65,6 +65,7 @@ class PhenotypeBank:
 
     @property
     def channels(self) -> int:
+        """``C``, the feature dimension of the generated grids."""
         return int(self.means.shape[1])
 
     def draw_phase(self, rng: np.random.Generator, num_regions: int) -> np.ndarray:

@@ -201,9 +201,10 @@ def make_wsi_benchmark(path: str | os.PathLike, num_slides: int = 200, channels:
 
 
 def ensure_wsi_benchmark(path: str | os.PathLike, **kwargs) -> Path:
-    """Generate the benchmark at ``path`` unless it is there (DDP-safe, see
-    :func:`~slpd_plugin.demo.synthetic.ensure_generated`); ``kwargs`` are those of
-    :func:`make_wsi_benchmark`.
+    """Generate the benchmark at ``path`` unless it is there.
+
+    DDP-safe (see :func:`~slpd_plugin.demo.synthetic.ensure_generated`); ``kwargs`` are
+    those of :func:`make_wsi_benchmark`.
 
     Raises:
         StoreError: if ``path`` holds something else or a benchmark made differently.

@@ -31,8 +31,10 @@ JOB = '20x_256px_0px_overlap'
 
 def write_trident_slide(path: Path, grids: np.ndarray, corners: np.ndarray, keep: np.ndarray,
                         level0_magnification: int, encoder: str) -> int:
-    """Write one slide's regions ``(n, C, G, G)`` as patches; ``keep`` ``(n, G, G)`` bool
-    says which cells are written. Returns the number of patches."""
+    """Write one slide's regions ``(n, C, G, G)`` as patches; return the number written.
+
+    ``keep`` ``(n, G, G)`` bool says which cells are written.
+    """
     n, c, g = grids.shape[:3]
     scale = level0_magnification // 20
     stride = PATCH_PX * scale

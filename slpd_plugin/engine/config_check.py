@@ -77,8 +77,11 @@ def _registered_names(registry: Registry) -> set[str]:
 
 
 def _parameters(target: Any) -> tuple[dict[str, Any], bool]:
-    """Named parameters ``{name: annotation}`` of a class (up its MRO while ``__init__``
-    forwards ``**kwargs``) or function; and whether any keyword at all is accepted."""
+    """Named parameters ``{name: annotation}`` of a class or function, and a catch-all flag.
+
+    For a class, the ``__init__`` methods up its MRO are read while they forward
+    ``**kwargs``. The flag says whether any keyword at all is accepted.
+    """
     inits = ([k.__init__ for k in target.__mro__ if '__init__' in vars(k)]
              if inspect.isclass(target) else [target])
     params: dict[str, Any] = {}
@@ -179,9 +182,11 @@ def _check_dataloader(path: str, cfg: Any) -> Iterator[str]:
 
 
 def _prototype_hook_problems(cfg: Config | dict) -> Iterator[str]:
-    """A ``PrototypeHook(embedding='cls')`` next to a prototype head (it would crash at
-    the first refresh, after the warm-up epochs), and ``PrototypeHook(backend='faiss')``
-    without faiss installed (it would fail at the first refresh)."""
+    """Prototype-hook settings that would fail at the first refresh, after warm-up.
+
+    ``PrototypeHook(embedding='cls')`` next to a prototype head, and
+    ``PrototypeHook(backend='faiss')`` without faiss installed.
+    """
     model = cfg.get('model')
     with_head = isinstance(model, dict) and bool(model.get('prototype_head'))
     hooks = [(f'default_hooks.{name}', h)
@@ -200,8 +205,11 @@ def _prototype_hook_problems(cfg: Config | dict) -> Iterator[str]:
 
 
 def _store_with_holes(location: str) -> tuple[str, int] | None:
-    """``(location, missing cells)`` of a store that has holes; None when it has none or
-    cannot be opened (building the dataset reports that, naming the store)."""
+    """``(location, missing cells)`` of a store that has holes, else None.
+
+    None also when the store cannot be opened (building the dataset reports that,
+    naming the store).
+    """
     try:
         store = open_store(location)
     except (UserError, OSError):
@@ -214,8 +222,11 @@ def _store_with_holes(location: str) -> tuple[str, int] | None:
 
 
 def _mask_problems(cfg: Config | dict) -> Iterator[str]:
-    """A store with holes (a tissue mask with a False cell) under a backbone that does
-    not accept masks: it would train on the zero-filled cells as if they were tissue."""
+    """A store with holes under a backbone that does not accept masks.
+
+    A hole is a False cell of a tissue mask; such a backbone would train on the
+    zero-filled cells as if they were tissue.
+    """
     model = cfg.get('model')
     backbone = model.get('backbone') if isinstance(model, dict) else None
     kind = backbone.get('type') if isinstance(backbone, dict) else None

@@ -25,8 +25,10 @@ BACKBONE_KEY = 'model.backbone.in_channels'
 
 
 def store_width(location: Any) -> int | None:
-    """The channel count ``C`` of the store at ``location``; None when it cannot be
-    opened (building the dataset reports that, naming the store)."""
+    """The channel count ``C`` of the store at ``location``, or None.
+
+    None when it cannot be opened (building the dataset reports that, naming the store).
+    """
     if not isinstance(location, str):
         return None
     try:
@@ -51,8 +53,9 @@ def _takes_in_channels(backbone: dict) -> bool:
 
 
 def fill_feature_width(cfg: Config) -> str | None:
-    """Set ``model.backbone.in_channels`` and ``train_dataloader.dataset.channels`` to
-    the width of the training store.
+    """Set the backbone's and the dataset's ``channels`` to the training store's width.
+
+    That is ``model.backbone.in_channels`` and ``train_dataloader.dataset.channels``.
 
     Args:
         cfg: The merged config; changed in place.

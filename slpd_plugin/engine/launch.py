@@ -21,8 +21,9 @@ AMP_DTYPES = {'bf16': 'bfloat16', 'fp16': 'float16'}  # --amp NAME -> autocast_d
 
 
 def set_tf32(enabled: bool) -> None:
-    """Let fp32 matrix products and convolutions on Ampere and newer GPUs use TF32
-    (10-bit mantissa inputs, fp32 accumulation), or forbid it.
+    """Let fp32 matrix products and convolutions on Ampere and newer GPUs use TF32, or not.
+
+    TF32 rounds the inputs to a 10-bit mantissa and accumulates in fp32.
 
     The default of our runs (``tf32 = True`` in ``configs/_base_/default_runtime.py``):
     it speeds up what runs in fp32 -- runs without ``--amp`` and the refresh's embedding
@@ -41,8 +42,10 @@ def set_tf32(enabled: bool) -> None:
 
 
 def check_local_rank(local_rank: int, device_count: int) -> None:
-    """Raise a clear error when this process's GPU does not exist (instead of CUDA's
-    "invalid device ordinal" from ``torch.cuda.set_device``)."""
+    """Raise a clear error when this process's GPU does not exist.
+
+    This replaces CUDA's "invalid device ordinal" from ``torch.cuda.set_device``.
+    """
     if not 0 <= local_rank < device_count:
         visible = os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')
         raise RuntimeError(
@@ -123,9 +126,10 @@ def prepare_config(config: str, work_dir: str | None = None, resume: str | None 
 
 
 def shutdown_distributed() -> None:
-    """End a distributed run cleanly: wait for every rank (rank 0 may still be writing
-    the last checkpoint), then destroy the process group so that its collective threads
-    are joined before the interpreter shuts down.
+    """End a distributed run cleanly: wait for every rank, then destroy the process group.
+
+    Rank 0 may still be writing the last checkpoint; destroying the group joins its
+    collective threads before the interpreter shuts down.
 
     Call it after the last reference to the runner is gone: DDP holds the process group,
     and a gloo worker thread that outlives it may release a finished collective's tensors

@@ -1,5 +1,6 @@
-"""A Runner whose checkpoints load weights-only and are written atomically, and which
-warns before training when the run is too short for its schedules.
+"""A Runner with weights-only, atomically written checkpoints and short-run warnings.
+
+It warns before training when the run is too short for its schedules.
 
 Compat shim (2026-11, mmengine 0.10.7): mmengine saves ``HistoryBuffer`` objects and
 numpy scalars in every checkpoint and loads with a bare ``torch.load``. Since torch 2.6
@@ -35,11 +36,13 @@ class SLPDRunner(Runner):
     """:class:`mmengine.runner.Runner` with weights-only loading and atomic saving."""
 
     def register_hooks(self, default_hooks=None, custom_hooks=None) -> None:
+        """Register the configured hooks plus :class:`WeightsOnlyCheckpointHook`."""
         super().register_hooks(default_hooks, custom_hooks)
         self.register_hook(WeightsOnlyCheckpointHook())
         self.register_hook(ScheduleCheckHook())  # warns when the run is too short
 
     def resume(self, filename: str, *args, **kwargs) -> None:
+        """Resume from ``filename``; a missing file is a clear error."""
         if not osp.isfile(filename):
             raise FileNotFoundError(f'resume: checkpoint not found: {filename}')
         super().resume(filename, *args, **kwargs)
@@ -47,6 +50,7 @@ class SLPDRunner(Runner):
     def load_checkpoint(self, filename: str, map_location: str | Callable = 'cpu',
                         strict: bool = False,
                         revise_keys: list = [(r'^module.', '')]) -> dict:  # noqa: B006
+        """Load ``filename`` weights-only into the model after a shape check; returns it."""
         # Not mmengine's loader: it would fetch URLs and unpickle them.
         checkpoint = load_weights_only(filename, 'checkpoint', map_location)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)

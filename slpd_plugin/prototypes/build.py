@@ -1,5 +1,6 @@
-"""Building the prototype bank from region embeddings (docs/prototypes.md; SLPD paper,
-arXiv 2307.10696).
+"""Building the prototype bank from region embeddings.
+
+See docs/prototypes.md and the SLPD paper (arXiv 2307.10696).
 
 Shapes: N = regions, D = embedding dim, S = slides, C = slides clustered here,
 K = prototypes per slide, r = neighbour slides.
@@ -195,7 +196,7 @@ def _assign(embeddings: Tensor, layout: SlideLayout, targets: Tensor, valid: Ten
                                             int(layout.counts[rows[-1]]))
         scores = torch.bmm(F.normalize(points, dim=-1) if euclidean else points,
                            targets[rows].transpose(1, 2))  # (C, L, K)
-        if euclidean:
+        if offsets is not None:  # euclidean
             scores += offsets[rows, None, :]
         assignments[regions[mask]] = scores.argmax(-1)[mask]
     return assignments

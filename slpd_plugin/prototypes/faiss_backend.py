@@ -16,7 +16,7 @@ wheels); both provide the module ``faiss``.
 """
 from __future__ import annotations
 
-from typing import Callable, Generic, TypeVar
+from typing import Callable, Generic, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -28,6 +28,22 @@ from .kmeans import KMeansResult
 BACKEND = 'the faiss k-means backend'
 
 R = TypeVar('R')
+
+
+class FlatIndex(Protocol):
+    """The part of a faiss flat L2 index (``IndexFlatL2`` or ``GpuIndexFlatL2``) used here."""
+
+    def reset(self) -> None:
+        """Remove every vector."""
+
+    def add(self, x: np.ndarray) -> None:
+        """Append the rows of ``x`` ``(n, D)`` float32."""
+
+    def reconstruct_n(self, start: int, count: int) -> np.ndarray:
+        """Vectors ``start .. start + count - 1``, ``(count, D)``."""
+
+    def search(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Squared distances and ids of the ``k`` nearest vectors of each row, ``(n, k)``."""
 
 
 class PerDeviceCache(Generic[R]):
@@ -44,14 +60,18 @@ class PerDeviceCache(Generic[R]):
         self._items: dict[int, R] = {}
 
     def get(self, device: int) -> R:
+        """The object of CUDA device ``device``, made on the first call."""
         if device not in self._items:
             self._items[device] = self.factory(device)
         return self._items[device]
 
 
 def faiss_info() -> dict:
-    """The installed faiss: ``version`` (None when faiss is not installed), ``gpu_build``
-    (has GPU support) and ``num_gpus`` (GPUs it sees; 0 for a CPU build)."""
+    """The installed faiss: ``version``, ``gpu_build`` and ``num_gpus``.
+
+    ``version`` is None when faiss is not installed, ``gpu_build`` says whether it has
+    GPU support, ``num_gpus`` counts the GPUs it sees (0 for a CPU build).
+    """
     if not faiss_installed():
         return dict(version=None, gpu_build=False, num_gpus=0)
     faiss = load_faiss(BACKEND)
@@ -61,8 +81,11 @@ def faiss_info() -> dict:
 
 
 def faiss_gpu_device(device: torch.device) -> int | None:
-    """The CUDA device faiss should cluster data of ``device`` on: that GPU, or torch's
-    current one for CPU data; None (the CPU) without a GPU build of faiss or CUDA."""
+    """The CUDA device faiss should cluster data of ``device`` on, or None for the CPU.
+
+    That is ``device`` itself for CUDA data and torch's current GPU for CPU data; None
+    without a GPU build of faiss or without CUDA.
+    """
     info = faiss_info()
     if not info['gpu_build'] or info['num_gpus'] == 0 or not torch.cuda.is_available():
         return None
@@ -79,9 +102,10 @@ GPU_RESOURCES = PerDeviceCache(_gpu_resources)  # reused by every call of this p
 
 
 def describe_refresh(backend: str, device: torch.device) -> tuple[str, str | None]:
-    """One log line saying which k-means runs the refresh, with which faiss and on which
-    device, and a warning (or None) when the faiss backend of a CUDA run would fall back
-    to the CPU because the installed faiss has no GPU support.
+    """A log line naming the refresh's k-means, its faiss and device, and a warning or None.
+
+    The warning is given when the faiss backend of a CUDA run would fall back to the
+    CPU because the installed faiss has no GPU support.
 
     Args:
         backend: The refresh's k-means backend, ``'torch'`` or ``'faiss'``.
@@ -107,9 +131,11 @@ def describe_refresh(backend: str, device: torch.device) -> tuple[str, str | Non
     return line, None
 
 
-def _flat_l2_index(dim: int, device: int | None) -> object:
-    """A flat L2 index on GPU ``device`` (with this process's cached resources), or on
-    the CPU when ``device`` is None."""
+def _flat_l2_index(dim: int, device: int | None) -> FlatIndex:
+    """A flat L2 index on GPU ``device``, or on the CPU when ``device`` is None.
+
+    A GPU index uses this process's cached resources of that device.
+    """
     faiss = load_faiss(BACKEND)
     if device is None:
         return faiss.IndexFlatL2(dim)

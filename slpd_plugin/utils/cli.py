@@ -50,6 +50,7 @@ class ToolParser(argparse.ArgumentParser):
     """
 
     def error(self, message: str) -> NoReturn:
+        """Raise :class:`UsageError` instead of printing usage and exiting."""
         raise UsageError(message)
 
 
@@ -60,9 +61,11 @@ def first_line(error: BaseException) -> str:
 
 
 def error_text(error: BaseException) -> str:
-    """What the user sees of an error: its first line, or all of it for an error that
-    lists several problems at once (a class with ``lists_problems = True``, such as the
-    config check's)."""
+    """What the user sees of an error: its first line, or all of a list of problems.
+
+    An error class with ``lists_problems = True`` (such as the config check's) reports
+    several problems at once, and all its lines are shown.
+    """
     if getattr(error, 'lists_problems', False):
         return str(error).strip()
     return first_line(error)
@@ -123,8 +126,9 @@ def run_tool(prog: str, work: Callable[[], int | None],
 def tool_main(prog: str, build_parser: Callable[[], argparse.ArgumentParser],
               run: Callable[[argparse.Namespace], int | None], argv: list[str] | None = None,
               errors: tuple[type[BaseException], ...] = ()) -> int:
-    """A tool's ``main``: parse ``argv`` with ``build_parser()``, then ``run(args)``, under
-    :func:`run_tool`'s convention.
+    """A tool's ``main``: parse ``argv`` with ``build_parser()``, then ``run(args)``.
+
+    Both run under :func:`run_tool`'s convention.
 
     Example:
         >>> def main(argv=None):

@@ -23,6 +23,7 @@ class PercentLines(tqdm):
         super().__init__(*args, **kwargs)
 
     def display(self, msg: str | None = None, pos: int | None = None) -> bool:
+        """Print a line only once another tenth is done (tqdm calls this on each refresh)."""
         if self.total:
             fraction = self.n / self.total
             if fraction < self._next_fraction:

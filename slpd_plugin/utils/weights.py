@@ -1,6 +1,7 @@
-"""Reading weights files weights-only: the one ``torch.load`` of the package, one
-encoder's weights out of a training checkpoint, and pretrained backbone weights (HIPT/DINO
-layout or ours) for ``backbone.init_cfg=dict(type='Pretrained', ...)``.
+"""Reading weights files weights-only: the one ``torch.load`` of the package.
+
+Also one encoder's weights out of a training checkpoint, and pretrained backbone weights
+(HIPT/DINO layout or ours) for ``backbone.init_cfg=dict(type='Pretrained', ...)``.
 
 Every checkpoint the package reads -- the runner's resume and ``load_from``, the tools'
 checkpoints (:mod:`slpd_plugin.checkpoints.reading`), Pretrained backbone weights --
@@ -46,14 +47,14 @@ TRAINING_CHECKPOINT_GLOBALS = [
 
 
 class CheckpointError(ValueError):
-    """A checkpoint is not loadable weights-only, lacks the weights asked for, or they do
-    not fit a model."""
+    """A checkpoint cannot be loaded weights-only, lacks the weights, or they do not fit."""
 
 
 def load_weights_only(path: str | os.PathLike, what: str = 'checkpoint',
                       map_location: str | Callable = 'cpu') -> Any:
-    """Load a local file with ``torch.load(weights_only=True)``, never unpickling objects
-    other than those of :data:`TRAINING_CHECKPOINT_GLOBALS`.
+    """Load a local file with ``torch.load(weights_only=True)``.
+
+    No object is unpickled other than those of :data:`TRAINING_CHECKPOINT_GLOBALS`.
 
     Args:
         path: The file, e.g. ``work_dirs/slpd_lung/epoch_100.pth``.

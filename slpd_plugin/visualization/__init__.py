@@ -1,5 +1,7 @@
-"""Pictures and reports of a trained SLPD model: prototype maps, embedding projections,
-the slide-neighbour graph, and text reports of prototype banks.
+"""Pictures and reports of a trained SLPD model.
+
+Prototype maps, embedding projections, the slide-neighbour graph, and text reports of
+prototype banks.
 
 Checkpoints are read with :mod:`slpd_plugin.checkpoints`. Used by ``tools/visualize.py``
 and ``tools/inspect_bank.py``.

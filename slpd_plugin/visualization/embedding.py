@@ -1,6 +1,7 @@
-"""Teacher embeddings of chosen regions of a store, made by the prototype refresh's own
-pass (:func:`~slpd_plugin.checkpoints.embed.embed_grids`: centre crop, eval mode), so
-that they live in the space of the bank's prototypes.
+"""Teacher embeddings of chosen regions of a store, in the space of the bank's prototypes.
+
+They are made by the prototype refresh's own pass
+(:func:`~slpd_plugin.checkpoints.embed.embed_grids`: centre crop, eval mode).
 
 Letters: ``n`` regions embedded, ``D`` embedding dim.
 """

@@ -1,5 +1,7 @@
-"""The slide-neighbour graph: each slide points at the slide(s) whose prototypes match
-its own best (the bank's ``neighbors``), which is what the inter-slide loss distils to.
+"""The slide-neighbour graph that the inter-slide loss distils to.
+
+Each slide points at the slide(s) whose prototypes match its own best (the bank's
+``neighbors``).
 
 Nodes are placed by a 2-D PCA of each slide's mean embedding (the cluster-size weighted
 mean of its prototypes), sized by region count and coloured by label (or by slide).

@@ -65,8 +65,11 @@ def project_2d(x: np.ndarray, method: str = 'pca', seed: int = 0) -> np.ndarray:
 
 
 def axis_titles(x: np.ndarray, method: str) -> tuple[str, str]:
-    """Axis titles of :func:`project_2d` of ``x``: ``'PC1 (41.2 % of variance)'`` and
-    ``'PC2 (...)'`` for PCA, ``'UMAP 1'`` and ``'UMAP 2'`` for UMAP."""
+    """Axis titles of :func:`project_2d` of ``x``.
+
+    ``'PC1 (41.2 % of variance)'`` and ``'PC2 (...)'`` for PCA, ``'UMAP 1'`` and
+    ``'UMAP 2'`` for UMAP.
+    """
     if method == 'umap':
         return 'UMAP 1', 'UMAP 2'
     x = np.asarray(x, dtype=np.float64)

@@ -168,8 +168,11 @@ def plot_prototype_map(bank: PrototypeBank, slide: int, records: list[SlideRecor
 
 
 def _legend_label(k: int, size: int, matched: np.ndarray | None, slide_id: str) -> str:
-    """Legend entry of prototype ``k`` (numbered from 1); ``matched`` is None for the
-    slide itself, else which prototypes of ``slide_id`` it is the match of."""
+    """Legend entry of prototype ``k`` (numbered from 1).
+
+    ``matched`` is None for the slide itself, else which prototypes of ``slide_id`` it
+    is the match of.
+    """
     regions = f'{size} region' + ('' if size == 1 else 's')
     if matched is None:
         return f'prototype {k + 1}: {regions}'

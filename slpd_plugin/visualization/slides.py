@@ -1,5 +1,7 @@
-"""Which slides a tool looks at: a slide named by id or index, the store a bank was built
-on, a spread of slides, and slide labels from a CSV.
+"""Which slides a tool looks at.
+
+A slide named by id or index, the store a bank was built on, a spread of slides, and
+slide labels from a CSV.
 
 Letters: ``S`` slides, ``N`` regions.
 """

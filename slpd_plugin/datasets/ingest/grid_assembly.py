@@ -60,6 +60,7 @@ class RegionPlan:
 
     @property
     def num_regions(self) -> int:
+        """The number of regions kept."""
         return len(self.corners)
 
 

@@ -46,6 +46,7 @@ class IngestReport:
     store_only: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
+        """One line: slides written and skipped, regions, rate, layouts, ``C``."""
         rate = self.regions / self.seconds if self.seconds > 0 else 0.0
         layouts = ', '.join(f'{k}: {v}' for k, v in sorted(self.layouts.items())) or '-'
         text = (f'wrote {len(self.written)} slide(s), {self.regions} regions '
@@ -118,8 +119,9 @@ def ingest(sources: list[SlideSource], store: str, dtype: str = 'float16',
 
 
 def verify_store(store: str, progress: bool = True) -> int:
-    """Re-read every slide of a complete store and compare its checksums: the grids,
-    and the tissue masks where the manifest records theirs.
+    """Re-read every slide of a complete store and compare its checksums.
+
+    The grids are checked, and the tissue masks where the manifest records theirs.
 
     Returns:
         The number of regions checked.

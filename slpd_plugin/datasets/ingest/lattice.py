@@ -44,20 +44,26 @@ class Lattice:
 
 
 def _tolerance(coords: np.ndarray, stride: float) -> float:
-    """Exact for integer pixels; 1 % of the stride (at least 1 unit) for float
-    (micrometre) coords."""
+    """The tolerance of coordinate matches: exact for integer pixels.
+
+    For float (micrometre) coords, 1 % of the stride (at least 1 unit).
+    """
     return 0.0 if np.issubdtype(coords.dtype, np.integer) else max(0.01 * stride, 1.0)
 
 
 def _whole(coords: np.ndarray) -> np.ndarray:
-    """Coordinates rounded to whole units, so rows and steps of float (micrometre)
-    coords carrying rounding noise compare equal."""
+    """Coordinates rounded to whole units.
+
+    Rows and steps of float (micrometre) coords carrying rounding noise then compare equal.
+    """
     return coords if np.issubdtype(coords.dtype, np.integer) else np.round(coords)
 
 
 def _neighbour_steps(coords: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Steps along ``axis`` between consecutive patches of the same row/column, and the
-    index of the first patch of each step."""
+    """Steps along ``axis`` between neighbours of a row/column, and where each starts.
+
+    The second array is the index of the first patch of each step.
+    """
     other = 1 - axis
     order = np.lexsort((coords[:, axis], coords[:, other]))
     ordered = coords[order]
@@ -67,8 +73,10 @@ def _neighbour_steps(coords: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndar
 
 
 def infer_stride(coords: np.ndarray) -> float | None:
-    """The most common positive step between neighbours of a row or column, or None
-    when no two patches share a row or column."""
+    """The most common positive step between neighbours of a row or column, or None.
+
+    None when no two patches share a row or column.
+    """
     steps = np.concatenate([_neighbour_steps(_whole(coords), a)[0] for a in (0, 1)])
     steps = steps[steps > 0]
     if steps.size == 0:
@@ -137,8 +145,9 @@ def place(coords: np.ndarray, stride: float, where: str) -> Lattice:
 
 def split_by_phase(coords: np.ndarray, stride: float, where: str,
                    max_pieces: int = MAX_PIECES) -> list[np.ndarray]:
-    """The patches of each shifted lattice, for files that tile every tissue piece from
-    its own corner (CLAM): row indices per lattice, largest first. One array holding
+    """The row indices of each shifted lattice's patches, largest lattice first.
+
+    For files that tile every tissue piece from its own corner (CLAM). One array holding
     every row when all patches share one phase.
 
     Float (micrometre) coordinates whose phases differ by at most the tolerance of

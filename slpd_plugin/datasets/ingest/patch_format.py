@@ -41,8 +41,10 @@ def _from_file(path: Path) -> str | None:
 
 
 def detect_patch_format(src: str) -> str | None:
-    """``'trident'``, ``'clam'``, ``'stamp'``, or None when ``src`` holds no patch
-    features of these tools (e.g. region grids)."""
+    """The patch-feature tool of ``src``: ``'trident'``, ``'clam'``, ``'stamp'``, or None.
+
+    None when ``src`` holds no patch features of these tools (e.g. region grids).
+    """
     path = Path(src)
     if path.is_dir():
         if (path / 'h5_files').is_dir() or path.name == 'h5_files':

@@ -87,8 +87,13 @@ class PatchOptions:
 
 @dataclass
 class PatchIngestReport(IngestReport):
-    """:class:`IngestReport` plus ``patches`` read, slides ``no_tissue`` skipped and
-    slides cut ``in_pieces`` (patches on shifted lattices)."""
+    """An :class:`IngestReport` of patch files.
+
+    Attributes:
+        patches: Patches read.
+        no_tissue: Slides skipped for having no tissue.
+        in_pieces: Slides cut piece by piece (patches on shifted lattices).
+    """
 
     patches: int = 0
     no_tissue: list[str] = field(default_factory=list)
@@ -96,11 +101,14 @@ class PatchIngestReport(IngestReport):
     kept: list[tuple[str, int, int]] = field(default_factory=list)
 
     def patch_lines(self) -> list[str]:
-        """Patches in the files against patches kept in regions, in total, and a
-        warning naming each slide that lost more than 10 % of them."""
+        """Patches in the files against patches kept in regions, in total, and a warning.
+
+        The warning names each slide that lost more than 10 % of them.
+        """
         return patch_loss_lines(self.kept)
 
     def summary(self) -> str:
+        """The ingest summary plus patches read, slides in pieces and slides without tissue."""
         text = super().summary() + f'; {self.patches:,} patches'
         if self.in_pieces:
             text += (f'; {len(self.in_pieces)} slide(s) cut piece by piece, their patches '
@@ -146,8 +154,9 @@ def _open(source: SlideSource, options: PatchOptions, f: h5py.File) -> PatchSlid
 
 def check_one_stride(sources: list[SlideSource], writer: StoreWriter,
                      options: PatchOptions) -> None:
-    """Refuse CLAM slides at different level-0 strides when any of them was inferred from
-    the coordinates (see the module docstring); reads every file's coordinates only.
+    """Refuse CLAM slides at different level-0 strides when any was inferred from coords.
+
+    See the module docstring; only every file's coordinates are read.
 
     Raises:
         StoreError: naming the slides of each stride and the ways out.
@@ -187,8 +196,11 @@ def _h5(source: SlideSource) -> h5py.File:
 
 def place_pieces(coords, stride: float, where: str,
                  shifted_lattices: str) -> list[tuple[np.ndarray, Lattice]]:
-    """``(file rows, lattice)`` of each tissue piece: one piece holding every patch, or
-    with ``shifted_lattices='split'`` one per shifted lattice, largest first."""
+    """``(file rows, lattice)`` of each tissue piece.
+
+    One piece holding every patch, or with ``shifted_lattices='split'`` one per shifted
+    lattice, largest first.
+    """
     if shifted_lattices == 'split':
         return [(rows, place(coords[rows], stride, where))
                 for rows in split_by_phase(coords, stride, where)]
@@ -197,8 +209,10 @@ def place_pieces(coords, stride: float, where: str,
 
 def ingest_patch_slide(source: SlideSource, writer: StoreWriter, options: PatchOptions,
                        dtype: str) -> tuple[int, int, int, int]:
-    """Check and write one slide; returns (regions written, patches in the file, tissue
-    pieces, patches kept in regions).
+    """Check and write one slide; returns its region, patch, piece and kept-patch counts.
+
+    That is (regions written, patches in the file, tissue pieces, patches kept in
+    regions).
 
     Raises:
         StoreError: naming the file, for anything listed in the module docstring.

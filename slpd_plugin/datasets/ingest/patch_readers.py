@@ -63,6 +63,7 @@ class PatchSlide:
 
     @property
     def dim(self) -> int:
+        """``C``, the feature dimension of the patches."""
         return int(self.features.shape[1])
 
 
@@ -115,8 +116,10 @@ def _same(path: str, what: str, a: object, a_from: str, b: object, b_from: str) 
 
 def resolve_stride(coords: np.ndarray, expected: float | None, expected_from: str,
                    path: str) -> tuple[float, str]:
-    """The stride: ``expected`` (from attributes/options) checked against the coordinates,
-    or inferred from them (said in one warning line).
+    """The stride: ``expected`` checked against the coordinates, or inferred from them.
+
+    ``expected`` comes from attributes/options; an inferred stride is said in one
+    warning line.
 
     Raises:
         StoreError: for a coordinate step smaller than ``expected`` (overlapping
@@ -143,8 +146,11 @@ def resolve_stride(coords: np.ndarray, expected: float | None, expected_from: st
 
 
 def _job_folder(path: Path) -> dict:
-    """``target_magnification``, ``patch_size``, ``overlap`` from a TRIDENT job folder
-    name (``20x_256px_0px_overlap``) above the file, else {}."""
+    """Magnification, patch size and overlap from a TRIDENT job folder name, else {}.
+
+    The folder (``20x_256px_0px_overlap``) is looked for above the file; the keys are
+    ``target_magnification``, ``patch_size``, ``overlap``.
+    """
     for parent in path.parents[:3]:
         m = JOB_FOLDER.match(parent.name)
         if m:
@@ -209,8 +215,10 @@ def _encoder(path: str, attr: str | None, folder: str | None) -> str | None:
 
 
 def clam_patches_file(path: str, patches_dir: str | None) -> Path | None:
-    """The CLAM ``patches/<slide>.h5`` matching ``h5_files/<slide>.h5``: in
-    ``patches_dir`` when given (it must exist there), else beside ``h5_files/``."""
+    """The CLAM ``patches/<slide>.h5`` matching ``h5_files/<slide>.h5``.
+
+    In ``patches_dir`` when given (it must exist there), else beside ``h5_files/``.
+    """
     name = Path(path).name
     if patches_dir is not None:
         found = Path(patches_dir) / name

@@ -175,6 +175,7 @@ class StoreReader:
         self._coords = self.store.coords()
 
     def read(self, position: int) -> SlideData:
+        """Slide ``position`` of the source store: grids, coords if known, masks if holes."""
         rec = self.store.slides[position]
         coords = None
         if self._coords is not None:
@@ -185,6 +186,7 @@ class StoreReader:
                          None if masks.all() else masks)
 
     def close(self) -> None:
+        """Close the source store."""
         self.store.close()
 
 

@@ -1,5 +1,7 @@
-"""Slides as patch lattices: features as stored, an index map per slide, windows as
-gathers; converted into a store or read in place from TRIDENT/CLAM/STAMP folders."""
+"""Slides as patch lattices: features as stored, an index map per slide, windows as gathers.
+
+Converted into a store or read in place from TRIDENT/CLAM/STAMP folders.
+"""
 from .convert import ConvertReport, convert, join_shards
 from .dataset import SlideLatticeDataset, open_lattice
 from .in_place import InPlaceSource

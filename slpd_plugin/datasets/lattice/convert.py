@@ -40,9 +40,11 @@ CHUNK_BYTES = 32 * 2 ** 20  # source features read per chunk
 
 @dataclass
 class ConvertReport:
-    """What a conversion did: slides ``written`` and ``skipped`` (already there),
-    ``patches`` and source feature ``bytes_read``, ``seconds``, and whether the shards
-    were ``joined``."""
+    """What a conversion did.
+
+    Slides ``written`` and ``skipped`` (already there), ``patches`` and source feature
+    ``bytes_read``, ``seconds``, and whether the shards were ``joined``.
+    """
 
     written: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -52,6 +54,7 @@ class ConvertReport:
     joined: bool = False
 
     def summary(self) -> str:
+        """One line: slides converted, patches, MiB read, time and rate, skipped and joined."""
         rate = self.patches / self.seconds if self.seconds else 0.0
         text = (f'{len(self.written)} slide(s) converted ({self.patches:,} patches, '
                 f'{self.bytes_read / 2 ** 20:,.0f} MiB in {self.seconds:.1f} s, '
@@ -156,8 +159,10 @@ def place_slide(f: h5py.File, source: SlideSource, options: PatchOptions, target
 
 def convert_slide(source: SlideSource, writer: LatticeWriter, options: PatchOptions,
                   chunk_bytes: int = CHUNK_BYTES) -> tuple[int, int]:
-    """Check and append one slide; returns its patches and the feature bytes read (see
-    the module docstring)."""
+    """Check and append one slide; returns its patches and the feature bytes read.
+
+    See the module docstring.
+    """
     with open_patch_file(source) as f:
         slide, pieces = place_slide(f, source, options, writer)
         maps, cells = build_maps(pieces)

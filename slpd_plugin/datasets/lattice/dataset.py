@@ -110,24 +110,27 @@ class SlideLatticeDataset(Dataset):
 
     @property
     def metainfo(self) -> dict:
+        """Location, slide/sample counts, ``D``, holes and sampling mode."""
         return dict(store=self.location, num_slides=self.num_slides, num_regions=len(self),
                     channels=self.channels, has_holes=self.has_holes, mode=self.mode)
 
     @property
     def slide_ids(self) -> list[str]:
+        """The source's slide ids, in storage order."""
         return self.source.slide_ids
 
     @property
     def num_slides(self) -> int:
+        """The number of slides in the source."""
         return self.source.num_slides
 
     @property
     def channels(self) -> int:
+        """``D``, the feature width of the patches."""
         return self.source.channels
 
     def corners(self, indices: Sequence[int]) -> np.ndarray:
-        """Top-left corners ``(n, 2)`` (level-0 px; µm for STAMP) of samples (regions
-        mode)."""
+        """Top-left corners ``(n, 2)`` of samples in regions mode (level-0 px; µm for STAMP)."""
         out = []
         for i in indices:
             rec = self.source.slides[self.slide_index[i]]

@@ -99,10 +99,12 @@ class InPlaceSource(LatticeSource):
         return self._keep(('features', slide), [feats])
 
     def features(self, slide: int) -> np.ndarray:
+        """The slide's patch features ``(N, D)``, read from its file or this worker's cache."""
         found = self._cached_or_none(('features', slide))
         return (found or self._read(slide, True))[0]
 
     def index_map(self, slide: int, piece: int) -> np.ndarray:
+        """The ``(H, W)`` index map of one piece, built from the file or cached."""
         found = self._cached_or_none(('maps', slide))
         return (found or self._read(slide, False))[piece]
 
@@ -112,6 +114,7 @@ class InPlaceSource(LatticeSource):
         return self._cached
 
     def close(self) -> None:
+        """Empty this worker's cache."""
         self._cache.clear()
         self._cached = 0
 

@@ -78,18 +78,21 @@ class LatticeRecord:
     source: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
+        """The record as a manifest JSON object, pieces as dicts."""
         out = asdict(self)
         out['pieces'] = [asdict(p) for p in self.pieces]
         return out
 
     @classmethod
     def from_json(cls, entry: dict) -> 'LatticeRecord':
+        """The record of a manifest JSON object (inverse of :meth:`to_json`)."""
         pieces = tuple(Piece(tuple(p['phase']), tuple(p['origin']), tuple(p['shape']),
                              p['index_offset'], p['patches']) for p in entry['pieces'])
         return cls(**{**entry, 'pieces': pieces})
 
     @property
     def index_size(self) -> int:
+        """Cells of all the slide's index maps together."""
         return sum(p.shape[0] * p.shape[1] for p in self.pieces)
 
 

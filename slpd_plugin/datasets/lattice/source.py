@@ -1,5 +1,7 @@
-"""What every slide-lattice source offers: slides, their index maps, their features,
-and windows gathered from them (a converted store or h5 files read in place).
+"""What every slide-lattice source offers: slides, index maps, features, windows.
+
+A source is a converted store or h5 files read in place; windows are gathered from
+the features through the index maps.
 
 Letters: ``b`` windows, ``G`` window side, ``D`` feature width.
 """
@@ -47,16 +49,19 @@ class LatticeSource(ABC):
 
     @property
     def slide_ids(self) -> list[str]:
+        """The slide ids, in storage order."""
         return [r.slide_id for r in self.slides]
 
     @property
     def num_slides(self) -> int:
+        """The number of slides."""
         return len(self.slides)
 
     def gather_cells_last(self, slide: int, piece: int, rows, cols, size: int,
                           out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Windows of ``size x size`` cells with top-left map cells ``(rows, cols)``,
-        cells first: one ``np.take`` of the feature rows, into ``out`` when given.
+        """Windows of ``size x size`` cells with top-left map cells ``(rows, cols)``, cells first.
+
+        One ``np.take`` of the feature rows, into ``out`` when given.
 
         Cells outside the map or without a patch are zero and False in the mask.
 

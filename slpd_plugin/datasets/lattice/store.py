@@ -136,6 +136,7 @@ class LatticeStore(LatticeSource):
         return self._folders[self._folder_of[slide]]
 
     def features(self, slide: int) -> np.ndarray:
+        """The slide's patch features ``(N, D)``, memory-mapped."""
         rec = self.slides[slide]
         return self._folder(slide).map(FEATURES)[rec.offset:rec.offset + rec.count]
 
@@ -145,12 +146,14 @@ class LatticeStore(LatticeSource):
         return self._folder(slide).map(CELLS)[rec.offset:rec.offset + rec.count]
 
     def index_map(self, slide: int, piece: int) -> np.ndarray:
+        """The ``(H, W)`` index map of one piece, memory-mapped."""
         p = self.slides[slide].pieces[piece]
         flat = self._folder(slide).map(INDEX)
         return flat[p.index_offset:p.index_offset + p.shape[0] * p.shape[1]].reshape(p.shape)
 
     @property
     def num_patches(self) -> int:
+        """Patches of all slides."""
         return sum(r.count for r in self.slides)
 
     def nbytes(self) -> int:
@@ -159,8 +162,10 @@ class LatticeStore(LatticeSource):
                    for name in (FEATURES, CELLS, INDEX))
 
     def mismatches(self, slide: int) -> list[str]:
-        """Re-hash one slide; ``'features'`` and/or ``'layout'`` if they differ from the
-        manifest's checksums."""
+        """Re-hash one slide; return ``'features'`` and/or ``'layout'`` where they differ.
+
+        Both are compared with the manifest's checksums.
+        """
         rec, feats = self.slides[slide], self.features(slide)
         digest = hashlib.sha256()
         for lo in range(0, len(feats), VERIFY_ROWS):
@@ -177,6 +182,7 @@ class LatticeStore(LatticeSource):
         return [rec.slide_id for i, rec in enumerate(self.slides) if self.mismatches(i)]
 
     def close(self) -> None:
+        """Drop the memory maps; the next read maps the files again."""
         for folder in self._folders:
             folder.maps.clear()
 

@@ -34,8 +34,10 @@ def window_indices(index: np.ndarray, rows, cols, size: int) -> np.ndarray:
 
 
 def tissue_counts(index: np.ndarray, size: int) -> np.ndarray:
-    """Patches in every ``size x size`` window whose top-left is a map cell,
-    ``(H, W)`` int64 (windows may stick out at the bottom and right)."""
+    """Patches in every ``size x size`` window whose top-left is a map cell, ``(H, W)`` int64.
+
+    Windows may stick out at the bottom and right.
+    """
     h, w = index.shape
     padded = np.zeros((h + size + 1, w + size + 1), dtype=np.int64)
     padded[1:h + 1, 1:w + 1] = index >= 0
@@ -46,8 +48,9 @@ def tissue_counts(index: np.ndarray, size: int) -> np.ndarray:
 
 def tile_regions(index: np.ndarray, origin: tuple[int, int], size: int,
                  min_tissue: float, anchor: str = 'origin') -> tuple[np.ndarray, np.ndarray]:
-    """Top-left map cells ``(K, 2)`` ``(row, col)`` of the kept ``size``-square regions,
-    and the patches each holds ``(K,)``.
+    """Top-left map cells ``(K, 2)`` of the kept ``size``-square regions, and their patches.
+
+    Cells are ``(row, col)``; the patch counts are ``(K,)``.
 
     Args:
         index: The piece's ``(H, W)`` index map.

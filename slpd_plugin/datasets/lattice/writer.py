@@ -176,14 +176,17 @@ class LatticeWriter:
         return record
 
     def manifest(self) -> dict:
+        """The manifest: format, ``D``, dtype, patch count, provenance and slide records."""
         return dict(format=FORMAT, version=VERSION, complete=True, channels=self.channels,
                     dtype=self.dtype.name, num_patches=sum(r.count for r in self.records),
                     provenance=self.provenance,
                     slides=[r.to_json() for r in self.records])
 
     def finalize(self, allow_empty: bool = False) -> None:
-        """Write the manifest last, making the store readable (an empty store only with
-        ``allow_empty``: a shard given no slide)."""
+        """Write the manifest last, making the store readable.
+
+        An empty store is written only with ``allow_empty`` (a shard given no slide).
+        """
         if not self.records and not allow_empty:
             raise StoreError(f'{self.root}: refusing to finalise an empty lattice store '
                              f'(no slides were written)')

@@ -137,8 +137,10 @@ def slide_batches(slide_index: np.ndarray, slides_per_batch: int, regions_per_sl
 
 def shuffled_regions(num_regions: int, rank: int, world_size: int, seed: int,
                      epoch: int) -> np.ndarray:
-    """``'regions'`` mode: a shuffle of all regions, padded to a multiple of ``W`` and
-    strided over ranks; ``(ceil(N / W),)`` indices for ``rank``."""
+    """``'regions'`` mode: this rank's ``(ceil(N / W),)`` indices of a shuffle of all regions.
+
+    The shuffle is padded to a multiple of ``W`` and strided over the ranks.
+    """
     perm = np.random.default_rng([seed, epoch]).permutation(num_regions)
     per_rank = math.ceil(num_regions / world_size)
     perm = np.resize(perm, per_rank * world_size)

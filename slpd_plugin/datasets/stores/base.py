@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence, Tuple
+from typing import Iterable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -50,7 +50,7 @@ def flat_bytes(data: np.ndarray) -> memoryview:
     announces a bulk length of ``n`` and then sends every byte) corrupt the stream.
     The cast makes ``len()`` the byte count, with no copy for a C-contiguous array.
     """
-    return memoryview(np.ascontiguousarray(data)).cast('B')
+    return np.ascontiguousarray(data).data.cast('B')
 
 
 def slide_checksum(data: np.ndarray) -> str:
@@ -81,6 +81,7 @@ class SlideRecord:
     masks_sha256: str | None = None
 
     def to_json(self) -> dict:
+        """The record as a manifest/journal JSON object (optional fields only when set)."""
         out = dict(slide_id=self.slide_id, offset=self.offset, count=self.count,
                    sha256=self.sha256)
         if self.source:
@@ -92,6 +93,8 @@ class SlideRecord:
 
 # One part of a slide: grids (n, C, G, G), coords (n, 2) or None, masks (n, G, G) or None.
 SlidePart = Tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]
+# Global region indices: a list, a range or an integer array.
+RegionIndices = Union[Sequence[int], np.ndarray]
 
 
 class FeatureStore(ABC):
@@ -120,7 +123,7 @@ class FeatureStore(ABC):
     _missing_cells: int | None = None  # filled by missing_cells()
 
     @abstractmethod
-    def read(self, indices: Sequence[int]) -> np.ndarray:
+    def read(self, indices: RegionIndices) -> np.ndarray:
         """Read regions by global index.
 
         Args:
@@ -139,9 +142,12 @@ class FeatureStore(ABC):
         return self.read(np.arange(rec.offset, rec.offset + rec.count))
 
     def mismatches(self, slide: int) -> list[str]:
-        """Re-read and re-hash slide ``slide``; returns what no longer matches the
-        manifest's checksums: ``'grids'``, ``'masks'`` (when the record has a mask
-        checksum), both, or nothing."""
+        """Re-read and re-hash slide ``slide``; return what no longer matches the manifest.
+
+        Returns:
+            ``'grids'``, ``'masks'`` (when the record has a mask checksum), both, or an
+            empty list.
+        """
         rec = self.slides[slide]
         bad = [] if slide_checksum(self.read_slide(slide)) == rec.sha256 else ['grids']
         if rec.masks_sha256 is not None:
@@ -156,14 +162,17 @@ class FeatureStore(ABC):
 
     @property
     def num_regions(self) -> int:
+        """``N``, the number of regions of all slides."""
         return sum(s.count for s in self.slides)
 
     @property
     def num_slides(self) -> int:
+        """``S``, the number of slides."""
         return len(self.slides)
 
     @property
     def slide_ids(self) -> list[str]:
+        """The slide ids, in storage order."""
         return [s.slide_id for s in self.slides]
 
     def region_slide_index(self) -> np.ndarray:
@@ -181,7 +190,7 @@ class FeatureStore(ABC):
         """Region top-left corners in level-0 pixels, ``(N, 2)`` int64, if known."""
         return None
 
-    def read_masks(self, indices: Sequence[int]) -> np.ndarray:
+    def read_masks(self, indices: RegionIndices) -> np.ndarray:
         """Tissue masks of regions by global index, ``(len(indices), G, G)`` bool.
 
         True where a cell holds a patch. Stores without masks (from region grids, or
@@ -211,17 +220,23 @@ class FeatureStore(ABC):
         if not self.has_masks:
             return 0
         cells = self.grid_size ** 2
-        if all(s.source and 'patches_in_regions' in s.source for s in self.slides):
-            return sum(s.count * cells - int(s.source['patches_in_regions'])
-                       for s in self.slides)
+        patches = [int(s.source['patches_in_regions']) for s in self.slides
+                   if s.source and 'patches_in_regions' in s.source]
+        if len(patches) == len(self.slides):
+            return self.num_regions * cells - sum(patches)
         n = self.num_regions
-        return sum(int((~self.read_masks(np.arange(lo, min(lo + MASK_SCAN_REGIONS, n)))).sum())
-                   for lo in range(0, n, MASK_SCAN_REGIONS))
+        missing = 0
+        for lo in range(0, n, MASK_SCAN_REGIONS):
+            masks = self.read_masks(np.arange(lo, min(lo + MASK_SCAN_REGIONS, n)))
+            missing += int((~masks).sum())
+        return missing
 
     @property
     def provenance(self) -> dict | None:
-        """Where a patch-feature store's slides came from (encoder, patch size,
-        magnification, mpp, ...), or None for a store made from region grids."""
+        """Where a patch-feature store's slides came from, or None for region grids.
+
+        The dict names the encoder, patch size, magnification, mpp, ...
+        """
         return None
 
     def __len__(self) -> int:
@@ -351,7 +366,7 @@ class StoreWriter(ABC):
     def __enter__(self) -> 'StoreWriter':
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if exc[0] is None:
             self.finalize()
 

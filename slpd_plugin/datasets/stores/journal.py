@@ -39,8 +39,9 @@ def encode_entry(record: SlideRecord, *, channels: int, dtype: np.dtype, has_coo
 
 
 def parse_lines(lines: Iterable[str | bytes], location: str) -> list[dict]:
-    """The entries of a journal's lines, skipping blank lines and a torn last line (a
-    write interrupted by a crash; its slide was never committed).
+    """The entries of a journal's lines, skipping blank lines and a torn last line.
+
+    A torn last line is a write interrupted by a crash; its slide was never committed.
 
     Raises:
         StoreError: if a line other than the last is not JSON.
@@ -83,9 +84,10 @@ def entry_record(entry: dict) -> SlideRecord:
 
 
 def resume_writer(writer: StoreWriter, lines: Iterable[str | bytes]) -> list[dict]:
-    """Continue a store from its journal: check every entry against the writer's
-    settings, take the store's ``C``, coords flag and provenance, and append the
-    committed slides to ``writer.records``. Returns the entries.
+    """Continue a store from its journal; returns the entries.
+
+    Checks every entry against the writer's settings, takes the store's ``C``, coords
+    flag and provenance, and appends the committed slides to ``writer.records``.
 
     Raises:
         StoreError: see :func:`parse_lines` and :func:`check_compatible`.

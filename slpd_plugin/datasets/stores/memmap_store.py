@@ -20,7 +20,7 @@ import json
 import os
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from .base import (
     GRID_SIZE,
     MANIFEST_VERSION,
     FeatureStore,
+    RegionIndices,
     SlidePart,
     SlideRecord,
     StoreError,
@@ -116,7 +117,8 @@ class MemmapStore(FeatureStore):
                                     shape=self._shape)
         return self._grids
 
-    def read(self, indices: Sequence[int]) -> np.ndarray:
+    def read(self, indices: RegionIndices) -> np.ndarray:
+        """Regions by global index from the memory-mapped grids, ``(len(indices), C, G, G)``."""
         return self._map()[np.asarray(indices, dtype=np.int64)]
 
     def read_slide(self, slide: int) -> np.ndarray:
@@ -125,11 +127,13 @@ class MemmapStore(FeatureStore):
         return np.asarray(self._map()[rec.offset:rec.offset + rec.count])
 
     def coords(self) -> np.ndarray | None:
+        """Region corners ``(N, 2)`` int64 from the coords file, or None if not stored."""
         if not self.has_coords:
             return None
         return np.fromfile(self.root / COORDS, dtype='<i8').reshape(-1, 2)
 
-    def read_masks(self, indices: Sequence[int]) -> np.ndarray:
+    def read_masks(self, indices: RegionIndices) -> np.ndarray:
+        """Tissue masks ``(len(indices), G, G)`` bool from the masks file (all True if none)."""
         if not self.has_masks:
             return super().read_masks(indices)
         if self._masks is None:
@@ -144,9 +148,11 @@ class MemmapStore(FeatureStore):
 
     @property
     def provenance(self) -> dict | None:
+        """The manifest's patch-feature provenance, or None."""
         return self._provenance
 
     def close(self) -> None:
+        """Drop the memory maps; the next read maps the files again."""
         self._grids = None
         self._masks = None
 
@@ -206,6 +212,7 @@ class MemmapStoreWriter(StoreWriter):
 
     def add_slide_parts(self, slide_id: str, parts: Iterable[SlidePart],
                         source: dict | None = None) -> SlideRecord:
+        """Append a slide to the three files, then its journal line (see the base class)."""
         self.check_new_slide(slide_id)
         (self.root / MANIFEST).unlink(missing_ok=True)
         channels, has_coords = self.channels, self.has_coords
@@ -232,18 +239,20 @@ class MemmapStoreWriter(StoreWriter):
                 os.truncate(self.root / name, sizes[name])
             self.channels, self.has_coords = channels, has_coords
             raise
+        assert self.channels is not None  # set by prepare_part
         record = SlideRecord(slide_id, sum(r.count for r in self.records), count,
                              digest.hexdigest(), source, mask_digest.hexdigest())
-        with open(self.root / JOURNAL, 'a') as f:
-            f.write(journal.encode_entry(
+        with open(self.root / JOURNAL, 'a') as lines:
+            lines.write(journal.encode_entry(
                 record, channels=self.channels, dtype=self.dtype, has_coords=self.has_coords,
                 grid_size=self.grid_size, provenance=self.provenance) + '\n')
-            f.flush()
-            os.fsync(f.fileno())
+            lines.flush()
+            os.fsync(lines.fileno())
         self.records.append(record)
         return record
 
     def finalize(self) -> None:
+        """Write the manifest atomically; refuses an empty store."""
         if not self.records:
             raise StoreError(f'{self.root}: refusing to finalise an empty store '
                              f'(no slides were written)')

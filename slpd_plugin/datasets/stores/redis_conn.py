@@ -142,8 +142,10 @@ class RedisConnection:
                          f'raise ?retries=N&backoff=S in the store URI') from None
 
     def _accepts_connections(self) -> bool:
-        """Whether a plain TCP connect to the server succeeds now (after a timeout, this
-        tells a silent server from an unreachable one)."""
+        """Whether a plain TCP connect to the server succeeds now.
+
+        After a timeout, this tells a silent server from an unreachable one.
+        """
         try:
             with socket.create_connection((self.location.host, self.location.port),
                                           timeout=self.location.connect_timeout):

@@ -17,11 +17,20 @@ Nothing is ever unpickled: the bytes are interpreted with the manifest's dtype a
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from typing import Any
 
 import numpy as np
+import redis
 
-from .base import GRID_SIZE, MANIFEST_VERSION, FeatureStore, SlideRecord, StoreError, store_dtype
+from .base import (
+    GRID_SIZE,
+    MANIFEST_VERSION,
+    FeatureStore,
+    RegionIndices,
+    SlideRecord,
+    StoreError,
+    store_dtype,
+)
 from .journal import JOURNAL_KEY
 from .redis_conn import RedisConnection
 from .redis_uri import RedisLocation, parse_redis_uri
@@ -56,9 +65,11 @@ def read_manifest(conn: RedisConnection) -> dict:
     loc = conn.location
     key = store_key(loc.prefix, 'manifest')
 
-    def fetch(client):
-        return client.pipeline(transaction=False).get(key).llen(
-            store_key(loc.prefix, JOURNAL_KEY)).execute()
+    def fetch(client: redis.Redis) -> list[Any]:
+        pipe = client.pipeline(transaction=False)
+        pipe.get(key)
+        pipe.llen(store_key(loc.prefix, JOURNAL_KEY))
+        return pipe.execute()
     raw, journal_len = conn.call('read the manifest', fetch)
     if raw is None:
         if journal_len:
@@ -128,7 +139,7 @@ class RedisStore(FeatureStore):
     def _check_keys(self) -> None:
         blobs = self._blob_keys()
 
-        def lengths(client):
+        def lengths(client: redis.Redis) -> list[int]:
             pipe = client.pipeline(transaction=False)
             for key, _, _ in blobs:
                 pipe.strlen(key)
@@ -144,14 +155,15 @@ class RedisStore(FeatureStore):
     def _get_ranges(self, keys: list[str], starts: list[int], length: int,
                     what: str) -> list[bytes]:
         """``length`` bytes of each key from its start, in one pipelined round trip."""
-        def fetch(client):
+        def fetch(client: redis.Redis) -> list[bytes]:
             pipe = client.pipeline(transaction=False)
             for key, start in zip(keys, starts):
                 pipe.getrange(key, start, start + length - 1)
             return pipe.execute()
         return self._conn.call(f'read {len(keys)} {what}', fetch) if keys else []
 
-    def read(self, indices: Sequence[int]) -> np.ndarray:
+    def read(self, indices: RegionIndices) -> np.ndarray:
+        """Regions by global index in one pipeline of ``GETRANGE``, ``(len(indices), C, G, G)``."""
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         n = self.num_regions
         if idx.size and (idx.min() < 0 or idx.max() >= n):
@@ -163,7 +175,7 @@ class RedisStore(FeatureStore):
         rb = self.region_bytes
         blobs = self._get_ranges(keys, (local * rb).tolist(), rb, 'region(s)')
         out = np.empty((len(idx), self.channels, self.grid_size, self.grid_size), self.dtype)
-        view = memoryview(out.reshape(-1).view(np.uint8))
+        view = out.reshape(-1).view(np.uint8).data
         for k, blob in enumerate(blobs):
             if len(blob) != rb:
                 raise StoreError(
@@ -175,11 +187,12 @@ class RedisStore(FeatureStore):
         return out
 
     def read_slide(self, slide: int) -> np.ndarray:
+        """All regions of slide ``slide`` in one ``MGET`` of its blobs, ``(n, C, G, G)``."""
         rec = self.slides[slide]
         keys = [store_key(self.loc.prefix, 'grids', slide, k)
                 for k in range(len(part_sizes(rec.count, self.blob_regions)))]
         blobs = self._conn.call(f'read slide {rec.slide_id!r}', lambda c: c.mget(keys))
-        data = b''.join(b or b'' for b in blobs)
+        data = b''.join(b for b in blobs if isinstance(b, bytes))  # None: key missing
         if len(data) != rec.count * self.region_bytes:
             raise StoreError(f'{self.location}: slide {rec.slide_id!r} has {len(data)} bytes '
                              f'in keys {keys}, the manifest expects '
@@ -188,19 +201,21 @@ class RedisStore(FeatureStore):
             rec.count, self.channels, self.grid_size, self.grid_size)
 
     def coords(self) -> np.ndarray | None:
+        """Region corners ``(N, 2)`` int64 from the coords keys, or None if not stored."""
         if not self.has_coords:
             return None
         keys = [store_key(self.loc.prefix, 'coords', s) for s in range(self.num_slides)]
         blobs = self._conn.call('read coords', lambda c: c.mget(keys))
         parts = []
         for key, rec, blob in zip(keys, self.slides, blobs):
-            if blob is None or len(blob) != rec.count * 16:
+            if not isinstance(blob, bytes) or len(blob) != rec.count * 16:
                 raise StoreError(f'{self.location}: key {key!r} (coords of slide '
                                  f'{rec.slide_id!r}) is missing or has the wrong size')
             parts.append(np.frombuffer(blob, dtype='<i8').reshape(rec.count, 2))
         return np.concatenate(parts).astype(np.int64)
 
-    def read_masks(self, indices: Sequence[int]) -> np.ndarray:
+    def read_masks(self, indices: RegionIndices) -> np.ndarray:
+        """Tissue masks ``(len(indices), G, G)`` bool from the masks keys (all True if none)."""
         if not self.has_masks:
             return super().read_masks(indices)
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
@@ -221,7 +236,9 @@ class RedisStore(FeatureStore):
 
     @property
     def provenance(self) -> dict | None:
+        """The manifest's patch-feature provenance, or None."""
         return self._provenance
 
     def close(self) -> None:
+        """Close this process's connections; the next read reconnects."""
         self._conn.close()

@@ -29,6 +29,7 @@ import os
 import re
 import warnings
 from dataclasses import dataclass, field
+from typing import TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from .base import StoreError
@@ -36,6 +37,7 @@ from .base import StoreError
 SCHEMES = ('redis', 'rediss')
 PASSWORD_ENV = 'SLPD_REDIS_PASSWORD'
 DEFAULT_PREFIX = 'slpd'
+Number = TypeVar('Number', int, float)
 _PREFIX_RE = re.compile(r'^[A-Za-z0-9_.:/-]+$')
 _OPTIONS = ('prefix', 'password_env', 'retries', 'backoff', 'timeout', 'ca_certs',
             'certfile', 'keyfile', 'check_hostname')
@@ -121,7 +123,8 @@ def _one(query: dict[str, list[str]], key: str, uri: str) -> str | None:
     return values[0]
 
 
-def _number(text: str | None, kind: type, default: float, key: str, uri: str):
+def _number(text: str | None, kind: type[Number], default: Number, key: str, uri: str
+            ) -> Number:
     if text is None:
         return default
     try:
@@ -185,9 +188,10 @@ def parse_redis_uri(uri: str) -> RedisLocation:
             continue
         if not tls:
             raise StoreError(f'{safe}: {key} is a TLS option; use rediss://')
+        option: object = value
         if key == 'check_hostname':
-            value = value.lower() not in ('0', 'false', 'no')
-        tls_options.append((f'ssl_{key}', value))
+            option = value.lower() not in ('0', 'false', 'no')
+        tls_options.append((f'ssl_{key}', option))
     return RedisLocation(
         host=host, port=port, db=int(path or 0), prefix=prefix,
         username=unquote(parts.username) if parts.username else None, password=password,
@@ -217,9 +221,11 @@ def move_password_to_env(uri: str) -> str:
         StoreError: if the URI also names ``password_env`` and that variable holds a
             different password (the message shows neither).
     """
-    if not is_redis_uri(uri) or urlsplit(uri).password is None:
+    if not is_redis_uri(uri):
         return uri
     parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
     userinfo, host = parts.netloc.rsplit('@', 1)
     user = userinfo.split(':', 1)[0]
     env = _one(parse_qs(parts.query, keep_blank_values=True), 'password_env', redact_uri(uri))

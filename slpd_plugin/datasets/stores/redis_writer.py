@@ -14,6 +14,7 @@ import json
 from typing import Iterable
 
 import numpy as np
+import redis
 
 from . import journal
 from .base import (
@@ -76,12 +77,17 @@ class RedisStoreWriter(StoreWriter):
         if entries:
             self.blob_regions = entries[-1]['blob_regions']
 
-    def _stream_blobs(self, slide_id: str, position: int, parts: Iterable[SlidePart]):
-        """Write every full blob of a streamed slide; returns what the commit needs:
-        (count, sha256, last blob bytes, its part number, coords, masks); the masks'
-        checksum is taken by the caller from the whole ``masks``."""
+    def _stream_blobs(self, slide_id: str, position: int, parts: Iterable[SlidePart]
+                      ) -> tuple[int, str, np.ndarray, int, np.ndarray, np.ndarray]:
+        """Write every full blob of a streamed slide; return what the commit needs.
+
+        Returns:
+            ``(count, sha256, last blob, its part number, coords, masks)``; the caller
+            takes the masks' checksum from the whole ``masks``.
+        """
         digest, count, blob, k = hashlib.sha256(), 0, [], 0
-        coords, masks = [], []
+        coords: list[np.ndarray] = []
+        masks: list[np.ndarray] = []
         for grids, xy, mask in parts:
             data, xy, mask = self.prepare_part(slide_id, grids, xy, mask)
             if self.blob_regions is None:
@@ -105,6 +111,7 @@ class RedisStoreWriter(StoreWriter):
 
     def add_slide_parts(self, slide_id: str, parts: Iterable[SlidePart],
                         source: dict | None = None) -> SlideRecord:
+        """Stream a slide's full blobs, then commit the rest in one transaction."""
         self.check_new_slide(slide_id)
         position = len(self.records)
         state = self.channels, self.has_coords, self.blob_regions
@@ -113,6 +120,7 @@ class RedisStoreWriter(StoreWriter):
         except BaseException:
             self.channels, self.has_coords, self.blob_regions = state
             raise
+        assert self.channels is not None  # set by prepare_part
         record = SlideRecord(slide_id, sum(r.count for r in self.records), count, sha,
                              source, slide_checksum(masks))
         entry = journal.encode_entry(record, channels=self.channels, dtype=self.dtype,
@@ -120,7 +128,7 @@ class RedisStoreWriter(StoreWriter):
                                      provenance=self.provenance,
                                      blob_regions=self.blob_regions)
 
-        def commit(client) -> None:
+        def commit(client: redis.Redis) -> None:
             committed = client.llen(self._key(journal.JOURNAL_KEY))
             if committed == position + 1:  # a retry after EXEC went through
                 return
@@ -140,6 +148,7 @@ class RedisStoreWriter(StoreWriter):
         return record
 
     def finalize(self) -> None:
+        """Write the manifest key (and all-tissue masks of old slides); refuses an empty store."""
         if not self.records:
             raise StoreError(f'{self.location}: refusing to finalise an empty store '
                              f'(no slides were written)')
@@ -150,7 +159,7 @@ class RedisStoreWriter(StoreWriter):
             format=FORMAT, version=MANIFEST_VERSION, complete=True,
             **self.manifest(blob_regions=self.blob_regions)))
 
-        def write(client) -> None:
+        def write(client: redis.Redis) -> None:
             pipe = client.pipeline(transaction=True)
             for key, value in ones.items():
                 pipe.set(key, value)
@@ -172,7 +181,7 @@ def delete_redis_store(uri: str | RedisLocation) -> int:
     loc = uri if isinstance(uri, RedisLocation) else parse_redis_uri(uri)
     conn = RedisConnection(loc)
 
-    def delete(client) -> int:
+    def delete(client: redis.Redis) -> int:
         keys = [store_key(loc.prefix, name) for name in ('manifest', journal.JOURNAL_KEY)]
         entries = journal.parse_lines(client.lrange(keys[1], 0, -1), str(loc))
         for s, entry in enumerate(entries):

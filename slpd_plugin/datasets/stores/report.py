@@ -1,5 +1,6 @@
-"""What a feature store holds: slides, region counts, C, dtype, size and completeness;
-for a store made from patch features, its provenance, tissue masks and source files.
+"""What a feature store holds: slides, region counts, C, dtype, size and completeness.
+
+For a store made from patch features, also its provenance, tissue masks and source files.
 
 A store whose ingest was interrupted has a journal of committed slides but no manifest;
 readers refuse it, and this report says how far the ingest got instead of failing.
@@ -43,8 +44,9 @@ PATCH_LOSS_WARN = 0.10
 
 def patch_loss_lines(slides: list[tuple[str, int, int]],
                      threshold: float = PATCH_LOSS_WARN) -> list[str]:
-    """Patches in the files against patches kept in regions, in total, and a warning
-    naming the slides that lost more than ``threshold`` of theirs.
+    """Patches in the files against patches kept in regions, in total, and a warning.
+
+    The warning names the slides that lost more than ``threshold`` of theirs.
 
     Args:
         slides: ``(slide_id, patches in the file, patches kept in regions)`` per slide.

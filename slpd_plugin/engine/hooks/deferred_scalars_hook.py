@@ -30,8 +30,10 @@ def is_log_point(runner, batch_idx: int) -> bool:
 
 
 def to_host(values: Sequence) -> list:
-    """``values`` (scalar tensors and Python/numpy numbers) as Python numbers, with one
-    device-to-host transfer per device instead of one ``.item()`` per tensor."""
+    """``values`` (scalar tensors and Python/numpy numbers) as Python numbers.
+
+    One device-to-host transfer per device instead of one ``.item()`` per tensor.
+    """
     out = list(values)
     by_device: dict[torch.device, list[int]] = {}
     for i, value in enumerate(values):
@@ -61,6 +63,7 @@ class DeferredRuntimeInfoHook(RuntimeInfoHook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs: dict | None = None) -> None:
+        """Keep the step's outputs as detached scalars; flush them at a logging iteration."""
         for key, value in (outputs or {}).items():
             if isinstance(value, torch.Tensor):
                 if value.numel() != 1:
@@ -82,13 +85,16 @@ class DeferredRuntimeInfoHook(RuntimeInfoHook):
         return True
 
     def after_train_epoch(self, runner) -> None:
+        """Flush the pending values into the message hub."""
         self.flush(runner)
 
     def after_train(self, runner) -> None:
+        """Flush the pending values, then do what ``RuntimeInfoHook`` does."""
         self.flush(runner)
         super().after_train(runner)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Flush, and store the updated message hub in ``checkpoint``."""
         if self.flush(runner):  # the runner copied the message hub before this hook
             checkpoint['message_hub'] = apply_to(runner.message_hub.state_dict(),
                                                  lambda x: hasattr(x, 'cpu'),

@@ -48,6 +48,7 @@ class NonFiniteLossHook(Hook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs: dict | None = None) -> None:
+        """Keep the step's loss terms; check them all at a logging iteration."""
         terms = {k: v.detach() if isinstance(v, torch.Tensor) else v
                  for k, v in (outputs or {}).items() if 'loss' in k}
         samples = (data_batch or {}).get('data_samples')
@@ -78,10 +79,13 @@ class NonFiniteLossHook(Hook):
         return sorted({ids[i] for i in step.slide_index.tolist()})
 
     def after_train_epoch(self, runner) -> None:
+        """Check the steps since the last check (raises on NaN/Inf)."""
         self.check(runner)
 
     def after_train(self, runner) -> None:
+        """Check the steps since the last check (raises on NaN/Inf)."""
         self.check(runner)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Check before saving, so no checkpoint holds a bad step."""
         self.check(runner)

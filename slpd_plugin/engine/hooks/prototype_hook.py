@@ -1,5 +1,6 @@
-"""Refresh SLPD's prototype bank at the start of every epoch after warm-up (docs/prototypes.md;
-SLPD paper, arXiv 2307.10696).
+"""Refresh SLPD's prototype bank at the start of every epoch after warm-up.
+
+See docs/prototypes.md and the SLPD paper (arXiv 2307.10696).
 
 Per refresh, on ``W`` ranks (world size, all nodes):
 
@@ -126,8 +127,10 @@ class PrototypeHook(Hook):
         self._warned_empty = False
 
     def before_train(self, runner) -> None:
-        """Refuse a CLS prototype space with a prototype head; say once which k-means,
-        faiss and device the refreshes use."""
+        """Refuse a CLS prototype space with a prototype head; log the refresh's k-means.
+
+        The log line names the k-means backend, faiss and device the refreshes use.
+        """
         if self.embedding == 'cls' and getattr(unwrap(runner.model), 'prototype_head',
                                                None) is not None:
             raise ValueError(f"PrototypeHook(embedding='cls'): {CLS_WITH_PROTOTYPE_HEAD}")
@@ -138,17 +141,22 @@ class PrototypeHook(Hook):
             runner.logger.warning(warning)
 
     def refreshes_at(self, epoch: int) -> bool:
-        """Whether the bank is built at the start of 0-based ``epoch`` (and the prototype
-        terms trained in it): after ``warm_epochs`` epochs of plain DINO."""
+        """Whether the bank is built at the start of 0-based ``epoch``.
+
+        The prototype terms are then trained in it: after ``warm_epochs`` epochs of plain
+        DINO.
+        """
         return epoch >= self.warm_epochs
 
     def before_train_epoch(self, runner) -> None:
+        """Refresh the bank after warm-up (unless resumed mid-epoch with it); drop it before."""
         if not self.refreshes_at(runner.epoch):
             unwrap(runner.model).bank = None  # e.g. a bank that came with load_from
         elif self.bank_epoch != runner.epoch:  # not resumed mid-epoch with its bank
             self.refresh(runner)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        """With ``source='memory'``, store the step's teacher embeddings by region index."""
         if self.source != 'memory' or not self.refreshes_at(runner.epoch + 1):
             return
         emb = unwrap(runner.model).last_teacher_embeddings.get(self.embedding)
@@ -164,9 +172,11 @@ class PrototypeHook(Hook):
         self._memory[1][index] = 1.0
 
     def loader(self, runner, indices: np.ndarray, device: torch.device) -> DataLoader:
-        """The embedding pass's loader of this rank's share of ``indices``: pinned
-        memory for a CUDA model; the loader of every region (``source='pass'``) is made
-        once and its workers persist from one refresh to the next."""
+        """The embedding pass's loader of this rank's share of ``indices``.
+
+        Memory is pinned for a CUDA model; the loader of every region
+        (``source='pass'``) is made once and its workers persist between refreshes.
+        """
         dataset = runner.train_dataloader.dataset
         every = len(indices) == len(dataset)
         if every and self._pass_loader is not None:
@@ -183,8 +193,10 @@ class PrototypeHook(Hook):
 
     @torch.no_grad()
     def embed_regions(self, runner, indices: np.ndarray) -> torch.Tensor:
-        """Teacher embeddings of ``indices`` (shared out over ranks), identical on every
-        rank, ``(len(indices), D)``."""
+        """Teacher embeddings of ``indices``, ``(len(indices), D)``, the same on every rank.
+
+        The regions are shared out over the ranks and the embeddings gathered.
+        """
         model = unwrap(runner.model)
         device = next(model.parameters()).device
         rank = get_dist_info()[0]
@@ -224,6 +236,7 @@ class PrototypeHook(Hook):
         return embeddings
 
     def refresh(self, runner) -> None:
+        """Embed, cluster this rank's slides, gather, build and install the bank, log its stats."""
         model = unwrap(runner.model)
         dataset = runner.train_dataloader.dataset
         embeddings = self.embed_all(runner)
@@ -264,6 +277,7 @@ class PrototypeHook(Hook):
                                       step=runner.iter)
 
     def install(self, runner, bank: PrototypeBank | None) -> None:
+        """Put ``bank`` on the model's device (None: plain DINO, warned once)."""
         model = unwrap(runner.model)
         if bank is None and not self._warned_empty:
             runner.logger.warning(
@@ -274,11 +288,13 @@ class PrototypeHook(Hook):
         model.bank = None if bank is None else bank.to(device)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Save the current bank and the epoch it was built for."""
         bank = unwrap(runner.model).bank
         if bank is not None:
             checkpoint[CKPT_KEY] = bank_checkpoint_entry(bank, self.bank_epoch)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Install a checkpoint's bank; keep it for the epoch when resumed mid-epoch."""
         loaded = bank_from_checkpoint(checkpoint)
         if loaded is None:
             return

@@ -54,6 +54,7 @@ class RandomStateHook(Hook):
         self._loaded: tuple[int, torch.Tensor | None] | None = None  # (iter, states)
 
     def before_train(self, runner) -> None:
+        """Seed the loader's generator; on a resume, restore this rank's generators."""
         loader = runner.train_loop.dataloader
         if isinstance(loader, DataLoader) and loader.generator is None:
             loader.generator = torch.Generator().manual_seed(runner.seed)  # see class doc
@@ -64,14 +65,17 @@ class RandomStateHook(Hook):
                 self.restore(runner, states)
 
     def after_train_epoch(self, runner) -> None:
+        """Gather every rank's generator states for the epoch-end checkpoint."""
         self._states = gather_packed_states()
         self._iter = runner.iter
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Save the gathered states when they belong to this iteration."""
         if self._states is not None and self._iter == runner.iter:
             checkpoint[CKPT_KEY] = self._states.clone()
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Keep the checkpoint's states until :meth:`before_train` knows if it is a resume."""
         # Resume or load_from? Only known in before_train, once the loop has its iteration.
         self._loaded = (checkpoint_iter(checkpoint), checkpoint.get(CKPT_KEY))
 

@@ -50,12 +50,15 @@ class RunLayoutHook(Hook):
         self._loaded: tuple[int, dict | None] | None = None  # (iter, layout)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Save the run's layout (world size, batch size, iterations per epoch)."""
         checkpoint[CKPT_KEY] = run_layout(runner)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Keep the saved layout until :meth:`before_train` knows if it is a resume."""
         self._loaded = (checkpoint_iter(checkpoint), checkpoint.get(CKPT_KEY))
 
     def before_train(self, runner) -> None:
+        """On a resume, refuse a layout that changes what one step or one epoch is."""
         if self._loaded is None:
             return
         loaded_iter, saved = self._loaded

@@ -52,11 +52,14 @@ def schedule_warnings(runner) -> list[str]:
 
 @HOOKS.register_module()
 class ScheduleCheckHook(Hook):
-    """Before training, log a warning per schedule the run is too short for (see
-    :func:`schedule_warnings`); the run goes on."""
+    """Before training, log a warning per schedule the run is too short for.
+
+    See :func:`schedule_warnings`; the run goes on.
+    """
 
     priority = 'VERY_LOW'
 
     def before_train(self, runner) -> None:
+        """Log one ``short run:`` warning per schedule the run is too short for."""
         for line in schedule_warnings(runner):
             runner.logger.warning(f'short run: {line}')

@@ -44,6 +44,7 @@ class StateConsistencyHook(Hook):
         self.dump = dump
 
     def after_train_epoch(self, runner) -> None:
+        """Fingerprint the model and bank, optionally dump them, and compare across ranks."""
         if not self.every_n_epochs(runner, self.interval):
             return
         model = unwrap(runner.model)

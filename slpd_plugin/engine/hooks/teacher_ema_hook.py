@@ -35,6 +35,7 @@ class TeacherEMAHook(Hook):
         self.end_momentum = end_momentum
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        """Move the teacher towards the student with this step's cosine-scheduled momentum."""
         model = unwrap(runner.model)
         # lightly's schedule runs from step 0 to step max_steps - 1 (cosine over
         # max_steps - 1 intervals): passing T puts end_momentum at the last iteration.

@@ -36,12 +36,14 @@ class TeacherTempHook(Hook):
         self.warmup_epochs = warmup_epochs
 
     def temperature(self, iteration: int, iters_per_epoch: int) -> float:
+        """The teacher temperature at ``iteration``: linear warm-up, then ``temp``."""
         warmup_iters = self.warmup_epochs * iters_per_epoch
         if iteration >= warmup_iters:
             return self.temp
         return self.warmup_temp + (self.temp - self.warmup_temp) * iteration / warmup_iters
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        """Set the model's teacher temperature for this step and log it."""
         t = self.temperature(runner.iter, len(runner.train_dataloader))
         unwrap(runner.model).teacher_temp = t
         runner.message_hub.update_scalar('train/teacher_temp', t)

@@ -17,5 +17,6 @@ class WeightDecayLogHook(Hook):
     priority = 'BELOW_NORMAL'
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        """Log the largest weight decay of the parameter groups as ``train/wd``."""
         wd = max(g.get('weight_decay', 0.0) for g in runner.optim_wrapper.param_groups)
         runner.message_hub.update_scalar('train/wd', wd)

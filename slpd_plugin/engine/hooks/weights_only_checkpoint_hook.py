@@ -17,7 +17,7 @@ FORMAT = 'slpd-weights-only-v1'
 
 
 def _plain(value):
-    """numpy scalars/arrays -> Python scalars/tensors, recursively."""
+    """Convert numpy scalars/arrays to Python scalars/tensors, recursively."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -57,10 +57,12 @@ class WeightsOnlyCheckpointHook(Hook):
     priority = 'LOWEST'
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Turn the message hub and meta into plain tensors and numbers, and mark the format."""
         checkpoint['message_hub'] = encode_message_hub(checkpoint['message_hub'])
         checkpoint['meta'] = _plain(checkpoint['meta'])
         checkpoint[FORMAT_KEY] = FORMAT
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Rebuild the message hub of a checkpoint saved in this format."""
         if checkpoint.get(FORMAT_KEY) == FORMAT and 'message_hub' in checkpoint:
             checkpoint['message_hub'] = decode_message_hub(checkpoint['message_hub'])

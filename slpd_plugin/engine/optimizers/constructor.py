@@ -47,6 +47,7 @@ class SLPDOptimWrapperConstructor:
         self.optim_wrapper_cfg = dict(optim_wrapper_cfg)
 
     def __call__(self, model: nn.Module) -> OptimWrapper:
+        """The optimizer wrapper over the student's DINO parameter groups."""
         model = unwrap(model)
         cfg = dict(self.optim_wrapper_cfg)
         cfg.setdefault('type', 'DINOOptimWrapper')

@@ -22,7 +22,9 @@ AUTOCAST_DTYPES = {'bfloat16': torch.bfloat16, 'float16': torch.float16}
 
 @OPTIM_WRAPPERS.register_module()
 class DINOOptimWrapper(OptimWrapper):
-    """``OptimWrapper`` that, before every optimizer step:
+    """``OptimWrapper`` with DINO's gradient handling, and optional autocast.
+
+    Before every optimizer step, it:
 
     1. drops the gradients of the head's last layer during the first
        ``freeze_last_layer_epochs`` epochs (DINO/HIPT: 1), and
@@ -110,11 +112,13 @@ class DINOOptimWrapper(OptimWrapper):
             torch._foreach_mul_(same, list(coefs.unbind()))
 
     def backward(self, loss: torch.Tensor, **kwargs) -> None:
+        """Backward of ``loss``, scaled first when float16 autocast uses a loss scaler."""
         if self.loss_scaler is not None:
             loss = self.loss_scaler.scale(loss)
         super().backward(loss, **kwargs)
 
     def step(self, **kwargs) -> None:
+        """Unscale, drop the frozen last layer's gradients, clip per tensor, then step."""
         if self.loss_scaler is not None:
             self.loss_scaler.unscale_(self.optimizer)  # and records inf/NaN gradients
         epoch = MessageHub.get_current_instance().get_info('epoch', 0)
@@ -132,12 +136,14 @@ class DINOOptimWrapper(OptimWrapper):
         self.loss_scaler.update(self._static_scale)
 
     def state_dict(self) -> dict:
+        """The wrapper's state, with the loss scaler's when there is one."""
         state = super().state_dict()
         if self.loss_scaler is not None:
             state['loss_scaler'] = self.loss_scaler.state_dict()  # floats and ints only
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
+        """Restore the wrapper's state and the loss scaler's."""
         state_dict = dict(state_dict)
         scaler_state = state_dict.pop('loss_scaler', None)
         if self.loss_scaler is not None and scaler_state:
@@ -146,6 +152,7 @@ class DINOOptimWrapper(OptimWrapper):
 
     @contextmanager
     def optim_context(self, model: torch.nn.Module):
+        """The mmengine context of the forward and backward, under autocast when set."""
         with super().optim_context(model):
             if self.autocast_dtype is None:
                 ctx = nullcontext()

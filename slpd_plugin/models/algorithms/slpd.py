@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 from mmengine.logging import print_log
-from mmengine.model import BaseModel
+from mmengine.model import BaseModel, BaseModule
 from mmengine.model.weight_init import PretrainedInit
 from torch import Tensor, nn
 
@@ -26,6 +26,7 @@ from slpd_plugin.registry import MODELS
 from slpd_plugin.utils.weights import CheckpointError, load_backbone_weights
 
 from ..backbones import accepts_masks
+from ..heads import DINOEncoder
 from ..losses import merged_center_updates, student_log_probs
 from .teacher import disable_stochastic_layers, teacher_backbone_cfg
 
@@ -57,8 +58,7 @@ def _split_pretrained(backbone: dict) -> tuple[dict, dict | None]:
 
 
 def _split_by_size(views: list[Tensor]) -> list[list[int]]:
-    """Positions of consecutive views of the same spatial size (one forward pass per
-    group)."""
+    """Positions of consecutive views of the same spatial size (one forward pass each)."""
     groups: list[list[int]] = []
     for k, v in enumerate(views):
         if groups and views[groups[-1][0]].shape[-2:] == v.shape[-2:]:
@@ -77,9 +77,9 @@ def _run_backbone(net: nn.Module, grids: Tensor, mask: Tensor | None) -> Tensor:
 
 @MODELS.register_module()
 class SLPD(BaseModel):
-    """Slide-Level Prototypical Distillation (`SLPD, MICCAI 2023
-    <https://arxiv.org/abs/2307.10696>`_) on pre-extracted region feature grids.
+    """Slide-Level Prototypical Distillation on pre-extracted region feature grids.
 
+    `SLPD, MICCAI 2023 <https://arxiv.org/abs/2307.10696>`_.
     With no prototype head (or before a :class:`PrototypeHook` has built a bank) this is
     exactly DINO-4K, HIPT's region-level pretraining. The teacher is built separately from
     the same configs with every dropout and stochastic-depth rate at 0 (whatever the
@@ -143,7 +143,7 @@ class SLPD(BaseModel):
                 encoder.backbone.compile(**(compile if isinstance(compile, dict) else {}))
 
     @staticmethod
-    def _build_encoder(backbone: dict, head: dict) -> nn.ModuleDict:
+    def _build_encoder(backbone: dict, head: dict) -> DINOEncoder:
         net = MODELS.build(backbone)
         dims = getattr(net, 'embed_dims', None)
         if dims is None:
@@ -152,14 +152,16 @@ class SLPD(BaseModel):
         if head.setdefault('in_channels', dims) != dims:
             raise ValueError(f'head in_channels={head["in_channels"]} does not match the '
                              f'backbone\'s embed_dims={dims}')
-        return nn.ModuleDict(dict(backbone=net, head=MODELS.build(head)))
+        return DINOEncoder(dict(backbone=net, head=MODELS.build(head)))
 
     def init_weights(self) -> None:
-        """mmengine's initialisation, plus what it cannot reach inside the student: the
-        ``init_cfg`` of its backbone and head, then the backbone's Pretrained weights;
-        the teacher is then a copy of the student again."""
+        """The mmengine initialisation, plus what it cannot reach inside the student.
+
+        That is the ``init_cfg`` of the student's backbone and head, then the backbone's
+        Pretrained weights; the teacher is then a copy of the student again.
+        """
         super().init_weights()
-        parts = [m for m in self.student.values() if getattr(m, 'init_cfg', None)]
+        parts = [m for m in self.student.values() if isinstance(m, BaseModule) and m.init_cfg]
         for part in parts:
             part.init_weights()
         if self.backbone_pretrained is not None:
@@ -180,13 +182,22 @@ class SLPD(BaseModel):
     def forward(self, inputs: Tensor | list[Tensor], data_samples: dict | None = None,
                 mode: str = 'tensor', masks: Tensor | list[Tensor] | None = None
                 ) -> dict[str, Tensor] | Tensor:
-        """``mode='loss'``: dict of losses for a list of views; ``mode='tensor'``: the
-        teacher backbone's embeddings ``(B, E)`` of a grid batch ``(B, C, H, W)``.
-        ``masks``: the views' tissue masks (one ``(B, s, s)`` bool per view, or
-        ``(B, H, W)`` for a grid batch) as the data preprocessor returns them, or None."""
+        """Losses of a list of views (``mode='loss'``) or embeddings of a grid batch.
+
+        ``mode='tensor'`` returns the teacher backbone's embeddings ``(B, E)`` of a grid
+        batch ``(B, C, H, W)``. ``masks``: the views' tissue masks (one ``(B, s, s)``
+        bool per view, or ``(B, H, W)`` for a grid batch) as the data preprocessor
+        returns them, or None.
+        """
         if mode == 'loss':
+            if not isinstance(inputs, list) or isinstance(masks, Tensor):
+                raise TypeError("SLPD mode='loss' takes a list of views (and of masks), got "
+                                f'{type(inputs).__name__}')
             return self.loss(inputs, data_samples, masks)
         if mode == 'tensor':
+            if isinstance(inputs, list) or isinstance(masks, list):
+                raise TypeError("SLPD mode='tensor' takes one grid batch (B, C, H, W), got a "
+                                'list')
             return self.embed(inputs, masks=masks)
         raise RuntimeError(f'Invalid mode {mode!r}; SLPD supports "loss" and "tensor"')
 
@@ -234,13 +245,14 @@ class SLPD(BaseModel):
         # The students' log-softmax, once for the DINO loss and every prototype term
         # (a loss module of another kind gets the logits and computes its own).
         student_temp = getattr(self.loss_module, 'student_temp', None)
-        shares = hasattr(self.loss_module, 'from_log_probs')
-        log_p = student_log_probs(s_logits, student_temp) if shares else None  # (V, B, P)
+        log_p = (student_log_probs(s_logits, student_temp)  # (V, B, P)
+                 if student_temp is not None and hasattr(self.loss_module, 'from_log_probs')
+                 else None)
         head = self.prototype_head
         with merged_center_updates():  # every centre's all-reduce in one collective
             losses = dict(loss_dino=self.loss_module.from_log_probs(
-                list(t_logits), log_p, teacher_temp=self.teacher_temp) if shares else
-                self.loss_module(list(t_logits), s_logits, teacher_temp=self.teacher_temp))
+                list(t_logits), log_p, teacher_temp=self.teacher_temp) if log_p is not None
+                else self.loss_module(list(t_logits), s_logits, teacher_temp=self.teacher_temp))
             if head is not None:
                 shared = log_p if head.student_temp == student_temp else None
                 losses.update(head.loss(s_logits, self.teacher, self.bank, data_samples,

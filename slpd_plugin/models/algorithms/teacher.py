@@ -35,13 +35,15 @@ _DROP_CLASS = re.compile(r'drop|stochastic_?depth', re.IGNORECASE)
 _RATE_ATTRS = ('p', 'drop_prob', 'drop_rate', 'drop_path', 'rate')
 
 
-def _is_rate(value) -> bool:
+def _is_rate(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _is_leaf_without_weights(m: nn.Module) -> bool:
-    """Dropout-like layers hold no submodule and no parameter (unlike, say, a backbone
-    whose class name happens to contain ``Drop``)."""
+    """Whether ``m`` holds no submodule and no parameter, as dropout-like layers do.
+
+    This tells them from, say, a backbone whose class name happens to contain ``Drop``.
+    """
     return next(m.children(), None) is None and next(m.parameters(), None) is None
 
 
@@ -75,6 +77,7 @@ def disable_stochastic_layers(module: nn.Module) -> list[str]:
             (it cannot be switched off, so the teacher would not be deterministic).
     """
     changed = []
+    attrs: tuple[str, ...]
     for name, m in module.named_modules():
         if isinstance(m, nn.modules.dropout._DropoutNd):
             attrs = ('p',)

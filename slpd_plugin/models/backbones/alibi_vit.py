@@ -34,11 +34,13 @@ ARCHS = {
 
 
 def alibi_slopes(num_heads: int) -> Tensor:
-    """ALiBi's per-head slopes, ``(h,)``: the geometric sequence ``2^(-8k/h)``,
-    ``k = 1..h``, for ``h`` a power of two; otherwise the sequence of the largest power of
-    two ``m < h`` followed by the odd-indexed terms ``2^(-4k/m)``, ``k = 1, 3, 5, ...``
-    of the ``2m`` sequence (ALiBi's rule), e.g. 12 heads: ``2^-1 .. 2^-8`` then
-    ``2^-0.5, 2^-1.5, 2^-2.5, 2^-3.5``."""
+    """ALiBi's per-head slopes, ``(h,)``.
+
+    For ``h`` a power of two, the geometric sequence ``2^(-8k/h)``, ``k = 1..h``;
+    otherwise the sequence of the largest power of two ``m < h`` followed by the
+    odd-indexed terms ``2^(-4k/m)``, ``k = 1, 3, 5, ...`` of the ``2m`` sequence (ALiBi's
+    rule), e.g. 12 heads: ``2^-1 .. 2^-8`` then ``2^-0.5, 2^-1.5, 2^-2.5, 2^-3.5``.
+    """
     if num_heads < 1:
         raise ValueError(f'num_heads must be >= 1, got {num_heads}')
     m = 2 ** int(math.floor(math.log2(num_heads)))
@@ -48,9 +50,10 @@ def alibi_slopes(num_heads: int) -> Tensor:
 
 
 def grid_distances(height: int, width: int, device: torch.device | None = None) -> Tensor:
-    """Euclidean distances between the ``(row, col)`` positions of all cells of an
-    ``height x width`` grid, ``(N, N)`` float32, cells in row-major order (the order of
-    ``x.flatten(2)``)."""
+    """Euclidean distances between the cells of a ``height x width`` grid, ``(N, N)`` float32.
+
+    Cells are in row-major order (the order of ``x.flatten(2)``).
+    """
     rows = torch.arange(height, device=device).repeat_interleave(width)
     cols = torch.arange(width, device=device).repeat(height)
     pos = torch.stack([rows, cols], dim=-1).float()  # (N, 2)
@@ -60,7 +63,8 @@ def grid_distances(height: int, width: int, device: torch.device | None = None) 
 @lru_cache(maxsize=16)
 def alibi_bias(height: int, width: int, num_heads: int, device: torch.device,
                dtype: torch.dtype = torch.float32) -> Tensor:
-    """The 2-D ALiBi bias of an ``height x width`` grid with a CLS token first,
+    """The 2-D ALiBi bias of a ``height x width`` grid with a CLS token first.
+
     ``(1, h, T, T)`` in ``dtype``: ``-slope_k * distance`` between cells, 0 to/from CLS.
 
     Computed in float32 and rounded once to ``dtype``. Cached per grid size, head count,
@@ -78,8 +82,10 @@ def alibi_bias(height: int, width: int, num_heads: int, device: torch.device,
 
 
 def compute_dtype(x: Tensor) -> torch.dtype:
-    """The dtype attention runs in for activations ``x``: autocast's, if it is on for
-    ``x``'s device, else ``x``'s own."""
+    """The dtype attention runs in for activations ``x``.
+
+    That is autocast's, if it is on for ``x``'s device, else ``x``'s own.
+    """
     device = x.device.type
     return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
 
@@ -172,8 +178,9 @@ class ALiBiViT(BaseModule):
     def attention_bias(self, height: int, width: int, device: torch.device,
                        mask: Tensor | None = None,
                        dtype: torch.dtype = torch.float32) -> Tensor:
-        """The float bias every block adds to its attention scores, in ``dtype`` (the
-        dtype attention runs in: then no block casts it again).
+        """The float bias every block adds to its attention scores, in ``dtype``.
+
+        ``dtype`` is the one attention runs in, so no block casts the bias again.
 
         Returns:
             ``(1, h, T, T)`` without ``mask`` (:func:`alibi_bias`, cached, broadcast over
@@ -189,6 +196,7 @@ class ALiBiViT(BaseModule):
         return bias.masked_fill(~keys[:, None, None, :], float('-inf'))  # (B, h, T, T)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Embed grids ``(B, C, H, W)`` to the CLS token ``(B, E)``; ``mask``: ``(B, H, W)``."""
         x = checked_grids(x, mask, self.in_channels, 'ALiBiViT')
         b, _, h, w = x.shape
         tokens = self.phi(x.flatten(2).transpose(1, 2))  # (B, N, E), row-major cells

@@ -26,9 +26,11 @@ def check_mask(mask: Tensor, x: Tensor, name: str) -> None:
 
 
 def checked_grids(x: Tensor, mask: Tensor | None, in_channels: int, name: str) -> Tensor:
-    """Check grids ``x`` ``(B, C, H, W)`` (and ``mask``) for a backbone named ``name``;
-    return them with the missing cells zeroed, so that whatever a hole holds (even NaN)
-    cannot reach the output through ``0 * value``."""
+    """Check grids ``x`` ``(B, C, H, W)`` and ``mask``; return them with holes zeroed.
+
+    ``name`` names the backbone in errors. Zeroing the missing cells means that whatever
+    a hole holds (even NaN) cannot reach the output through ``0 * value``.
+    """
     if x.dim() != 4 or x.shape[1] != in_channels:
         raise ValueError(f'{name} expects grids of shape (B, {in_channels}, H, W), '
                          f'got {tuple(x.shape)}: set model.backbone.in_channels to the '

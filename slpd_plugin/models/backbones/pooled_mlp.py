@@ -43,8 +43,11 @@ class PooledMLP(BaseModule):
                                  nn.Linear(hidden_dims, embed_dims))
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        """Embed grids ``x`` ``(B, C, H, W)``; ``mask`` ``(B, H, W)`` bool (True = a patch
-        is present) averages over the present cells only, None = all present."""
+        """Embed grids ``x`` ``(B, C, H, W)`` to ``(B, E)``.
+
+        ``mask`` ``(B, H, W)`` bool (True = a patch is present) averages over the present
+        cells only; None = all present.
+        """
         kept = checked_grids(x, mask, self.in_channels, 'PooledMLP')
         if mask is None:
             return self.mlp(kept.mean(dim=(2, 3)))

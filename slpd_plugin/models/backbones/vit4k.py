@@ -122,8 +122,11 @@ class ViT4K(BaseModule):
         return torch.cat([cls_pos, grid_pos], dim=1)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        """Embed grids ``x`` ``(B, C, H, W)``; ``mask`` ``(B, H, W)`` bool (True = a patch
-        is present) leaves the missing cells out of attention, None = all present."""
+        """Embed grids ``x`` ``(B, C, H, W)`` to the CLS token ``(B, E)``.
+
+        ``mask`` ``(B, H, W)`` bool (True = a patch is present) leaves the missing cells
+        out of attention; None = all present.
+        """
         x = checked_grids(x, mask, self.in_channels, 'ViT4K')
         b, _, h, w = x.shape
         attn_mask = None

@@ -61,8 +61,11 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
-        """``attn_mask``: None, bool (True = may attend) or an additive float bias,
-        broadcastable to ``(B, h, T, T)`` (e.g. ``(B, 1, 1, T)`` key padding)."""
+        """Multi-head self-attention of tokens ``x`` ``(B, T, E)`` -> ``(B, T, E)``.
+
+        ``attn_mask``: None, bool (True = may attend) or an additive float bias,
+        broadcastable to ``(B, h, T, T)`` (e.g. ``(B, 1, 1, T)`` key padding).
+        """
         b, t, e = x.shape
         qkv = self.qkv(x).reshape(b, t, 3, self.num_heads, e // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, h, T, d)
@@ -83,6 +86,7 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: Tensor) -> Tensor:
+        """``fc2(act(fc1(x)))`` over the last dim of ``x``."""
         return self.fc2(self.act(self.fc1(x)))
 
 
@@ -98,6 +102,7 @@ class DropPath(nn.Module):
         self.p = p
 
     def forward(self, x: Tensor) -> Tensor:
+        """Training: zero each sample with prob ``p``, scale the rest by ``1/(1-p)``; else ``x``."""
         if self.p == 0.0 or not self.training:
             return x
         scale = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(1 - self.p)
@@ -120,6 +125,7 @@ class Block(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
     def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+        """One pre-norm block, ``(B, T, E)``: ``x + attn(norm(x))``, then ``x + mlp(norm(x))``."""
         x = x + self.drop_path(self.attn(self.norm1(x), attn_mask))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 

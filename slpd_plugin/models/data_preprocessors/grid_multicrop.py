@@ -11,6 +11,7 @@ index maps, so no extra copy is made.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,8 +26,7 @@ CROP_TRIES = 16
 
 
 def center_crop(x: Tensor, size: int) -> Tensor:
-    """Centre ``size x size`` crop of the last two dims: grids ``(B, C, G, G)`` or masks
-    ``(B, G, G)``."""
+    """Centre ``size x size`` crop of grids ``(B, C, G, G)`` or masks ``(B, G, G)``."""
     g = x.shape[-1]
     if not 0 < size <= g:
         raise ValueError(f'crop size {size} does not fit a {g}x{g} grid')
@@ -108,8 +108,10 @@ def random_crop_maps(b: int, grid: tuple[int, int], size: int, hflip_prob: float
 
 
 def gather_cells(x: Tensor, row_map: Tensor, col_map: Tensor) -> Tensor:
-    """Cut crops out of grids ``(B, C, G, G)`` -> ``(B, C, s, s)`` or masks
-    ``(B, G, G)`` -> ``(B, s, s)`` with the maps of :func:`random_crop_maps`."""
+    """Cut crops out of grids or masks with the maps of :func:`random_crop_maps`.
+
+    Grids ``(B, C, G, G)`` -> ``(B, C, s, s)``; masks ``(B, G, G)`` -> ``(B, s, s)``.
+    """
     batch = torch.arange(x.shape[0], device=x.device)[:, None, None]
     if x.dim() == 3:
         return x[batch, row_map, col_map]
@@ -133,7 +135,7 @@ def random_crops(x: Tensor, size: int, hflip_prob: float = 0.5, vflip_prob: floa
         ``(B, C, s, s)`` crops; every crop is a true (possibly flipped/rotated)
         sub-grid of its input.
     """
-    maps = random_crop_maps(x.shape[0], tuple(x.shape[-2:]), size, hflip_prob, vflip_prob,
+    maps = random_crop_maps(x.shape[0], (x.shape[-2], x.shape[-1]), size, hflip_prob, vflip_prob,
                             rot90, generator, device=x.device)
     return gather_cells(x, *maps)
 
@@ -193,7 +195,7 @@ class GridMultiCropPreprocessor(BaseDataPreprocessor):
                              f'num_global={num_global}, num_local={num_local}')
         self.num_global, self.global_size = num_global, global_size
         self.num_local, self.local_size = num_local, local_size
-        self.flips = dict(hflip_prob=hflip_prob, vflip_prob=vflip_prob, rot90=rot90)
+        self.hflip_prob, self.vflip_prob, self.rot90 = hflip_prob, vflip_prob, rot90
         self.eval_crop = eval_crop
         if not 0.0 <= min_tissue <= 1.0 or crop_tries < 1:
             raise ValueError(f'min_tissue must be in [0, 1] and crop_tries >= 1, got '
@@ -201,15 +203,18 @@ class GridMultiCropPreprocessor(BaseDataPreprocessor):
         self.min_tissue, self.crop_tries = min_tissue, crop_tries
 
     def forward(self, data: dict, training: bool = False) -> dict:
+        """The batch on the device: ``inputs`` (views or grids), ``masks``, ``data_samples``."""
         data = self.cast_data(data)
         grids = data['inputs'].float()  # stored as float16: convert on the device
         masks = data.get('masks')  # (B, G, G) bool or None
+        out: dict[str, Any]
         if training:
             views, view_masks = [], []
             sizes = [self.global_size] * self.num_global + [self.local_size] * self.num_local
             for size in sizes:
-                maps = random_crop_maps(len(grids), tuple(grids.shape[-2:]), size,
-                                        **self.flips, masks=masks, min_tissue=self.min_tissue,
+                maps = random_crop_maps(len(grids), (grids.shape[-2], grids.shape[-1]), size,
+                                        self.hflip_prob, self.vflip_prob, self.rot90,
+                                        masks=masks, min_tissue=self.min_tissue,
                                         tries=self.crop_tries, device=grids.device)
                 views.append(gather_cells(grids, *maps))  # (B, C, s, s)
                 if masks is not None:

@@ -1,5 +1,5 @@
 """Heads: the DINO projection head and SLPD's prototype-distillation head."""
-from .dino_head import DINOHead
+from .dino_head import DINOEncoder, DINOHead
 from .prototype_head import PrototypeDistillHead
 
-__all__ = ['DINOHead', 'PrototypeDistillHead']
+__all__ = ['DINOEncoder', 'DINOHead', 'PrototypeDistillHead']

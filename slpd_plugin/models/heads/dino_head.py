@@ -6,7 +6,7 @@ import warnings
 import torch.nn.functional as F
 from lightly.models.modules.heads import DINOProjectionHead
 from mmengine.model import BaseModule
-from torch import Tensor
+from torch import Tensor, nn
 
 from slpd_plugin.registry import MODELS
 
@@ -50,10 +50,32 @@ class DINOHead(BaseModule):
                 norm_last_layer=norm_last_layer)
 
     def bottleneck(self, x: Tensor) -> Tensor:
+        """The unit-norm bottleneck embedding ``z`` of backbone embeddings ``x``."""
         return F.normalize(self.projection.layers(x), dim=-1, p=2)
 
     def last_layer(self, z: Tensor) -> Tensor:
+        """The weight-normalised last layer: ``z`` ``(..., Z)`` -> logits ``(..., P)``."""
         return self.projection.last_layer(z)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Logits ``(B, P)`` of backbone embeddings ``(B, E)``."""
         return self.last_layer(self.bottleneck(x))
+
+
+class DINOEncoder(nn.ModuleDict):
+    """A backbone and its :class:`DINOHead`: what SLPD's student and teacher each hold.
+
+    A ``ModuleDict`` with the keys ``backbone`` (``(B, C, H, W) -> (B, E)``) and ``head``,
+    so state-dict keys read ``backbone.*`` and ``head.*``; the annotations below give
+    the two entries their types.
+
+    Example:
+        >>> import torch
+        >>> enc = DINOEncoder(dict(backbone=nn.Flatten(), head=DINOHead(in_channels=4,
+        ...                        hidden_dims=8, bottleneck_dims=4, out_channels=16)))
+        >>> enc.head(enc.backbone(torch.randn(2, 4, 1, 1))).shape
+        torch.Size([2, 16])
+    """
+
+    backbone: nn.Module
+    head: DINOHead

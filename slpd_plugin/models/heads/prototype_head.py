@@ -1,5 +1,6 @@
-"""SLPD's intra- and inter-slide prototype distillation (SLPD paper, arXiv 2307.10696;
-docs/algorithm.md, rows 2-4 of the differences).
+"""SLPD's intra- and inter-slide prototype distillation.
+
+SLPD paper, arXiv 2307.10696; docs/algorithm.md, rows 2-4 of the differences.
 
 Letters: ``B`` regions, ``V`` student views, ``K`` prototypes per slide, ``r`` neighbour
 slides, ``Z`` bottleneck dim, ``P`` head output dim.
@@ -8,11 +9,13 @@ from __future__ import annotations
 
 import torch
 from mmengine.model import BaseModule
-from torch import Tensor, nn
+from torch import Tensor
 
+from slpd_plugin.prototypes import PrototypeBank
 from slpd_plugin.registry import MODELS
 
 from ..losses import TEACHER_TEMP, prototype_cross_entropy, student_log_probs, update_center
+from .dino_head import DINOEncoder
 
 LOSS_TYPES = ('intra', 'inter', 'intra_inter')
 
@@ -65,7 +68,8 @@ class PrototypeDistillHead(BaseModule):
         for term in self.terms:
             self.register_buffer(f'center_{term}', torch.zeros(1, out_channels))
 
-    def targets(self, bank, data_samples: dict) -> dict[str, tuple[list[Tensor], list[Tensor]]]:
+    def targets(self, bank: PrototypeBank, data_samples: dict
+                ) -> dict[str, tuple[list[Tensor], list[Tensor]]]:
         """Prototype vectors and validity per term: ``term -> ([(B, Z)], [(B,)])``."""
         slide = data_samples['slide_index']
         assign = bank.assignments[data_samples['index']]
@@ -85,8 +89,8 @@ class PrototypeDistillHead(BaseModule):
             out['inter'] = (protos, valids)
         return out
 
-    def loss(self, student_logits: list[Tensor], teacher: nn.Module, bank,
-             data_samples: dict, teacher_temp: float | None = None,
+    def loss(self, student_logits: list[Tensor], teacher: DINOEncoder,
+             bank: PrototypeBank | None, data_samples: dict, teacher_temp: float | None = None,
              student_log_p: Tensor | None = None) -> dict[str, Tensor]:
         """Losses ``loss_intra`` / ``loss_inter`` (weighted) for one step.
 

@@ -1,7 +1,9 @@
-"""Losses, computed in strict fp32 (autocast and TF32 off) from the students'
-log-softmax made once per step (:func:`student_log_probs`); their EMA centres share one
-all-reduce per step inside :func:`merged_center_updates`. ``DINOLoss`` is lightly's
-(teacher views first) with those changes."""
+"""Losses, in strict fp32 (autocast and TF32 off), from one shared student log-softmax.
+
+The students' log-softmax is made once per step (:func:`student_log_probs`); the losses'
+EMA centres share one all-reduce per step inside :func:`merged_center_updates`.
+``DINOLoss`` is lightly's (teacher views first) with those changes.
+"""
 from .center_sync import merged_center_updates, reduce_then
 from .dino_loss import TEACHER_TEMP, DINOLoss
 from .log_probs import student_log_probs

@@ -58,8 +58,10 @@ def reduce_then(local: Tensor, finish: Finish) -> None:
 
 @contextmanager
 def merged_center_updates() -> Iterator[None]:
-    """Collect the :func:`reduce_then` calls of a block and run them as one all-reduce
-    when the block ends without an exception (no centre changes when it raises)."""
+    """Collect the :func:`reduce_then` calls of a block and run them as one all-reduce.
+
+    They run when the block ends without an exception (no centre changes when it raises).
+    """
     _pending.append([])
     try:
         yield

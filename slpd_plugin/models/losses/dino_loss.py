@@ -1,5 +1,6 @@
-"""lightly's DINO loss, in strict fp32, from shared student log-probabilities, and with
-its centre all-reduce mergeable.
+"""The DINO loss of lightly, in strict fp32, from shared student log-probabilities.
+
+Its centre all-reduce can be merged with the other losses'.
 
 Letters: ``Vt`` teacher views, ``Vs`` student views, ``B`` batch, ``P`` output dim.
 """
@@ -25,7 +26,7 @@ TEACHER_TEMP = 0.04
 
 @MODELS.register_module('DINOLoss')
 class DINOLoss(LightlyDINOLoss):
-    """:class:`lightly.loss.DINOLoss` (teacher views first) with three changes:
+    """:class:`lightly.loss.DINOLoss` (teacher views first) with three changes.
 
     - the loss is computed in strict fp32 (autocast and TF32 off) from fp32 copies of
       the logits;
@@ -56,8 +57,11 @@ class DINOLoss(LightlyDINOLoss):
 
     def from_log_probs(self, teacher_out: list[Tensor], student_log_p: Tensor,
                        teacher_temp: float | None = None, epoch: int | None = None) -> Tensor:
-        """The loss from ``Vt`` teacher tensors (B, P) and the students' log-softmax at
-        ``self.student_temp``, (Vs, B, P) fp32; updates the centre."""
+        """The loss from teacher logits and the students' log-softmax; updates the centre.
+
+        Takes ``Vt`` teacher tensors (B, P) and the log-softmax at ``self.student_temp``,
+        (Vs, B, P) fp32.
+        """
         if teacher_temp is None:
             warm = epoch is not None and epoch < self.warmup_teacher_temp_epochs
             teacher_temp = float(self.teacher_temp_schedule[epoch]) if warm \

@@ -16,7 +16,9 @@ from .precision import fp32_region
 
 
 def student_log_probs(student_logits: list[Tensor], student_temp: float) -> Tensor:
-    """``log_softmax(logits_v / student_temp)`` of every student view, stacked:
-    ``V`` tensors (B, P) -> (V, B, P) fp32, in strict fp32 whatever the autocast."""
+    """``log_softmax(logits_v / student_temp)`` of every student view, stacked.
+
+    ``V`` tensors (B, P) -> (V, B, P) fp32, in strict fp32 whatever the autocast.
+    """
     with fp32_region(student_logits[0]):
         return F.log_softmax(torch.stack(student_logits).float() / student_temp, -1)

@@ -20,9 +20,11 @@ from torch import Tensor
 
 @contextmanager
 def fp32_region(like: Tensor) -> Iterator[None]:
-    """Autocast switched off on the device type of ``like`` and CUDA's fp32 matrix
-    products in IEEE fp32 (no TF32) for the block; the previous setting comes back
-    after. Inputs still need ``.float()``: autocast off does not cast them back."""
+    """A block in strict fp32: autocast off on ``like``'s device type, no TF32.
+
+    CUDA's fp32 matrix products run in IEEE fp32 inside the block; the previous settings
+    come back after. Inputs still need ``.float()``: autocast off does not cast them back.
+    """
     matmul = torch.backends.cuda.matmul
     saved = matmul.fp32_precision
     matmul.fp32_precision = 'ieee'

@@ -47,8 +47,10 @@ def prototype_cross_entropy(target_logits: Tensor, valid: Tensor, student_log_p:
 @torch.no_grad()
 def update_center(center: Tensor, target_logits: list[Tensor], valid: list[Tensor],
                   momentum: float) -> None:
-    """Move ``center`` (in place) to the mean over targets of each target's EMA update
-    with its mean logit over the valid regions of ALL ranks.
+    """Move ``center`` in place by the EMA of the targets' mean logits over all ranks.
+
+    ``center`` becomes the mean over targets of each target's EMA update with its mean
+    logit over the valid regions of ALL ranks.
 
     For target ``j``: ``c_j = m * center + (1 - m) * mean_valid(target_logits[j])``, or
     ``center`` unchanged if no rank has a valid region for it; ``center <- mean_j c_j``.
