@@ -20,7 +20,7 @@ from mmengine.config import DictAction
 
 from slpd_plugin.checkpoints import load_encoder
 from slpd_plugin.checkpoints.extract import CROPS, FORMATS, extract_embeddings
-from slpd_plugin.datasets import open_store
+from slpd_plugin.datasets.lattice import open_regions
 from slpd_plugin.utils.cli import ToolParser, UsageError, run_tool
 
 PROG = 'extract_embeddings.py'
@@ -54,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a checkpoint of this plugin's runner, or a DINO-style one of "
                              "HIPT (vit4k_xs_dino.pth) or SLPD (main_SLPD.py)")
     parser.add_argument('--store', required=True, metavar='URI',
-                        help='feature store: a folder or a redis:// URI')
+                        help='feature store: a folder or a redis:// URI; or a slide-lattice '
+                             'store or TRIDENT/CLAM/STAMP folder, whose 16x16 regions (tiled '
+                             'from the slide origin, as ingest does) are read in place')
     parser.add_argument('--out', required=True, type=Path, metavar='DIR',
                         help='output folder (created)')
     parser.add_argument('--encoder', choices=('teacher', 'student'), default='teacher',
@@ -104,7 +106,7 @@ def validate(args: argparse.Namespace) -> None:
 def parse_and_run(argv: list[str] | None) -> None:
     args = build_parser().parse_args(argv)
     validate(args)
-    store = open_store(args.store)
+    store = open_regions(args.store)
     model = load_encoder(args.config, args.checkpoint, args.encoder, args.cfg_options)
     meta = extract_embeddings(
         model, store, args.out, args.encoder, args.crop, args.batch_size, args.device,

@@ -268,3 +268,40 @@ def test_built_from_a_config_and_read_by_loader_workers(tmp_path):
     for a, b in zip(got, direct):
         assert torch.equal(a['inputs'], b['inputs']) and torch.equal(a['masks'], b['masks'])
         assert a['data_samples'] == b['data_samples']
+
+
+def test_region_view_embeds_like_the_ingested_store(tmp_path):
+    """Extraction reads a lattice store, or the TRIDENT folder in place, through
+    ``open_regions``: the same regions, masks and corners as ``tools/ingest.py``'s store,
+    so the same embeddings, slide by slide."""
+    import torch
+    from mmengine.config import Config
+
+    from slpd_plugin.checkpoints.extract import extract_embeddings
+    from slpd_plugin.datasets.lattice import LatticeRegionStore, open_regions
+    from slpd_plugin.registry import MODELS
+    from tests.utils import ROOT
+
+    job, _, store = converted(tmp_path, dim=32)  # the tiny config's C
+    ingest_patches(find_patch_sources(str(job), 'trident'), str(tmp_path / 'regions'),
+                   PatchOptions('trident'), dtype='float32')
+    regions = open_regions(str(tmp_path / 'regions'))
+    assert not isinstance(regions, LatticeRegionStore)
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(str(ROOT / 'tests/configs/tiny_slpd.py')).model).eval()
+    want = extract_embeddings(model, regions, tmp_path / 'emb_regions', progress=False)
+    order = np.random.default_rng(1).permutation(regions.num_regions)
+    for source in (str(store.root), str(job)):
+        view = open_regions(source)
+        assert isinstance(view, LatticeRegionStore) and view.has_holes
+        assert view.slide_ids == regions.slide_ids
+        np.testing.assert_array_equal(view.region_slide_index(), regions.region_slide_index())
+        np.testing.assert_array_equal(view.read(order), regions.read(order))
+        np.testing.assert_array_equal(view.read_masks(order), regions.read_masks(order))
+        np.testing.assert_array_equal(view.coords(), regions.coords())
+        out = tmp_path / f'emb_{len(source)}'
+        got = extract_embeddings(model, view, out, progress=False)
+        assert got['num_regions'] == want['num_regions']
+        for slide_id in regions.slide_ids:
+            torch.testing.assert_close(torch.load(out / f'{slide_id}.pt'),
+                                       torch.load(tmp_path / 'emb_regions' / f'{slide_id}.pt'))
