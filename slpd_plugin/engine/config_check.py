@@ -37,6 +37,7 @@ from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
 from slpd_plugin import registry as R
+from slpd_plugin.datasets.lattice import SlideLatticeDataset
 from slpd_plugin.datasets.stores import open_store
 from slpd_plugin.models.backbones import accepts_masks
 from slpd_plugin.prototypes.faiss_import import INSTALL_HINT, faiss_installed
@@ -204,12 +205,26 @@ def _prototype_hook_problems(cfg: Config | dict) -> Iterator[str]:
             yield f"{path}.backend='faiss': faiss is not installed: {INSTALL_HINT}"
 
 
-def _store_with_holes(location: str) -> tuple[str, int] | None:
-    """``(location, missing cells)`` of a store that has holes, else None.
+def _store_with_holes(dataset: dict) -> str | None:
+    """``"LOCATION has holes (...)"`` when the configured dataset's samples have holes.
 
-    None also when the store cannot be opened (building the dataset reports that,
-    naming the store).
+    None when they have none. A region store counts its cells without a patch; a
+    :class:`SlideLatticeDataset` is built (as training would) and has holes in window
+    mode or when a region of its tiling misses a patch. None also when the store cannot
+    be opened (building the dataset reports that, naming the store).
     """
+    location = dataset.get('store')
+    if not isinstance(location, str):
+        return None
+    kind = dataset.get('type')
+    if getattr(kind, '__name__', kind) == 'SlideLatticeDataset':
+        options = {k: v for k, v in dataset.items() if k != 'type'}
+        try:
+            lattice = SlideLatticeDataset(**options)
+        except (UserError, OSError, TypeError):
+            return None
+        return (f'{lattice.location} has holes (lattice {lattice.mode} with cells without '
+                f'a patch)') if lattice.has_holes else None
     try:
         store = open_store(location)
     except (UserError, OSError):
@@ -218,7 +233,8 @@ def _store_with_holes(location: str) -> tuple[str, int] | None:
         missing = store.missing_cells()
     finally:
         store.close()
-    return (store.location, missing) if missing else None
+    return f'{store.location} has holes ({missing} grid cells without a patch)' if missing \
+        else None
 
 
 def _mask_problems(cfg: Config | dict) -> Iterator[str]:
@@ -236,15 +252,14 @@ def _mask_problems(cfg: Config | dict) -> Iterator[str]:
     name = getattr(target, '__name__', str(kind))
     for split in ('train', 'val', 'test'):
         dataset = (cfg.get(f'{split}_dataloader') or {}).get('dataset')
-        location = dataset.get('store') if isinstance(dataset, dict) else None
-        found = _store_with_holes(location) if isinstance(location, str) else None
+        found = _store_with_holes(dataset) if isinstance(dataset, dict) else None
         if found:
-            yield (f'{split}_dataloader.dataset.store: {found[0]} has holes ({found[1]} '
-                   f'grid cells without a patch), but model.backbone {name} does not '
-                   f'accept masks (no `accepts_masks = True`), so it would read the '
+            yield (f'{split}_dataloader.dataset.store: {found}, but model.backbone {name} '
+                   f'does not accept masks (no `accepts_masks = True`), so it would read the '
                    f'zero-filled cells as tissue; use a backbone that takes masks (ViT4K, '
                    f'PooledMLP), give {name} `accepts_masks = True` and a '
-                   f'`forward(x, mask=None)`, or ingest again with --min-tissue 1')
+                   f'`forward(x, mask=None)`, or ingest again with --min-tissue 1 (a lattice: '
+                   f'regions with min_tissue=1)')
 
 
 def _as_list(value: Any) -> list:
