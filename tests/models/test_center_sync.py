@@ -1,4 +1,4 @@
-"""All EMA centres of a step share one all-reduce, and move exactly as before (item 8).
+"""All EMA centres of a step share one all-reduce, and move exactly as before .
 
 Two real gloo processes run :meth:`SLPD.loss` with a prototype bank (intra + inter with
 two neighbours: four centre statistics). ``torch.distributed.all_reduce`` is wrapped by
@@ -13,21 +13,14 @@ import torch.multiprocessing as mp
 from lightly.models.modules.center import center_mean
 
 from slpd_plugin.prototypes import PrototypeBank
-from slpd_plugin.registry import MODELS
+from tests.models.tiny_slpd import tiny_slpd
 from tests.utils import free_port
 
 P, Z, N = 32, 16, 8  # head output dim, bottleneck dim, regions per rank
 
 
 def build_model():
-    torch.manual_seed(0)
-    model = MODELS.build(dict(
-        type='SLPD', data_preprocessor=dict(type='GridMultiCropPreprocessor', num_local=2),
-        backbone=dict(type='PooledMLP', in_channels=8, embed_dims=24, hidden_dims=32),
-        head=dict(type='DINOHead', hidden_dims=32, bottleneck_dims=Z, out_channels=P),
-        loss=dict(type='DINOLoss', output_dim=P),
-        prototype_head=dict(type='PrototypeDistillHead'))).eval()
-    model.teacher_temp = 0.04
+    model = tiny_slpd(Z, P)
     g = torch.Generator().manual_seed(1)
     for buf in (model.loss_module.center, model.prototype_head.center_intra,
                 model.prototype_head.center_inter):

@@ -6,6 +6,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from slpd_plugin.prototypes import PrototypeBank
 from slpd_plugin.registry import MODELS
+from tests.models.tiny_slpd import tiny_slpd
 
 P, Z, N = 32, 8, 6
 
@@ -24,13 +25,7 @@ class CountOps(TorchDispatchMode):
 
 
 def slpd_with_bank(neighbors=2):
-    torch.manual_seed(0)
-    model = MODELS.build(dict(
-        type='SLPD', data_preprocessor=dict(type='GridMultiCropPreprocessor', num_local=2),
-        backbone=dict(type='PooledMLP', in_channels=8, embed_dims=24, hidden_dims=32),
-        head=dict(type='DINOHead', hidden_dims=32, bottleneck_dims=Z, out_channels=P),
-        loss=dict(type='DINOLoss', output_dim=P),
-        prototype_head=dict(type='PrototypeDistillHead'))).eval()
+    model = tiny_slpd(Z, P)
     g = torch.Generator().manual_seed(1)
     model.bank = PrototypeBank(
         centroids=torch.nn.functional.normalize(torch.randn(3, 2, Z, generator=g), dim=-1),
@@ -40,7 +35,6 @@ def slpd_with_bank(neighbors=2):
         matched=torch.randint(0, 2, (3, 2, neighbors), generator=g),
         neighbor_similarity=torch.zeros(3, neighbors), inertia=torch.zeros(3),
         cluster_sizes=torch.ones(3, 2, dtype=torch.long))
-    model.teacher_temp = 0.04
     batch = dict(inputs=torch.randn(N, 8, 16, 16, generator=g),
                  data_samples=dict(index=torch.arange(N), region_index=torch.arange(N),
                                    slide_index=torch.arange(N) % 3))
