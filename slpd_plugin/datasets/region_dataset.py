@@ -5,10 +5,10 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from slpd_plugin.registry import DATASETS
 
+from .slide_samples import SlideSamples
 from .stores import FeatureStore, StoreError, open_store
 
 # IEEE-754 bit layouts: a value is NaN/Inf iff all its exponent bits are set.
@@ -31,7 +31,7 @@ def finite_rows(grids: np.ndarray) -> np.ndarray:
 
 
 @DATASETS.register_module()
-class RegionFeatureDataset(Dataset):
+class RegionFeatureDataset(SlideSamples):
     """Every region of every slide of a store, one sample per region.
 
     A sample is ``dict(inputs=grid, masks=mask, data_samples=dict(index, slide_index,
@@ -77,32 +77,8 @@ class RegionFeatureDataset(Dataset):
         self.has_holes = self.store.has_holes
         self.store.close()  # opened again lazily in each worker process
 
-    @property
-    def metainfo(self) -> dict:
-        """Store location, slide/region counts, ``C`` and whether any region has holes."""
-        return dict(store=self.location, num_slides=self.num_slides,
-                    num_regions=len(self), channels=self.channels, has_holes=self.has_holes)
-
-    @property
-    def slide_ids(self) -> list[str]:
-        """The store's slide ids, in storage order."""
-        return self.store.slide_ids
-
-    @property
-    def num_slides(self) -> int:
-        """The number of slides in the store."""
-        return self.store.num_slides
-
-    @property
-    def channels(self) -> int:
-        """``C``, the feature dimension of the grids."""
-        return self.store.channels
-
-    def __len__(self) -> int:
-        return len(self.slide_index)
-
-    def __getitem__(self, index: int) -> dict:
-        return self.__getitems__([index])[0]
+    def _slides_source(self) -> FeatureStore:
+        return self.store
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict]:
         indices = np.asarray(indices, dtype=np.int64)

@@ -5,11 +5,11 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from slpd_plugin.registry import DATASETS
 
 from ..ingest.grid_assembly import DEFAULT_MIN_TISSUE
+from ..slide_samples import SlideSamples
 from ..stores import StoreError
 from ..stores.base import GRID_SIZE
 from .in_place import DEFAULT_CACHE_MB, InPlaceSource
@@ -28,7 +28,7 @@ def open_lattice(store: str, fmt: str | None = None,
 
 
 @DATASETS.register_module()
-class SlideLatticeDataset(Dataset):
+class SlideLatticeDataset(SlideSamples):
     """``G x G`` regions or random windows cut from slide lattices, one sample each.
 
     A sample is what :class:`~slpd_plugin.datasets.RegionFeatureDataset` gives:
@@ -111,23 +111,10 @@ class SlideLatticeDataset(Dataset):
     @property
     def metainfo(self) -> dict:
         """Location, slide/sample counts, ``D``, holes and sampling mode."""
-        return dict(store=self.location, num_slides=self.num_slides, num_regions=len(self),
-                    channels=self.channels, has_holes=self.has_holes, mode=self.mode)
+        return dict(super().metainfo, mode=self.mode)
 
-    @property
-    def slide_ids(self) -> list[str]:
-        """The source's slide ids, in storage order."""
-        return self.source.slide_ids
-
-    @property
-    def num_slides(self) -> int:
-        """The number of slides in the source."""
-        return self.source.num_slides
-
-    @property
-    def channels(self) -> int:
-        """``D``, the feature width of the patches."""
-        return self.source.channels
+    def _slides_source(self) -> LatticeSource:
+        return self.source
 
     def corners(self, indices: Sequence[int]) -> np.ndarray:
         """Top-left corners ``(n, 2)`` of samples in regions mode (level-0 px; µm for STAMP)."""
@@ -149,12 +136,6 @@ class SlideLatticeDataset(Dataset):
             return self._pos[indices]
         return random_windows(self._generator(), self.source.index_map(slide, piece),
                               self.grid_size, len(indices), self.min_tissue, self.max_tries)
-
-    def __len__(self) -> int:
-        return len(self.slide_index)
-
-    def __getitem__(self, index: int) -> dict:
-        return self.__getitems__([index])[0]
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict]:
         indices = np.asarray(indices, dtype=np.int64)
