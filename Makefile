@@ -10,9 +10,9 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 FAISS ?= cpu
 JOBS ?= 2
-# packages whose public API mypy checks (settings: [tool.mypy] in pyproject.toml);
-# evaluation is added back once its move into subpackages is merged
-MYPY_PATHS := slpd_plugin/datasets/stores slpd_plugin/prototypes slpd_plugin/models
+# packages whose public API mypy checks (settings: [tool.mypy] in pyproject.toml)
+MYPY_PATHS := slpd_plugin/datasets/stores slpd_plugin/prototypes slpd_plugin/models \
+	slpd_plugin/evaluation
 
 .PHONY: demo test test-fast lint install redis clean
 

@@ -134,7 +134,7 @@ def _check_size(cohort: Cohort, plan: SplitPlan, parts: dict[str, float]) -> Non
     """Refuse a cohort with a stratum too small for the folds, or a part that would
     hold less than one case of each stratum."""
     counts = cohort.counts()
-    smallest = min(counts, key=counts.get)
+    smallest = min(counts, key=counts.__getitem__)
     if plan.design == 'kfold' and counts[smallest] < plan.folds:
         raise UserError(f'{cohort.source}: cohort too small for {plan.folds} folds: '
                         f'{smallest!r} has {counts[smallest]} case(s) (cases per class: '

@@ -138,8 +138,8 @@ class FewShotResult:
         """k -> (mean over splits of the draw means, std over splits)."""
         out = {}
         for k in sorted({c.k for c in self.cells}):
-            means = [c.stats(model, metric)['mean'] for c in self.cells if c.k == k]
-            means = np.array(means, float)
+            means = np.array([c.stats(model, metric)['mean'] for c in self.cells if c.k == k],
+                             float)
             means = means[np.isfinite(means)]
             out[k] = (float(means.mean()) if means.size else np.nan,
                       float(means.std(ddof=1)) if means.size > 1 else np.nan)

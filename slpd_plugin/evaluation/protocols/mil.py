@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import WeightedRandomSampler
+from tqdm import tqdm
 
 from slpd_plugin.utils.progress import progress_bar
 
@@ -174,7 +175,7 @@ def build_mil_model(cfg: MILConfig, in_dim: int, num_outputs: int) -> GatedAtten
                                  **sizes).to(cfg.device)
 
 
-def epoch_bar(cfg: MILConfig, num_splits: int, desc: str):
+def epoch_bar(cfg: MILConfig, num_splits: int, desc: str) -> tqdm:
     """A progress bar of ``num_splits x cfg.epochs`` epochs (disabled unless
     ``cfg.progress``)."""
     return progress_bar(total=num_splits * cfg.epochs, desc=desc, unit='epoch',
@@ -216,15 +217,16 @@ def _score(model: GatedAttentionMIL, bags: Sequence[torch.Tensor], y: np.ndarray
 
 def _train_split(bags: Mapping[str, torch.Tensor], labels: Mapping[str, int],
                  train: list[str], val: list[str], num_classes: int, cfg: MILConfig,
-                 generator: torch.Generator, bar) -> tuple[GatedAttentionMIL, int]:
+                 generator: torch.Generator, bar: tqdm) -> tuple[GatedAttentionMIL, int]:
     dim = next(iter(bags.values())).shape[1]
     model = build_mil_model(cfg, dim, num_classes)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     y_tr = np.array([labels[s] for s in train])
     counts = np.bincount(y_tr, minlength=num_classes)
     weights = torch.as_tensor(1.0 / counts[y_tr], dtype=torch.double)
-    sampler = WeightedRandomSampler(weights, len(train), replacement=True,
-                                    generator=generator)
+    # torch annotates ``weights`` as Sequence[float]; it takes a tensor (torch.as_tensor).
+    sampler = WeightedRandomSampler(weights, len(train),  # type: ignore[arg-type]
+                                    replacement=True, generator=generator)
     val_bags = [bags[s] for s in val]
     y_val = np.array([labels[s] for s in val], dtype=int)
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -54,6 +54,9 @@ from ..stats.survival_metrics import (
     time_bins,
 )
 from .mil import MILConfig, build_mil_model, epoch_bar, one_thread
+
+if TYPE_CHECKING:  # scikit-survival is imported where a Cox model is fitted
+    from sksurv.linear_model import CoxnetSurvivalAnalysis
 
 __all__ = ['MIL_PROTOCOLS', 'NUM_ALPHAS', 'SURVIVAL_PROTOCOLS', 'CoxConfig', 'SurvivalFold',
            'SurvivalResult', 'balanced_case_weights', 'evaluate_cox', 'evaluate_survival_mil',
@@ -171,7 +174,7 @@ def _structured(time: np.ndarray, event: np.ndarray) -> np.ndarray:
                     dtype=[('event', bool), ('time', float)])
 
 
-def _coxnet(cfg: CoxConfig, alphas: np.ndarray | None = None):
+def _coxnet(cfg: CoxConfig, alphas: np.ndarray | None = None) -> CoxnetSurvivalAnalysis:
     from sksurv.linear_model import CoxnetSurvivalAnalysis
     if alphas is None:
         return CoxnetSurvivalAnalysis(l1_ratio=cfg.l1_ratio, n_alphas=cfg.num_alphas,
@@ -313,8 +316,10 @@ def evaluate_survival_mil(table: SurvivalTable, bags: Mapping[str, torch.Tensor]
         train, val = usable_cases(split, table, bags)
         t_tr, e_tr = table.arrays(train)
         t_val, e_val = table.arrays(val)
-        edges = whole_csv_edges if hipt else time_bins(t_tr, e_tr, num_bins)
+        edges = (time_bins(t_tr, e_tr, num_bins) if whole_csv_edges is None
+                 else whole_csv_edges)
         y_np = discretize(t_tr, edges, right=not hipt)
+        # HIPT draws cases with class-and-event balanced weights, the default a permutation.
         weights = torch.as_tensor(balanced_case_weights(y_np, e_tr)) if hipt else None
         # On the model's device once: no host copy per bag in the loop below.
         y_tr = torch.as_tensor(y_np).to(cfg.device)
@@ -329,9 +334,9 @@ def evaluate_survival_mil(table: SurvivalTable, bags: Mapping[str, torch.Tensor]
             for _ in range(cfg.epochs):
                 model.train()
                 opt.zero_grad()
-                order = (torch.multinomial(weights, len(train), replacement=True,
-                                           generator=generator) if hipt else
-                         torch.randperm(len(train), generator=generator)).tolist()
+                order = (torch.randperm(len(train), generator=generator) if weights is None
+                         else torch.multinomial(weights, len(train), replacement=True,
+                                                generator=generator)).tolist()
                 for step, i in enumerate(order, start=1):
                     logits, _ = model(train_bags[i].to(cfg.device))  # (B,)
                     loss = nll_survival_loss(logits[None], y_tr[i:i + 1], ev_tr[i:i + 1],

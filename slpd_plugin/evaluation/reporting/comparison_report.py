@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -100,6 +101,11 @@ def _restrict(slides: SlideEmbeddings, ids: set[str]) -> SlideEmbeddings:
     return SlideEmbeddings(keep, slides.take(keep), list(slides.regions(keep)))
 
 
+def _subset(bags: Mapping[str, torch.Tensor], ids: set[str]) -> dict[str, torch.Tensor]:
+    """The bags of the slides ``ids`` that ``bags`` holds."""
+    return {s: bags[s] for s in ids if s in bags}
+
+
 def _load_sets(sets: Mapping[str, Path], wanted: set[str], store: str | Path | None,
                mil: MILConfig, baseline_mil: MILConfig) -> list[_Set]:
     out = []
@@ -108,11 +114,11 @@ def _load_sets(sets: Mapping[str, Path], wanted: set[str], store: str | Path | N
         if not len(slides):
             raise ValueError(f'{folder}: no embedding file for any of the {len(wanted)} '
                              f'slides of the splits (e.g. {sorted(wanted)[:1]})')
-        out.append(_Set(name, slides, lambda ids, f=folder: load_bags(f, ids), mil))
+        out.append(_Set(name, slides, partial(load_bags, folder), mil))
     if store is not None:
         raw = raw_region_bags(store, wanted)
         out.append(_Set(BASELINE_NAME, bags_to_slide_embeddings(raw),
-                        lambda ids, b=raw: {s: b[s] for s in ids if s in b}, baseline_mil))
+                        partial(_subset, raw), baseline_mil))
     common = set.intersection(*(set(s.slides.ids) for s in out))
     if len(common) < len(wanted):
         warnings.warn(f'{len(wanted) - len(common)} of the {len(wanted)} slides of the '
