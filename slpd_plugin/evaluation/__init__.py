@@ -1,6 +1,7 @@
-"""Slide-level evaluation the way HIPT reports it: KNN, linear probe and gated-attention
-MIL on region embeddings, over HIPT's train/val/test splits. See ``docs/evaluation.md``
-and ``tools/eval_slides.py``.
+"""Slide-level evaluation the way HIPT reports it.
+
+KNN, linear probe and gated-attention MIL on region embeddings, over HIPT's
+train/val/test splits. See ``docs/evaluation.md`` and ``tools/eval_slides.py``.
 
 Four subpackages, each importing only from those before it:
 

@@ -1,2 +1,4 @@
-"""The evaluation protocols: KNN and linear probes, MIL, survival, few-shot, retrieval
-and the baselines they are compared with."""
+"""The evaluation protocols and the baselines they are compared with.
+
+KNN and linear probes, MIL, survival, few-shot and retrieval.
+"""

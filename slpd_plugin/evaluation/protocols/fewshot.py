@@ -87,8 +87,18 @@ def cl2n(x: np.ndarray, center: np.ndarray) -> np.ndarray:
 
 def simpleshot_proba(support: np.ndarray, y_support: np.ndarray, query: np.ndarray,
                      num_classes: int) -> np.ndarray:
-    """Nearest-class-mean probabilities (M, K): softmax of minus the distance to each
-    class mean of the (normalised) support set."""
+    """Nearest-class-mean probabilities of the query slides, shape (M, K).
+
+    Args:
+        support: Support embeddings (k * K, D); :func:`cl2n` output in this module.
+        y_support: Their classes (k * K,); every class must be present.
+        query: Query embeddings (M, D), in the same space as ``support``.
+        num_classes: K.
+
+    Returns:
+        Softmax over classes of minus the Euclidean distance to each class mean of the
+        support set; rows sum to 1.
+    """
     means = np.stack([support[y_support == c].mean(0) for c in range(num_classes)])
     dist = np.linalg.norm(query[:, None, :] - means[None], axis=2)  # (M, K)
     logits = -dist - (-dist).max(1, keepdims=True)
@@ -135,7 +145,12 @@ class FewShotResult:
     num_draws: int
 
     def curve(self, model: str, metric: str) -> dict[int, tuple[float, float]]:
-        """k -> (mean over splits of the draw means, std over splits)."""
+        """Few-shot curve of one classifier and metric: k -> (mean, std) over splits.
+
+        Each split contributes the mean over its draws (:meth:`FewShotCell.stats`); the
+        curve holds their mean and standard deviation (ddof=1) over the splits where it
+        is finite, NaN where no split (or, for the std, fewer than two) scored that k.
+        """
         out = {}
         for k in sorted({c.k for c in self.cells}):
             means = np.array([c.stats(model, metric)['mean'] for c in self.cells if c.k == k],
@@ -153,7 +168,20 @@ def evaluate_fewshot(embeddings: SlideEmbeddings, labels: Mapping[str, int],
     """Run both few-shot classifiers on every split, k and draw (module docstring).
 
     Args:
+        embeddings: Slide embeddings (S, D).
+        labels: Slide id -> class in ``[0, num_classes)``.
+        splits: The splits; draws come from ``train``, scores from ``test``.
+        num_classes: K.
+        shots: The k (slides per class) to evaluate. Defaults to :data:`DEFAULT_SHOTS`.
+        num_draws: R, random support sets per (split, k). Defaults to 50.
+        seed: First entry of each draw's RNG seed ``[seed, fold, k, draw]``.
+            Defaults to 0.
         linear: A key of :data:`LINEAR_PRESETS`. Defaults to 'pathobench'.
+
+    Returns:
+        One :class:`FewShotCell` per (split, k), skipping a k larger than the smallest
+        class of the split's train part, with per-draw balanced accuracy and AUC of
+        both classifiers.
 
     Raises:
         ValueError: If ``num_draws < 1``, a k is < 1, a split has no test slide, or

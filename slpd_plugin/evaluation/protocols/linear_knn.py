@@ -147,8 +147,11 @@ class ProtocolResult:
 
 
 def _predict(model: object, x: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Predictions (M,) and class probabilities (M, K), K columns even if the model
-    saw fewer classes."""
+    """Predictions (M,) and class probabilities (M, K) of a fitted scikit-learn model.
+
+    The probabilities have K columns even if the model saw fewer classes (the missing
+    ones are 0).
+    """
     if len(x) == 0:
         return np.zeros(0, int), np.zeros((0, num_classes))
     proba = np.zeros((len(x), num_classes))

@@ -96,9 +96,11 @@ class _BagTransformer(nn.Module):
 
 
 class TransformerMIL(GatedAttentionMIL):
-    """HIPT-style slide transformer: region embeddings -> 2 transformer layers ->
-    gated-attention pooling -> linear classifier (HIPT's ViT_WSI-4K head, written from
-    its description: hidden 192, 3 heads, dropout 0.25).
+    """HIPT-style slide transformer over region embeddings.
+
+    Region embeddings -> 2 transformer layers -> gated-attention pooling -> linear
+    classifier (HIPT's ViT_WSI-4K head, written from its description: hidden 192,
+    3 heads, dropout 0.25).
 
     Args:
         in_dim: D.
@@ -167,8 +169,18 @@ class MILConfig:
 
 
 def build_mil_model(cfg: MILConfig, in_dim: int, num_outputs: int) -> GatedAttentionMIL:
-    """The model ``cfg.model`` with ``num_outputs`` logits (classes or survival bins),
-    on ``cfg.device``; ``cfg.hidden_dim``/``cfg.attn_dim`` when set, else its defaults."""
+    """Build the MIL model ``cfg.model`` on ``cfg.device``.
+
+    Args:
+        cfg: Model name, dropout, device, and ``hidden_dim`` / ``attn_dim`` (the model's
+            own defaults where None).
+        in_dim: D, the region embedding size.
+        num_outputs: Logits per bag: K classes, or B survival bins.
+
+    Returns:
+        A freshly initialised model mapping a bag (N, D) to ``(logits (num_outputs,),
+        attention (N,))``.
+    """
     sizes = {name: value for name, value in (('hidden_dim', cfg.hidden_dim),
                                              ('attn_dim', cfg.attn_dim)) if value is not None}
     return MIL_MODELS[cfg.model](in_dim, num_outputs, dropout=cfg.dropout,
@@ -176,17 +188,21 @@ def build_mil_model(cfg: MILConfig, in_dim: int, num_outputs: int) -> GatedAtten
 
 
 def epoch_bar(cfg: MILConfig, num_splits: int, desc: str) -> tqdm:
-    """A progress bar of ``num_splits x cfg.epochs`` epochs (disabled unless
-    ``cfg.progress``)."""
+    """A progress bar of ``num_splits x cfg.epochs`` epochs.
+
+    It is disabled unless ``cfg.progress``.
+    """
     return progress_bar(total=num_splits * cfg.epochs, desc=desc, unit='epoch',
                         disable=not cfg.progress)
 
 
 @contextmanager
 def one_thread() -> Iterator[None]:
-    """One intra-op thread: per-bag tensors are tiny, and on a busy CPU extra threads
-    only spin (measured: 200 ms vs 9 ms per step with 2 threads vs 1 on a loaded 2-core
-    machine)."""
+    """Run the block with one intra-op torch thread, restoring the count afterwards.
+
+    Per-bag tensors are tiny, and on a busy CPU extra threads only spin (measured: 200 ms
+    vs 9 ms per step with 2 threads vs 1 on a loaded 2-core machine).
+    """
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

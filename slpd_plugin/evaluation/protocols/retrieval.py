@@ -112,8 +112,18 @@ class RetrievalFold:
 def evaluate_retrieval(embeddings: SlideEmbeddings, labels: Mapping[str, int],
                        splits: Sequence[Split], similarity: str = 'l2'
                        ) -> list[RetrievalFold]:
-    """Retrieve the train slides of each split for each of its test slides, by
-    ``similarity`` (one of :data:`SIMILARITIES`; default ``'l2'``, Patho-Bench's).
+    """Retrieve the train slides of each split for each of its test slides.
+
+    Args:
+        embeddings: Slide embeddings (S, D).
+        labels: Slide id -> class; a retrieved slide is relevant when its class is the
+            query's.
+        splits: The splits: queries are the labelled ``test`` slides, the gallery the
+            labelled ``train`` slides.
+        similarity: One of :data:`SIMILARITIES`. Defaults to ``'l2'`` (Patho-Bench's).
+
+    Returns:
+        One :class:`RetrievalFold` per split with its retrieval metrics.
 
     Raises:
         ValueError: If a split has no usable test slide or fewer than 5 train slides.

@@ -261,14 +261,24 @@ def _patient_bags(table: SurvivalTable, bags: Mapping[str, torch.Tensor],
 
 
 def hipt_bin_edges(table: SurvivalTable, num_bins: int = 4) -> np.ndarray:
-    """HIPT's (MCAT's) inner bin edges: quantiles of the uncensored times of every patient
-    of the CSV, shape (B - 1,); use with ``discretize(..., right=False)``."""
+    """HIPT's (MCAT's) inner time-bin edges, shape (B - 1,), from the whole CSV.
+
+    The edges are quantiles of the uncensored times of every patient of ``table`` (not
+    only the training cases); use them with ``discretize(..., right=False)``.
+    """
     return time_bins(*table.arrays(table.cases), num_bins)
 
 
 def balanced_case_weights(bins: np.ndarray, event: np.ndarray) -> np.ndarray:
-    """HIPT's ``weighted_sample`` weights, shape (P,): ``P / n_c`` for a case of class
-    ``c`` = (bin, censorship) holding ``n_c`` of the ``P`` cases."""
+    """HIPT's ``weighted_sample`` case weights, shape (P,).
+
+    A case of class ``c`` = (time bin, event) holding ``n_c`` of the ``P`` cases weighs
+    ``P / n_c``, so that every class is drawn equally often.
+
+    Args:
+        bins: Time bin of each case (P,).
+        event: Whether each case's event was observed (P,).
+    """
     classes = np.asarray(bins) * 2 + np.asarray(event, bool)
     _, inverse, counts = np.unique(classes, return_inverse=True, return_counts=True)
     return len(classes) / counts[inverse]

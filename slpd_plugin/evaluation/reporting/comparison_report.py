@@ -1,5 +1,7 @@
-"""One markdown report comparing embedding sets (and raw-feature baselines) over every
-protocol, with bootstrap CIs, paired comparisons and plots.
+"""One markdown report comparing embedding sets over every protocol.
+
+Embedding sets (and raw-feature baselines) side by side, with bootstrap CIs, paired
+comparisons and plots.
 
 :func:`run_report` evaluates each embedding set on the same splits and the same slides
 (the slides every set has; others are left out with a warning, so that comparisons are

@@ -28,8 +28,10 @@ def csv_cell(value: float) -> str:
 
 
 def json_safe(obj: Any) -> Any:
-    """``obj`` with NaN as None and numpy scalars as Python numbers, through dicts,
-    lists and tuples."""
+    """``obj`` made JSON-writable: NaN as None, numpy scalars as Python numbers.
+
+    Dicts, lists and tuples are converted recursively (tuples become lists).
+    """
     if isinstance(obj, (np.floating, np.integer)):
         obj = obj.item()
     if isinstance(obj, float) and math.isnan(obj):

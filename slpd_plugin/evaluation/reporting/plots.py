@@ -37,8 +37,13 @@ def kaplan_meier(time: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def risk_groups(result: SurvivalResult) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``{'low risk', 'high risk'}`` -> (times, events) of the scored patients, each fold
-    split at its median predicted risk, pooled over folds."""
+    """Split the scored patients into low- and high-risk groups, pooled over folds.
+
+    Each fold is split at its own median predicted risk (above it: high risk).
+
+    Returns:
+        ``{'low risk', 'high risk'}`` -> (times (P_g,) float, events (P_g,) bool).
+    """
     groups: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {'low risk': [], 'high risk': []}
     for f in result.folds:
         high = f.risk > np.median(f.risk)
@@ -50,8 +55,15 @@ def risk_groups(result: SurvivalResult) -> dict[str, tuple[np.ndarray, np.ndarra
 
 
 def logrank_p(groups: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> float:
-    """Log-rank test p-value between the groups (scikit-survival's
-    ``compare_survival``); NaN when it is undefined (a group empty, or no event)."""
+    """Log-rank test p-value between the groups (scikit-survival's ``compare_survival``).
+
+    Args:
+        groups: Group name -> (times, events), as :func:`risk_groups` returns.
+
+    Returns:
+        The p-value; NaN when it is undefined (fewer than two non-empty groups, or no
+        event).
+    """
     from sksurv.compare import compare_survival  # heavy import: only when used
     parts = [(t, e) for t, e in groups.values() if len(t)]
     if len(parts) < 2 or not any(e.any() for _, e in parts):
@@ -64,8 +76,11 @@ def logrank_p(groups: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> float:
 
 
 def kaplan_meier_figure(result: SurvivalResult, title: str = '') -> Figure:
-    """High- vs low-risk Kaplan-Meier curves with censoring ticks (+), the log-rank
-    p-value in the legend's title and a number-at-risk table under the axes."""
+    """High- vs low-risk Kaplan-Meier curves of a survival result (:func:`risk_groups`).
+
+    The figure has censoring ticks (+), the log-rank p-value in the legend's title and
+    a number-at-risk table under the axes.
+    """
     groups = risk_groups(result)
     fig = Figure(figsize=(5, 4.4))
     ax, table = fig.subplots(2, 1, sharex=True, gridspec_kw=dict(height_ratios=(4, 1)))

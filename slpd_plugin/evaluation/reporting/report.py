@@ -1,5 +1,6 @@
-"""Classification results as a terminal table, ``summary.csv``, predictions and ROC PNGs
-(``results.json``: :mod:`.runs`).
+"""Classification results as a terminal table, ``summary.csv``, predictions and ROC PNGs.
+
+``results.json`` is written by :mod:`.runs`.
 
 ``summary.csv`` keeps the columns of HIPT's (CLAM's) ``summary.csv``,
 ``folds,test_auc,val_auc,test_acc,val_acc``, without the nameless index column pandas

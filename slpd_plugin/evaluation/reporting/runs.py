@@ -1,5 +1,6 @@
-"""Run a protocol on embedding folders and write its results: the one place that writes
-``results.json``.
+"""Run a protocol on embedding folders and write its results.
+
+This module is the one place that writes ``results.json``.
 
 :func:`run_classification` (``knn``, ``linear``, ``mil``) evaluates one embedding folder
 and writes into ``out``: ``summary.csv`` (HIPT's layout, :mod:`.report`),
@@ -117,8 +118,10 @@ def run_classification(protocol: str, embeddings: Path, table: LabelTable,
                        C: float | None = None, mil: MILConfig | None = None,
                        roc: str = 'all', num_resamples: int = 0,
                        extra: Mapping[str, Any] | None = None) -> ClassificationRun:
-    """Evaluate ``knn``, ``linear`` or ``mil`` on the ``wanted`` slides of ``embeddings``
-    and write ``summary.csv``, ``results.json``, ``predictions.csv`` and ROC PNGs.
+    """Evaluate ``knn``, ``linear`` or ``mil`` on the ``wanted`` slides of ``embeddings``.
+
+    Writes ``summary.csv``, ``results.json``, ``predictions.csv`` and ROC PNGs into
+    ``out``.
 
     Args:
         protocol: ``'knn'``, ``'linear'`` or ``'mil'``.
@@ -184,8 +187,30 @@ def run_survival(sets: Mapping[str, Path], table: SurvivalTable, splits: Sequenc
                  mil: MILConfig | None = None, seed: int = 0,
                  num_resamples: int = 1000, mil_protocol: str = 'default',
                  alpha: float = 0.0) -> str:
-    """Cox or MIL survival for every embedding set (module docstring); ``mil_protocol``
-    and ``alpha`` as for :func:`~.survival.evaluate_survival_mil`."""
+    """Cox or MIL survival for every embedding set (module docstring).
+
+    Per set it writes ``summary.csv``, ``results.json`` (with a bootstrap CI of the mean
+    val c-index), ``predictions.csv`` (per-case risk) and ``km.png``; with several sets,
+    ``comparison.md`` pairs every set with the first.
+
+    Args:
+        sets: Name -> embedding folder (slide embeddings for Cox, region embeddings for
+            MIL).
+        table: Outcomes and slides per case.
+        splits: The survival splits (case ids).
+        out: Output folder.
+        model: ``'cox'`` or ``'mil'``. Defaults to 'cox'.
+        cox: Cox settings. Defaults to None (:class:`~.survival.CoxConfig`).
+        mil: MIL settings. Defaults to None (:class:`~.mil.MILConfig`).
+        seed: Seed of the models and of the bootstrap. Defaults to 0.
+        num_resamples: Bootstrap resamples. Defaults to 1000.
+        mil_protocol: As ``protocol`` of :func:`~.survival.evaluate_survival_mil`.
+            Defaults to 'default'.
+        alpha: As for :func:`~.survival.evaluate_survival_mil`. Defaults to 0.0.
+
+    Returns:
+        The lines to print: per set its c-index and CI, then the paired comparisons.
+    """
     cases = set().union(*(set(s.train) | set(s.val) for s in splits)) & set(table.time)
     if not cases:
         raise ValueError('no case of the splits has an outcome in the survival CSV')
@@ -264,8 +289,24 @@ def _labelled(labels: LabelTable, splits: Sequence[Split]) -> set[str]:
 def run_fewshot(sets: Mapping[str, Path], labels: LabelTable, splits: Sequence[Split],
                 out: Path, shots: Sequence[int], num_draws: int, seed: int = 0,
                 linear: str = 'pathobench') -> str:
-    """Few-shot SimpleShot and logistic regression (``linear``: a key of
-    :data:`~.fewshot.LINEAR_PRESETS`) for every embedding set."""
+    """Few-shot SimpleShot and logistic regression for every embedding set.
+
+    Per set it writes ``summary.csv``, ``results.json`` and ``fewshot.png`` (balanced
+    accuracy by k); with several sets, one ``fewshot.png`` of all curves in ``out``.
+
+    Args:
+        sets: Name -> slide embedding folder.
+        labels: The labels.
+        splits: The splits.
+        out: Output folder.
+        shots: The k (slides per class).
+        num_draws: Random support sets per (split, k).
+        seed: Seed of the draws. Defaults to 0.
+        linear: A key of :data:`~.fewshot.LINEAR_PRESETS`. Defaults to 'pathobench'.
+
+    Returns:
+        The lines to print: per set and classifier, balanced accuracy by k.
+    """
     wanted = _labelled(labels, splits)
     curves, lines = {}, []
     for name, folder in sets.items():

@@ -49,9 +49,12 @@ def metric_auc(y: np.ndarray, proba: np.ndarray) -> float:
 
 
 def metric_bacc(y: np.ndarray, proba: np.ndarray) -> float:
-    """Balanced accuracy of the arg-max class: the mean recall over the classes present
-    in ``y`` (scikit-learn's ``balanced_accuracy_score``, vectorised: thousands of
-    resamples)."""
+    """Balanced accuracy of the arg-max class of ``proba`` (M, K) against ``y`` (M,).
+
+    The mean recall over the classes present in ``y``, as scikit-learn's
+    ``balanced_accuracy_score`` computes it, written with ``bincount`` for speed
+    (thousands of resamples); NaN for no sample.
+    """
     y = np.asarray(y, dtype=np.int64)
     if not len(y):
         return math.nan

@@ -62,9 +62,11 @@ def time_bins(time: np.ndarray, event: np.ndarray, num_bins: int = 4) -> np.ndar
 
 
 def discretize(time: np.ndarray, edges: np.ndarray, right: bool = True) -> np.ndarray:
-    """Bin index of each time, shape (P,) in ``[0, B)``; bin ``j`` is
-    ``(edges[j-1], edges[j]]`` (``right=True``) or ``[edges[j-1], edges[j])``
-    (``right=False``, HIPT's), with open outer ends."""
+    """Bin index of each time, shape (P,) in ``[0, B)``, for inner ``edges`` (B - 1,).
+
+    Bin ``j`` is ``(edges[j-1], edges[j]]`` (``right=True``) or ``[edges[j-1], edges[j])``
+    (``right=False``, HIPT's), with open outer ends.
+    """
     return np.searchsorted(edges, np.asarray(time, float), side='left' if right else 'right')
 
 
