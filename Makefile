@@ -12,7 +12,7 @@ FAISS ?= cpu
 JOBS ?= 2
 # packages whose public API mypy checks (settings: [tool.mypy] in pyproject.toml)
 MYPY_PATHS := slpd_plugin/datasets/stores slpd_plugin/prototypes slpd_plugin/models \
-	slpd_plugin/evaluation
+	slpd_plugin/evaluation slpd_plugin/cli
 
 .PHONY: demo test test-fast lint install redis clean
 

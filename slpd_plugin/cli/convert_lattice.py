@@ -35,6 +35,12 @@ examples:
 
 
 def shard_arg(text: str) -> tuple[int, int]:
+    """Parse ``--shard i/N`` into ``(i, N)`` with ``0 <= i < N``.
+
+    Raises:
+        argparse.ArgumentTypeError: If ``text`` is not two integers ``i/N`` in range
+            (argparse reports it as a bad ``--shard``).
+    """
     try:
         index, count = (int(v) for v in text.split('/'))
     except ValueError:
@@ -45,6 +51,7 @@ def shard_arg(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of SRC, --store, --format, --shard/--join, layout options and --verify."""
     parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('src', nargs='?', metavar='SRC',
@@ -76,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(argv: list[str] | None) -> int:
+    """Parse ``argv``, then convert SRC, join shards and/or verify the store, in that order.
+
+    Returns:
+        0; bad arguments raise :class:`UsageError`, a store whose slides fail their
+        checksums raises ``StoreError``.
+    """
     args = build_parser().parse_args(argv)
     if args.src is None and args.join is None and not args.verify:
         raise UsageError('give SRC to convert, --join N or --verify')
@@ -105,4 +118,8 @@ def run(argv: list[str] | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the tool on ``argv`` (default: ``sys.argv[1:]``) and return its exit status.
+
+    0 on success, 2 for a bad argument, 1 for bad input (:func:`run_tool`).
+    """
     return run_tool(PROG, lambda: run(argv))

@@ -1,5 +1,6 @@
-"""Slide-level evaluation of region embeddings over HIPT's splits (KNN, linear probe, MIL,
-survival, few-shot, retrieval).
+"""Slide-level evaluation of region embeddings over HIPT's splits.
+
+Protocols: KNN, linear probe, MIL, survival, few-shot and retrieval.
 
 knn/linear/mil write, under --out: summary.csv (HIPT's columns, no index), results.json (per-split
 metrics, mean ± std, counts of missing slides), predictions.csv (test probabilities) and
@@ -131,9 +132,9 @@ INPUTS = (
 )
 
 
-def _inputs(protocol: str) -> argparse.ArgumentParser:
+def _inputs(protocol: str) -> ToolParser:
     """--embeddings, --csv, --splits, --out, --seed and (but for survival) the labels."""
-    parent = argparse.ArgumentParser(add_help=False)
+    parent = ToolParser(add_help=False)
     io = parent.add_argument_group('inputs and output')
     if protocol in SINGLE:
         io.add_argument('--embeddings', required=True, type=Path, metavar='DIR',
@@ -183,7 +184,8 @@ def _mil_args(parser: argparse.ArgumentParser, what: str = '') -> None:
                              'stderr')
 
 
-def _bootstrap_arg(parser: argparse.ArgumentParser, what: str) -> None:
+def _bootstrap_arg(parser: argparse._ActionsContainer, what: str) -> None:
+    """--bootstrap on ``parser`` or an argument group (their common base class)."""
     parser.add_argument('--bootstrap', type=int, default=1000, metavar='B',
                         help=f'bootstrap resamples of the test {what} (default: 1000)')
 
@@ -283,6 +285,7 @@ PROTOCOL_ARGS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser: one subcommand per protocol, each with the shared inputs and its own flags."""
     parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest='protocol', required=True,
@@ -319,8 +322,12 @@ def parse_sets(values: list[str]) -> dict[str, Path]:
 
 
 def report_survival(args: argparse.Namespace) -> SurvivalInputs | None:
-    """The survival inputs of ``report``: both --survival-csv and --survival-splits, or
-    neither."""
+    """The survival inputs of ``report``, or None without them.
+
+    Raises:
+        UsageError: If only one of --survival-csv and --survival-splits is given, or
+            the file or folder does not exist.
+    """
     csv_path, split_dir = args.survival_csv, args.survival_splits
     if (csv_path is None) != (split_dir is None):
         raise UsageError('--survival-csv and --survival-splits go together')
@@ -390,7 +397,12 @@ def validate(args: argparse.Namespace) -> None:
 
 
 def run_single(args: argparse.Namespace) -> str:
-    """knn / linear / mil on one embeddings folder: cohort checks, run, write, table."""
+    """Run knn, linear or mil on one embeddings folder; return the text to print.
+
+    Checks the cohort (labelled split slides with and without embeddings), runs the
+    protocol, writes its files under --out and returns the results table with the
+    bootstrap CIs.
+    """
     label_col, label_map = label_spec(args)
     table = load_labels(args.csv, label_col, label_map, slide_col=args.slide_col)
     splits = load_splits(args.splits)
@@ -426,7 +438,10 @@ def run_single(args: argparse.Namespace) -> str:
 
 
 def run_sets(args: argparse.Namespace) -> str:
-    """survival / fewshot / retrieval / report on one or more embedding sets."""
+    """Run survival, fewshot, retrieval or report on the embedding sets; return the text.
+
+    Writes each protocol's files under --out (created) and returns the lines it prints.
+    """
     args.out.mkdir(parents=True, exist_ok=True)
     if args.protocol == 'survival':
         text = run_survival(args.sets, load_survival_labels(args.csv),
@@ -457,6 +472,7 @@ def run_sets(args: argparse.Namespace) -> str:
 
 
 def parse_and_run(argv: list[str] | None) -> int:
+    """Parse and check ``argv``, run the protocol, print its results. Returns 0."""
     args = build_parser().parse_args(argv)
     validate(args)
     print(run_single(args) if args.protocol in SINGLE else run_sets(args))
@@ -464,6 +480,10 @@ def parse_and_run(argv: list[str] | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the evaluation on ``argv`` (default: ``sys.argv[1:]``); return its exit status.
+
+    0 on success, 2 for a bad argument, 1 for bad input (labels, splits, embeddings).
+    """
     return run_tool(PROG, lambda: parse_and_run(argv))
 
 

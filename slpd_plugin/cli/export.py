@@ -29,6 +29,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of --store, --out, --format (pt/h5), --dtype and --no-progress."""
     parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--store', required=True, metavar='URI',
@@ -51,6 +52,7 @@ def validate(args: argparse.Namespace) -> None:
 
 
 def parse_and_run(argv: list[str] | None) -> None:
+    """Parse and check ``argv``, export every slide of the store and print how many files."""
     args = build_parser().parse_args(argv)
     validate(args)
     files = export_store(args.store, args.out, fmt=args.format, dtype=args.dtype,
@@ -59,6 +61,10 @@ def parse_and_run(argv: list[str] | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the export on ``argv`` (default: ``sys.argv[1:]``) and return its exit status.
+
+    0 on success, 2 for a bad argument, 1 for a store that cannot be read (:func:`run_tool`).
+    """
     return run_tool(PROG, lambda: parse_and_run(argv))
 
 

@@ -25,6 +25,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of the source checkpoint, the output file, --encoder and --force."""
     parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('checkpoint', type=Path, help="a checkpoint of this plugin's runner")
@@ -44,6 +45,11 @@ def validate(args: argparse.Namespace) -> None:
 
 
 def parse_and_run(argv: list[str] | None) -> None:
+    """Parse and check ``argv``, write the HIPT-layout teacher file and print its architecture.
+
+    A note on stderr says when the architecture is not HIPT's ``vit4k_xs``, so that HIPT's
+    own ``get_vit4k()`` would not load it as is.
+    """
     args = build_parser().parse_args(argv)
     validate(args)
     meta = export_hipt_teacher(args.checkpoint, args.out, args.encoder)
@@ -56,6 +62,10 @@ def parse_and_run(argv: list[str] | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the export on ``argv`` (default: ``sys.argv[1:]``) and return its exit status.
+
+    0 on success, 2 for a bad argument, 1 for a checkpoint that cannot be exported.
+    """
     return run_tool(PROG, lambda: parse_and_run(argv))
 
 

@@ -45,6 +45,11 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of CONFIG, CKPT, --store, --out and the extraction options.
+
+    The options pick the encoder (teacher/student), the crop, the batch size, workers and
+    device, and the output layout (HIPT ``.pt`` files or TRIDENT ``.h5``).
+    """
     parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', type=Path,
@@ -104,6 +109,11 @@ def validate(args: argparse.Namespace) -> None:
 
 
 def parse_and_run(argv: list[str] | None) -> None:
+    """Parse and check ``argv``, load the frozen encoder, embed every region of the store.
+
+    Prints how many slide files and regions were written, the embedding size D and the
+    time taken.
+    """
     args = build_parser().parse_args(argv)
     validate(args)
     store = open_regions(args.store)
@@ -118,6 +128,11 @@ def parse_and_run(argv: list[str] | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the extraction on ``argv`` (default: ``sys.argv[1:]``); return its exit status.
+
+    0 on success, 2 for a bad argument, 1 for bad input; a config that builds no model
+    (mmengine's ``KeyError`` / ``TypeError``) also counts as bad input.
+    """
     # a config that builds no model fails with KeyError/TypeError out of mmengine
     return run_tool(PROG, lambda: parse_and_run(argv), errors=(KeyError, TypeError))
 

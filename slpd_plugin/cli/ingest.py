@@ -61,6 +61,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of SRC, --store, --dtype/--channels, --format with the patch options, --verify."""
     parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('src', nargs='?', metavar='SRC',
@@ -135,6 +136,12 @@ def validate(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Ingest SRC into --store (patch features or region grids), then verify if asked.
+
+    Patch-feature sources (``--format``, or detected) are assembled into region grids with
+    tissue masks; region-grid files and stores are copied as they are. Prints the ingest
+    summary and, with --verify, the number of regions checked. Returns 0.
+    """
     progress = not args.no_progress
     if args.src is not None and args.format is None and not is_redis_uri(args.src):
         args.format = detect_patch_format(args.src)  # None: region grids or a store
@@ -145,11 +152,11 @@ def run(args: argparse.Namespace) -> int:
                                patches_dir=args.patches,
                                shifted_lattices=args.shifted_lattices,
                                allow_mixed_strides=args.allow_mixed_strides)
-        report = ingest_patches(find_patch_sources(args.src, args.format), args.store,
-                                options, dtype=args.dtype, channels=args.channels,
-                                progress=progress)
-        print(f'{PROG}: {report.summary()}')
-        for line in report.patch_lines():  # patches in the files vs kept, per slide
+        patch_report = ingest_patches(find_patch_sources(args.src, args.format), args.store,
+                                      options, dtype=args.dtype, channels=args.channels,
+                                      progress=progress)
+        print(f'{PROG}: {patch_report.summary()}')
+        for line in patch_report.patch_lines():  # patches in the files vs kept, per slide
             print(f'{PROG}: {line}')
     elif args.src is not None:
         sources = find_sources(args.src)
@@ -163,12 +170,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def parse_and_run(argv: list[str] | None) -> int:
+    """Parse ``argv``, check it (:func:`validate`), then :func:`run`."""
     args = build_parser().parse_args(argv)
     validate(args)
     return run(args)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ingest on ``argv`` (default: ``sys.argv[1:]``) and return its exit status.
+
+    0 on success, 2 for a bad argument, 1 for bad input, 130 on Ctrl-C (the store is then
+    incomplete until the same command is run again, which resumes it).
+    """
     try:
         return run_tool(PROG, lambda: parse_and_run(argv))
     except KeyboardInterrupt:

@@ -35,6 +35,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of CKPT, --slide, --store and --json."""
     parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('checkpoint', type=Path, metavar='CKPT',
@@ -57,6 +58,12 @@ def validate(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    """Print the bank overview of the checkpoint, and with --slide that slide's report.
+
+    The store (--store, else the one recorded in the checkpoint) names the slides; without
+    --slide or --store a recorded store that can no longer be opened is simply not used.
+    With --json the same content is printed as one JSON object.
+    """
     validate(args)
     ckpt = load_checkpoint(args.checkpoint)
     loaded = load_bank(ckpt, args.checkpoint)
@@ -86,6 +93,10 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the tool on ``argv`` (default: ``sys.argv[1:]``) and return its exit status.
+
+    0 on success, 2 for a bad argument, 1 for a checkpoint without a bank or an unknown slide.
+    """
     return tool_main(PROG, build_parser, run, argv)
 
 

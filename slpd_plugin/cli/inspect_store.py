@@ -1,5 +1,6 @@
-"""Print what a feature store holds: slides, regions per slide, C, dtype, size, and
-whether it is complete.
+"""Print what a feature store holds and whether it is complete.
+
+The report lists the slides, regions per slide, C, dtype and size.
 
 A store whose ingest was interrupted (a journal of committed slides but no manifest) is
 reported with the slides committed so far and exit status 1; re-running the same
@@ -27,6 +28,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of STORE (a folder or redis:// URI), --all and --json."""
     parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('store', metavar='URI',
@@ -38,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the store report (text or JSON); return 0 if the store is complete, else 1.
+
+    An incomplete store (an interrupted ingest) also gets a one-line error on stderr saying
+    how many slides were committed and that re-running the ingest completes it.
+    """
     check_store_location(args.store)
     report = store_report(args.store)
     if args.json:
@@ -56,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the tool on ``argv`` (default: ``sys.argv[1:]``) and return its exit status.
+
+    0 complete, 1 incomplete or not a store, 2 bad arguments.
+    """
     return tool_main(PROG, build_parser, run, argv)
 
 

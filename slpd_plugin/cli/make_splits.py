@@ -38,6 +38,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of the task, the labels CSV, --out, the split design and the CSV columns."""
     parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('task', choices=('classification', 'survival'),
@@ -66,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def make(argv: list[str] | None) -> int:
+    """Parse ``argv``, read the cohort, draw the splits and write ``splits_{k}.csv`` files.
+
+    Classification splits hold train/val/test slide ids stratified by class; survival
+    splits hold train/val case ids stratified by the event. Prints the cohort and split
+    sizes. Returns 0.
+    """
     args = build_parser().parse_args(argv)
     survival = args.task == 'survival'
     label_col = args.label_col or ('censorship' if survival else 'oncotree_code')
@@ -81,4 +88,8 @@ def make(argv: list[str] | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the tool on ``argv`` (default: ``sys.argv[1:]``) and return its exit status.
+
+    0 on success, 2 for a bad argument, 1 for a CSV or cohort that cannot be split.
+    """
     return run_tool(PROG, lambda: make(argv))

@@ -83,6 +83,11 @@ def _add_options(parser: argparse.ArgumentParser, func: Callable) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of the ``store``, ``benchmark`` and ``trident`` subcommands.
+
+    The options of ``store`` and ``benchmark`` are made from the keyword arguments (and
+    defaults) of the functions that generate them.
+    """
     parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest='kind', required=True,
@@ -128,6 +133,10 @@ def _estimate_bytes(args: dict) -> tuple[int, int]:
 
 
 def parse_and_run(argv: list[str] | None) -> None:
+    """Parse ``argv`` and write the requested synthetic data set to a new folder.
+
+    For a store or benchmark it first prints the expected number of regions and size.
+    """
     args = vars(build_parser().parse_args(argv))
     kind, path = args.pop('kind'), args.pop('path')
     if path.exists():
@@ -144,6 +153,10 @@ def parse_and_run(argv: list[str] | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the tool on ``argv`` (default: ``sys.argv[1:]``) and return its exit status.
+
+    0 on success, 2 for a bad argument (such as an existing folder), 1 for bad input.
+    """
     return run_tool(PROG, lambda: parse_and_run(argv))
 
 if __name__ == '__main__':

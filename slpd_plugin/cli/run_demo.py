@@ -24,6 +24,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of --out, --seeds and --quick."""
     parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', type=Path, default=ROOT / 'work_dirs' / 'demo',
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_and_run(argv: list[str] | None) -> int:
+    """Parse and check ``argv``, run the whole demo, print its ``report.md``. Returns 0."""
     args = build_parser().parse_args(argv)
     if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
         raise UsageError(f'--seeds must be distinct and >= 0, got {args.seeds}')
@@ -49,6 +51,10 @@ def parse_and_run(argv: list[str] | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the demo on ``argv`` (default: ``sys.argv[1:]``) and return its exit status.
+
+    0 on success, 2 for a bad argument, 1 for bad input (:func:`run_tool`).
+    """
     return run_tool(PROG, lambda: parse_and_run(argv))
 
 

@@ -22,6 +22,11 @@ PROG = 'train.py'
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the training command line (config, --work-dir, --resume, --amp, ...).
+
+    Also sets ``LOCAL_RANK`` in the environment from ``--local-rank`` when it is not set
+    yet (older launchers pass the rank as a flag).
+    """
     parser = ToolParser(prog=PROG, description=__doc__,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='config file, e.g. configs/demo_dino4k.py')
@@ -52,6 +57,12 @@ def configure(argv: list[str] | None = None) -> Config:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Train from the command line ``argv`` (default: ``sys.argv[1:]``).
+
+    Only the set-up (arguments and config) follows the one-line error convention and its
+    exit status (2 or 1); an error while training keeps its traceback. Returns 0 after
+    training and shutting down the process group, if any.
+    """
     configs: list[Config] = []
     # only the set-up reports errors as one line; an error while training keeps its traceback
     status = run_tool(PROG, lambda: configs.append(configure(argv)))

@@ -15,6 +15,7 @@ import argparse
 import importlib.util
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -60,7 +61,12 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    """The parser of the ``map``, ``projection`` and ``graph`` subcommands.
+
+    All take CKPT, --out and --store; ``projection`` and ``graph`` also take --labels and
+    --label-col.
+    """
+    common = ToolParser(add_help=False)
     common.add_argument('checkpoint', type=Path, metavar='CKPT',
                         help='checkpoint of tools/train.py with a prototype bank')
     common.add_argument('--out', required=True, type=Path, metavar='PNG',
@@ -68,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument('--store', metavar='URI', default=None,
                         help='the store the model was trained on: a folder or redis:// URI '
                              '(default: the one recorded in the checkpoint)')
-    labelled = argparse.ArgumentParser(add_help=False)
+    labelled = ToolParser(add_help=False)
     labelled.add_argument('--labels', type=Path, metavar='CSV', default=None,
                           help='CSV with a slide_id column (".svs" optional) and a label '
                                'column; slides missing from it are grey')
@@ -79,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest='command', required=True,
                                 metavar='{map,projection,graph}')
-    kw = dict(epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    kw: dict[str, Any] = dict(epilog=EXAMPLES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     pmap = sub.add_parser('map', parents=[common], help='prototype map of one slide',
                           description='A slide\'s regions coloured by prototype (at their '
                                       'coordinates, or on a grid when the store has none), '
@@ -137,6 +144,7 @@ def _open_store(args: argparse.Namespace, ckpt: dict, bank: PrototypeBank) -> Fe
 
 
 def run_map(args: argparse.Namespace) -> None:
+    """Write the prototype map of --slide beside its neighbour slide(s) to --out."""
     ckpt = load_checkpoint(args.checkpoint)
     loaded = load_bank(ckpt, args.checkpoint)
     store = _open_store(args, ckpt, loaded.bank)
@@ -151,6 +159,12 @@ def run_map(args: argparse.Namespace) -> None:
 
 
 def run_projection(args: argparse.Namespace) -> None:
+    """Write the 2-D projection of region embeddings and slide prototypes to --out.
+
+    The regions of --slides slides spread over the store are embedded with the
+    checkpoint's encoder, with the embedding output and crop that its prototype
+    settings record.
+    """
     ckpt = load_checkpoint(args.checkpoint)
     loaded = load_bank(ckpt, args.checkpoint)
     settings = prototype_settings(ckpt, args.checkpoint)
@@ -171,17 +185,23 @@ def run_projection(args: argparse.Namespace) -> None:
 
 
 def run_graph(args: argparse.Namespace) -> None:
+    """Write the slide-neighbour graph of --slides slides to --out.
+
+    Without --store or --labels, a recorded store that can no longer be opened is not
+    needed: slides are then named by their index.
+    """
     ckpt = load_checkpoint(args.checkpoint)
     loaded = load_bank(ckpt, args.checkpoint)
     try:
         store = _open_store(args, ckpt, loaded.bank)
-        slide_ids = store.slide_ids
+        slide_ids: list[str] | None = store.slide_ids
     except (StoreError, ValueError):
         if args.labels is not None or args.store is not None:
             raise
         slide_ids = None  # names by index; labels need the store's slide ids
+    # with --labels the store opened (the error above is re-raised), so slide_ids is set
     labels = (load_slide_labels(args.labels, args.label_col, slide_ids)
-              if args.labels else None)
+              if args.labels and slide_ids is not None else None)
     slides = spread_slides(np.flatnonzero(loaded.bank.valid.numpy()), args.slides)
     if len(slides) == 0:
         raise ValueError(f'{args.checkpoint}: no slide has prototypes, so there is no graph')
@@ -193,6 +213,7 @@ def run_graph(args: argparse.Namespace) -> None:
 
 
 def parse_and_run(argv: list[str] | None) -> None:
+    """Parse and check ``argv``, create --out's folder and run the subcommand."""
     args = build_parser().parse_args(argv)
     validate(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -200,6 +221,10 @@ def parse_and_run(argv: list[str] | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the tool on ``argv`` (default: ``sys.argv[1:]``) and return its exit status.
+
+    0 on success, 2 for a bad argument, 1 for a checkpoint without a bank or bad input.
+    """
     return run_tool(PROG, lambda: parse_and_run(argv))
 
 
