@@ -8,9 +8,10 @@ import json
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
+
+from tests.warm import python_exe
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_CONFIG = ROOT / 'tests' / 'configs' / 'tiny_dino4k.py'
@@ -38,9 +39,9 @@ def run_train(work_dir: Path, *options: str, config: Path = TINY_CONFIG, nproc: 
     if not cuda:
         env['CUDA_VISIBLE_DEVICES'] = ''  # even on a GPU host: no set_device, gloo
     if nproc == 1:
-        cmd = [sys.executable, str(ROOT / 'tools' / 'train.py')]
+        cmd = [python_exe(), str(ROOT / 'tools' / 'train.py')]
     else:
-        cmd = [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={nproc}',
+        cmd = [python_exe(), '-m', 'torch.distributed.run', f'--nproc_per_node={nproc}',
                f'--master_port={free_port()}', str(ROOT / 'tools' / 'train.py')]
         extra_args = ('--launcher', 'pytorch', *extra_args)
     cmd += [str(config), '--work-dir', str(work_dir), *extra_args]

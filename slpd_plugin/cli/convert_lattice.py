@@ -52,8 +52,7 @@ def shard_arg(text: str) -> tuple[int, int]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of SRC, --store, --format, --shard/--join, layout options and --verify."""
-    parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolParser.for_tool(PROG, __doc__, EXAMPLES)
     parser.add_argument('src', nargs='?', metavar='SRC',
                         help='TRIDENT job folder (or features_<encoder>/), CLAM folder, '
                              'STAMP folder, one .h5 file or a .txt/.csv list of them')

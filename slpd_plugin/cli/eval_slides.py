@@ -286,8 +286,7 @@ PROTOCOL_ARGS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser: one subcommand per protocol, each with the shared inputs and its own flags."""
-    parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolParser.for_tool(PROG, __doc__, EXAMPLES)
     sub = parser.add_subparsers(dest='protocol', required=True,
                                 metavar='{' + ','.join(COMMANDS) + '}')
     for name, (short, description) in COMMANDS.items():

@@ -30,8 +30,7 @@ examples:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of --store, --out, --format (pt/h5), --dtype and --no-progress."""
-    parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolParser.for_tool(PROG, __doc__, EXAMPLES)
     parser.add_argument('--store', required=True, metavar='URI',
                         help='a store folder or redis[s]://host:port/db?prefix=NAME')
     parser.add_argument('--out', required=True, type=Path, metavar='DIR',

@@ -26,8 +26,7 @@ examples:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the source checkpoint, the output file, --encoder and --force."""
-    parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolParser.for_tool(PROG, __doc__, EXAMPLES)
     parser.add_argument('checkpoint', type=Path, help="a checkpoint of this plugin's runner")
     parser.add_argument('out', type=Path, help='output .pth file')
     parser.add_argument('--encoder', choices=('teacher', 'student'), default='teacher',

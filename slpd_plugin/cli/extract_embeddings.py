@@ -50,8 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     The options pick the encoder (teacher/student), the crop, the batch size, workers and
     device, and the output layout (HIPT ``.pt`` files or TRIDENT ``.h5``).
     """
-    parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolParser.for_tool(PROG, __doc__, EXAMPLES)
     parser.add_argument('config', type=Path,
                         help='training config (the copy saved in the work dir has any '
                              '--cfg-options of training applied)')

@@ -62,8 +62,7 @@ examples:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of SRC, --store, --dtype/--channels, --format with the patch options, --verify."""
-    parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolParser.for_tool(PROG, __doc__, EXAMPLES)
     parser.add_argument('src', nargs='?', metavar='SRC',
                         help='folder of .pt/.h5 files or per-region folders, a .txt/.csv '
                              'list of such paths, or a store to copy')

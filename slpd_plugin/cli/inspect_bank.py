@@ -36,8 +36,7 @@ examples:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of CKPT, --slide, --store and --json."""
-    parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolParser.for_tool(PROG, __doc__, EXAMPLES)
     parser.add_argument('checkpoint', type=Path, metavar='CKPT',
                         help='checkpoint of tools/train.py with a prototype bank')
     parser.add_argument('--slide', metavar='ID_OR_INDEX', default=None,

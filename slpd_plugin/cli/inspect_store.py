@@ -29,8 +29,7 @@ examples:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of STORE (a folder or redis:// URI), --all and --json."""
-    parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolParser.for_tool(PROG, __doc__, EXAMPLES)
     parser.add_argument('store', metavar='URI',
                         help='a store folder or redis[s]://[user@]host:port/db?prefix=NAME')
     parser.add_argument('--all', action='store_true',

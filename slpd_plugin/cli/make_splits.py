@@ -39,8 +39,7 @@ examples:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the task, the labels CSV, --out, the split design and the CSV columns."""
-    parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolParser.for_tool(PROG, __doc__, EXAMPLES)
     parser.add_argument('task', choices=('classification', 'survival'),
                         help='classification (train,val,test slide ids) or survival '
                              '(train,val case ids)')

@@ -88,8 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     The options of ``store`` and ``benchmark`` are made from the keyword arguments (and
     defaults) of the functions that generate them.
     """
-    parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolParser.for_tool(PROG, __doc__, EXAMPLES)
     sub = parser.add_subparsers(dest='kind', required=True,
                                 metavar='{store,benchmark,trident}')
     for kind, func, text in (('store', make_synthetic_store, 'region store of mixed '

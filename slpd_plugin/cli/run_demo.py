@@ -25,8 +25,7 @@ examples:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of --out, --seeds and --quick."""
-    parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolParser.for_tool(PROG, __doc__, EXAMPLES)
     parser.add_argument('--out', type=Path, default=ROOT / 'work_dirs' / 'demo',
                         help='demo folder (default: work_dirs/demo); its run folders are '
                              'replaced, the benchmark is reused if made identically')

@@ -81,8 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     labelled.add_argument('--label-col', default='oncotree_code', metavar='COL',
                           help='label column of --labels (default: oncotree_code)')
 
-    parser = ToolParser(prog=PROG, description=__doc__, epilog=EXAMPLES,
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolParser.for_tool(PROG, __doc__, EXAMPLES)
     sub = parser.add_subparsers(dest='command', required=True,
                                 metavar='{map,projection,graph}')
     kw: dict[str, Any] = dict(epilog=EXAMPLES,

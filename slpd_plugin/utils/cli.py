@@ -53,6 +53,13 @@ class ToolParser(argparse.ArgumentParser):
         """Raise :class:`UsageError` instead of printing usage and exiting."""
         raise UsageError(message)
 
+    @classmethod
+    def for_tool(cls, prog: str, doc: str | None, examples: str) -> ToolParser:
+        """A tool's parser: its docstring above the options and examples below, as written."""
+        return cls(prog=prog, description=doc, epilog=examples,
+                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 
 def first_line(error: BaseException) -> str:
     """The first non-empty line of an exception's message (or its type's name)."""

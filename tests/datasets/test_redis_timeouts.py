@@ -13,7 +13,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -27,6 +26,7 @@ from slpd_plugin.datasets.stores import StoreError, open_store, open_writer, par
 from slpd_plugin.datasets.stores.redis_conn import RedisConnection
 from tests.conftest import REDIS_PASSWORD_ENV, _need_redis_server, _start_redis, _stop
 from tests.utils import ROOT
+from tests.warm import python_exe
 
 pytestmark = pytest.mark.timeout(120)
 TIMEOUT = 0.5  # ?timeout= of the URIs below
@@ -158,7 +158,7 @@ def test_ingest_cli_reports_a_silent_server_in_one_line(silent, tmp_path):
     source = tiny_store(tmp_path / 'local')
     uri = f'redis://127.0.0.1:{silent.port}/0?prefix=x&timeout=1'
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, 'tools/ingest.py', str(source), '--store', uri,
+    proc = subprocess.run([python_exe(), 'tools/ingest.py', str(source), '--store', uri,
                            '--no-progress'], cwd=ROOT, capture_output=True, text=True,
                           timeout=100, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     took = time.monotonic() - start

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ import torch
 
 from slpd_plugin.engine.hooks.weights_only_checkpoint_hook import FORMAT, FORMAT_KEY
 from tests.utils import ROOT, logged_scalars
+from tests.warm import python_exe
 
 SLPD_CONFIG = ROOT / 'tests' / 'configs' / 'tiny_slpd.py'
 SHIPPED_CONFIGS = sorted((ROOT / 'configs').glob('*.py'))
@@ -53,7 +53,7 @@ Runner.from_cfg(cfg).train()
 
 def run_python(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
-    proc = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
+    proc = subprocess.run([python_exe(), *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, f'{args[:2]} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}'
     return proc

@@ -3,13 +3,13 @@ training SLPD from one shared Redis store."""
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
 from slpd_plugin.demo import make_synthetic_store
 from tests.conftest import REDIS_PASSWORD_ENV
 from tests.utils import ROOT, free_port, logged_scalars
+from tests.warm import python_exe
 
 pytestmark = pytest.mark.slow
 
@@ -19,12 +19,12 @@ def test_two_nodes_share_redis_and_hold_one_bank(tmp_path, redis_store_uri):
                                  max_regions=10, channels=32, num_phenotypes=4,
                                  phenotypes_per_slide=(1, 2), progress=False)
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1', PYTHONFAULTHANDLER='1')
-    subprocess.run([sys.executable, 'tools/ingest.py', str(local), '--store', redis_store_uri,
+    subprocess.run([python_exe(), 'tools/ingest.py', str(local), '--store', redis_store_uri,
                     '--no-progress'], cwd=ROOT, env=env, check=True, capture_output=True)
     work = tmp_path / 'work'
     port = free_port()
     nodes = [subprocess.Popen(
-        [sys.executable, '-m', 'torch.distributed.run', '--nnodes=2', f'--node_rank={rank}',
+        [python_exe(), '-m', 'torch.distributed.run', '--nnodes=2', f'--node_rank={rank}',
          '--nproc_per_node=2', '--master_addr=127.0.0.1', f'--master_port={port}',
          'tools/train.py', 'tests/configs/tiny_slpd.py', '--launcher', 'pytorch',
          '--work-dir', str(work), '--cfg-options',

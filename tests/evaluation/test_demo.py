@@ -4,11 +4,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.warm import python_exe
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
@@ -19,7 +20,7 @@ def test_quick_demo_writes_report_and_figures(tmp_path):
     out = tmp_path / 'demo'
     env = dict(os.environ, OMP_NUM_THREADS='1')
     started = time.monotonic()
-    done = subprocess.run([sys.executable, str(REPO_ROOT / 'tools' / 'run_demo.py'),
+    done = subprocess.run([python_exe(), str(REPO_ROOT / 'tools' / 'run_demo.py'),
                            '--quick', '--out', str(out)], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     elapsed = time.monotonic() - started

@@ -4,13 +4,13 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.utils import load_tool
+from tests.warm import python_exe
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / 'tools' / 'eval_slides.py'
@@ -40,7 +40,7 @@ def _args(paths, out: Path) -> list[str]:
 def test_cli_subprocess_writes_outputs(make_dataset, splitter, tmp_path: Path) -> None:
     paths = _dataset(make_dataset, splitter, drop=3)
     out = tmp_path / 'out'
-    proc = subprocess.run([sys.executable, str(SCRIPT), 'knn', *_args(paths, out),
+    proc = subprocess.run([python_exe(), str(SCRIPT), 'knn', *_args(paths, out),
                            '--label-map', 'IDC:0,ILC:1'],
                           capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr

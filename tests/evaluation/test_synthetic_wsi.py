@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import math
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from slpd_plugin.demo.synthetic_wsi import (
 )
 from slpd_plugin.demo.tcga_region_counts import BRCA_REGION_COUNTS
 from slpd_plugin.evaluation import evaluate_splits, load_slide_embeddings, load_splits
+from tests.warm import python_exe
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SMALL = dict(num_slides=120, channels=8, region_scale=0.2, num_folds=10, val_frac=0.1,
@@ -128,12 +128,12 @@ def test_bad_arguments_fail_before_writing(tmp_path, bad, match):
 
 def test_make_synthetic_cli(tmp_path):
     script = str(REPO_ROOT / 'tools' / 'make_synthetic.py')
-    done = subprocess.run([sys.executable, script, 'benchmark', str(tmp_path / 'b'),
+    done = subprocess.run([python_exe(), script, 'benchmark', str(tmp_path / 'b'),
                            '--num-slides', '12', '--channels', '4', '--region-scale', '0.1',
                            '--num-folds', '2', '--val-frac', '0.2', '--test-frac', '0.2',
                            '--no-progress'], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / 'b' / 'splits' / 'splits_1.csv').is_file()
-    again = subprocess.run([sys.executable, script, 'store', str(tmp_path / 'b')],
+    again = subprocess.run([python_exe(), script, 'store', str(tmp_path / 'b')],
                            capture_output=True, text=True)
     assert again.returncode == 2 and 'exists' in again.stderr

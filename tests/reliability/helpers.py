@@ -4,13 +4,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Callable
 
 from slpd_plugin.demo import make_synthetic_store
 from tests.utils import ROOT, TINY_CONFIG, free_port
+from tests.warm import python_exe
 
 TINY_STORE = dict(num_slides=8, min_regions=4, max_regions=10, channels=32, num_phenotypes=4,
                   phenotypes_per_slide=(1, 2), progress=False)
@@ -27,7 +27,7 @@ def child_env() -> dict[str, str]:
 
 def ingest_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run ``tools/ingest.py ARGS --no-progress`` for real."""
-    proc = subprocess.run([sys.executable, 'tools/ingest.py', *args, '--no-progress'],
+    proc = subprocess.run([python_exe(), 'tools/ingest.py', *args, '--no-progress'],
                           cwd=ROOT, env=child_env(), capture_output=True, text=True,
                           timeout=300)
     if check and proc.returncode != 0:
@@ -44,10 +44,10 @@ class Training:
         self.work_dir = work_dir
         self.out_path = work_dir.parent / f'{work_dir.name}.stdout'
         self.err_path = work_dir.parent / f'{work_dir.name}.stderr'
-        launch = [sys.executable, str(ROOT / 'tools' / 'train.py')]
+        launch = [python_exe(), str(ROOT / 'tools' / 'train.py')]
         extra: list[str] = []
         if nproc > 1:
-            launch = [sys.executable, '-m', 'torch.distributed.run',
+            launch = [python_exe(), '-m', 'torch.distributed.run',
                       f'--nproc_per_node={nproc}', f'--master_port={free_port()}',
                       str(ROOT / 'tools' / 'train.py')]
             extra = ['--launcher', 'pytorch']

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.utils import ROOT
+from tests.warm import python_dir
 
 DOC = ROOT / 'docs' / 'getting-started.md'
 TRIDENT = 'From TRIDENT features'  # run by tests/tools/test_docs_trident.py
@@ -28,10 +29,12 @@ def sections(path: Path = DOC) -> dict[str, str]:
 
 def run_blocks(blocks: list[str], work: Path, timeout: int) -> subprocess.CompletedProcess:
     """The blocks as one ``bash -euo pipefail`` script, with WORK set and the test's
-    interpreter first on PATH; fails the test with the output's tail unless it exits 0."""
+    interpreter (its warm launcher, :mod:`tests.warm`) first on PATH; fails the test with
+    the output's tail unless it exits 0."""
     script = 'set -euo pipefail\n' + '\n'.join(blocks)
     env = dict(os.environ, WORK=str(work), OMP_NUM_THREADS='1',
-               PATH=f'{Path(sys.executable).parent}{os.pathsep}{os.environ["PATH"]}')
+               PATH=os.pathsep.join([*([str(warm)] if (warm := python_dir()) else []),
+                                     str(Path(sys.executable).parent), os.environ['PATH']]))
     proc = subprocess.run(['bash', '-c', script], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout)
     assert proc.returncode == 0, f'{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}'

@@ -4,7 +4,6 @@ a deadline, one row per step appended as it ends, only two files under $OUT)."""
 import json
 import os
 import subprocess
-import sys
 import time
 import zipfile
 
@@ -20,13 +19,14 @@ from benchmarks.gpu_check.prepare import (
     unpinned_wheels,
 )
 from tests.utils import ROOT
+from tests.warm import python_exe
 
 SCRIPT = ROOT / 'tools' / 'gpu_check.sh'
 DRY_STEPS = ['imports', 'train_alibi_bf16', 'bf16_vs_fp32', 'refresh_faiss']
 
 
 def gpu_check(*args, timeout=150):
-    env = dict(os.environ, PYTHON=sys.executable)
+    env = dict(os.environ, PYTHON=python_exe())
     return subprocess.run(['bash', str(SCRIPT), *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout, env=env)
 

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from slpd_plugin.datasets import open_store, open_writer
 from tests.utils import ROOT
+from tests.warm import python_exe
 
 
 def test_complete_store(tools, small_store, capsys):
@@ -63,7 +63,7 @@ def test_not_a_store(tools, tmp_path, capsys):
 
 
 def test_subprocess__one_line_and_status(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / 'tools' / 'inspect_store.py'),
+    proc = subprocess.run([python_exe(), str(ROOT / 'tools' / 'inspect_store.py'),
                            str(tmp_path / 'missing')], capture_output=True, text=True,
                           cwd=ROOT, timeout=120)
     assert proc.returncode == 2 and proc.stdout == ''

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..stores import StoreError, store_dtype
+from ..stores.folder import read_folder_manifest
 from ..stores.journal import JOURNAL_FILE
 from .layout import (
     CELLS,
@@ -39,23 +40,11 @@ def read_lattice_manifest(path: str | os.PathLike) -> dict:
         StoreError: for a missing folder, an unfinished conversion or another format.
     """
     root = Path(path)
-    if not root.is_dir():
-        raise StoreError(f'lattice store not found: {root} (expected a folder made by '
-                         f'tools/convert_lattice.py)')
-    manifest = root / MANIFEST
-    if not manifest.is_file():
-        hint = ('a conversion into it was interrupted: re-run the same command to complete '
-                'it') if (root / JOURNAL_FILE).exists() or any(root.glob('shard-*')) \
-            else 'no manifest.json'
-        raise StoreError(f'lattice store {root} is incomplete: {hint}')
-    try:
-        meta = json.loads(manifest.read_text())
-    except json.JSONDecodeError as e:
-        raise StoreError(f'{manifest}: not valid JSON ({e})') from None
-    if meta.get('format') not in (FORMAT, SHARDS_FORMAT) or not meta.get('complete'):
-        raise StoreError(f'{manifest}: not a complete {FORMAT} store manifest '
-                         f'(format {meta.get("format")!r})')
-    return meta
+    started = (root / JOURNAL_FILE).exists() or any(root.glob('shard-*'))
+    resume = 'a conversion into it was interrupted: re-run the same command to complete it'
+    return read_folder_manifest(root, kind='lattice store', made_by='tools/convert_lattice.py',
+                                formats=(FORMAT, SHARDS_FORMAT),
+                                interrupted=resume if started else None)
 
 
 def is_lattice_store(path: str | os.PathLike) -> bool:

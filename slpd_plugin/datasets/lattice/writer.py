@@ -24,6 +24,7 @@ from typing import Iterable
 import numpy as np
 
 from ..stores import StoreError, store_dtype
+from ..stores.folder import truncate_to_journal
 from ..stores.journal import JOURNAL_FILE, parse_lines
 from .layout import CELLS, FEATURES, FORMAT, INDEX, MANIFEST, VERSION, LatticeRecord, Piece
 
@@ -86,12 +87,7 @@ class LatticeWriter:
         sizes = {FEATURES: patches * (self.channels or 0) * self.dtype.itemsize,
                  CELLS: patches * 12, INDEX: cells * 4}
         for name, size in sizes.items():
-            with open(self.root / name, 'ab') as f:
-                if f.tell() < size:
-                    raise StoreError(f'{self.root / name}: {f.tell()} bytes, but the journal '
-                                     f'lists {size}: the file lost data; move the store '
-                                     f'away and convert again')
-                f.truncate(size)  # drop a half-written slide's bytes
+            truncate_to_journal(self.root / name, size, f'{size}', 'convert')
 
     def written_slides(self) -> list[str]:
         """Ids of the slides committed so far, in order."""

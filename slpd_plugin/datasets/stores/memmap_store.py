@@ -37,6 +37,7 @@ from .base import (
     flat_bytes,
     store_dtype,
 )
+from .folder import read_folder_manifest, truncate_to_journal
 
 FORMAT = 'slpd-memmap'
 GRIDS, COORDS, MANIFEST = 'grids.bin', 'coords.bin', 'manifest.json'
@@ -61,21 +62,12 @@ def read_manifest(path: str | os.PathLike) -> dict:
             interrupted ingest), or the manifest is not a memmap store manifest.
     """
     root = Path(path)
-    if not root.is_dir():
-        raise StoreError(f'feature store not found: {root} (expected a folder made by '
-                         f'tools/ingest.py or tools/make_synthetic.py)')
-    manifest = root / MANIFEST
-    if not manifest.is_file():
-        hint = ('an ingest into it was interrupted: re-run the same ingest command to '
-                'complete it') if (root / JOURNAL).exists() else 'no manifest.json'
-        raise StoreError(f'feature store {root} is incomplete: {hint}')
-    try:
-        meta = json.loads(manifest.read_text())
-    except json.JSONDecodeError as e:
-        raise StoreError(f'{manifest}: not valid JSON ({e})') from e
-    if meta.get('format') != FORMAT or not meta.get('complete'):
-        raise StoreError(f'{manifest}: not a complete {FORMAT} store manifest')
-    return meta
+    resume = ('an ingest into it was interrupted: re-run the same ingest command to '
+              'complete it')
+    return read_folder_manifest(root, kind='feature store',
+                                made_by='tools/ingest.py or tools/make_synthetic.py',
+                                formats=(FORMAT,),
+                                interrupted=resume if (root / JOURNAL).exists() else None)
 
 
 class MemmapStore(FeatureStore):
@@ -203,12 +195,8 @@ class MemmapStoreWriter(StoreWriter):
             if f.tell() < unmasked * cells:  # a store from before masks: all tissue
                 f.write(np.ones((unmasked - f.tell() // cells) * cells, np.uint8).tobytes())
         for name, size in ((GRIDS, n * region_bytes), (COORDS, n * 16), (MASKS, n * cells)):
-            with open(self.root / name, 'ab') as f:
-                if f.tell() < size:
-                    raise StoreError(f'{self.root / name}: {f.tell()} bytes, but the journal '
-                                     f'lists {n} regions ({size} bytes): the file lost data; '
-                                     f'move the store away and ingest again')
-                f.truncate(size)  # drop a half-written slide's bytes
+            truncate_to_journal(self.root / name, size, f'{n} regions ({size} bytes)',
+                                'ingest')
 
     def add_slide_parts(self, slide_id: str, parts: Iterable[SlidePart],
                         source: dict | None = None) -> SlideRecord:
