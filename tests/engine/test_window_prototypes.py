@@ -111,3 +111,17 @@ def test_bank_lookups_of_window_samples_refused_before_training(tmp_path, option
     with pytest.raises(ValueError, match=match):
         runner.train()
     assert runner.iter == 0
+
+
+def test_config_check_refuses_window_views_for_a_backbone_without_masks(tmp_path):
+    from slpd_plugin.engine.config_check import ConfigCheckError, check_config
+    from tests.engine.test_masked_training import GridMeanNoMasks  # registers it
+
+    job = lattice_job(tmp_path, num_slides=2)
+    cfg = configure([str(CONFIG), '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+                     f'train_dataloader.dataset.store={job}'])
+    check_config(cfg)  # the ALiBi ViT takes masks
+    cfg.merge_from_dict({'model.backbone': dict(_delete_=True, type=GridMeanNoMasks.__name__,
+                                                in_channels=32)})
+    with pytest.raises(ConfigCheckError, match='has holes .lattice windows.*does not accept'):
+        check_config(cfg)
