@@ -137,27 +137,35 @@ class SlideLatticeDataset(SlideSamples):
         return random_windows(self._generator(), self.source.index_map(slide, piece),
                               self.grid_size, len(indices), self.min_tissue, self.max_tries)
 
-    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
-        indices = np.asarray(indices, dtype=np.int64)
-        g = self.grid_size
+    def _by_piece(self, indices: np.ndarray) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+        """The batch ordered by slide piece, and each piece's ``(slide, piece, lo, hi)``.
+
+        ``order[lo:hi]`` are the positions in ``indices`` of that piece's samples.
+        """
         keys = self.slide_index[indices] * (1 << 20) + self._piece[indices]
         order = np.argsort(keys, kind='stable')  # one slice of the batch per piece
         groups, starts = np.unique(keys[order], return_index=True)
         ends = np.append(starts[1:], len(indices))
-        feats = np.empty((len(indices), g, g, self.channels), dtype=self.source.dtype)
-        masks = np.empty((len(indices), g, g), dtype=bool)
-        for key, lo, hi in zip(groups, starts, ends):
-            slide, piece = divmod(int(key), 1 << 20)
-            pos = self._positions(slide, piece, indices[order[lo:hi]])
+        return order, [(*divmod(int(key), 1 << 20), int(lo), int(hi))
+                       for key, lo, hi in zip(groups, starts, ends)]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
+        batch = np.asarray(indices, dtype=np.int64)
+        g = self.grid_size
+        order, groups = self._by_piece(batch)
+        feats = np.empty((len(batch), g, g, self.channels), dtype=self.source.dtype)
+        masks = np.empty((len(batch), g, g), dtype=bool)
+        for slide, piece, lo, hi in groups:
+            pos = self._positions(slide, piece, batch[order[lo:hi]])
             _, masks[lo:hi] = self.source.gather_cells_last(slide, piece, pos[:, 0],
                                                             pos[:, 1], g, out=feats[lo:hi])
         # HIPT's (b, C, G, G): numpy's transposing copy is ~4x faster than the collate's
         # stack of permuted views, and leaves the stack a plain copy
         tensor = torch.from_numpy(np.ascontiguousarray(feats.transpose(0, 3, 1, 2)))
         mask_tensor = torch.from_numpy(masks)
-        samples: list[dict] = [{}] * len(indices)
+        samples: list[dict] = [{}] * len(batch)
         for k, at in enumerate(order):
-            i = indices[at]
+            i = batch[at]
             sample = dict(inputs=tensor[k], data_samples=dict(
                 index=int(i), slide_index=int(self.slide_index[i]),
                 region_index=int(self.region_index[i])))

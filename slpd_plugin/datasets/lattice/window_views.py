@@ -161,18 +161,14 @@ class SlideWindowViewsDataset(SlideLatticeDataset):
         return out
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict]:
-        indices = np.asarray(indices, dtype=np.int64)
+        batch = np.asarray(indices, dtype=np.int64)
         rng = self._generator()
-        keys = self.slide_index[indices] * (1 << 20) + self._piece[indices]
-        order = np.argsort(keys, kind='stable')  # one draw per piece of the batch
-        groups, starts = np.unique(keys[order], return_index=True)
-        ends = np.append(starts[1:], len(indices))
-        samples: list[dict] = [{}] * len(indices)
-        for key, lo, hi in zip(groups, starts, ends):
-            slide, piece = divmod(int(key), 1 << 20)
-            views = self._views(rng, slide, piece, int(hi - lo))
+        order, groups = self._by_piece(batch)  # one draw per piece of the batch
+        samples: list[dict] = [{}] * len(batch)
+        for slide, piece, lo, hi in groups:
+            views = self._views(rng, slide, piece, hi - lo)
             for at, (feats, masks) in zip(order[lo:hi], views):
-                i = indices[at]
+                i = batch[at]
                 samples[at] = dict(inputs=feats, masks=masks, data_samples=dict(
                     index=int(i), slide_index=int(self.slide_index[i]),
                     region_index=int(self.region_index[i])))
