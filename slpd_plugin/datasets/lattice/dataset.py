@@ -5,6 +5,8 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from mmengine.dist import get_rank
+from torch.utils.data import get_worker_info
 
 from slpd_plugin.registry import DATASETS
 
@@ -43,7 +45,7 @@ class SlideLatticeDataset(SlideSamples):
     - ``mode='windows'``: per slide, ``windows_per_slide`` windows (default: as many as
       its regions) drawn anywhere, each with tissue fraction at least ``min_tissue`` in
       at most ``max_tries`` draws; new windows every epoch (seeded from torch's
-      per-worker seed, so reproducible under a fixed ``randomness.seed``).
+      per-worker seeds, so reproducible under a fixed ``randomness.seed``).
 
     Example:
         >>> ds = SlideLatticeDataset('data/brca_lattice', grid_size=16)  # doctest: +SKIP
@@ -105,7 +107,7 @@ class SlideLatticeDataset(SlideSamples):
         starts = np.searchsorted(self.slide_index, self.slide_index)
         self.region_index = np.arange(len(table)) - starts
         self.has_holes = mode == 'windows' or not full
-        self._rng: tuple[int, np.random.Generator] | None = None
+        self._rng: tuple[tuple[int, ...], np.random.Generator] | None = None
         self.source.close()
 
     @property
@@ -126,9 +128,18 @@ class SlideLatticeDataset(SlideSamples):
         return np.array(out)
 
     def _generator(self) -> np.random.Generator:
-        seed = torch.initial_seed()
+        """This process's window generator, made once per worker (or main process).
+
+        Seeded from torch's seed of the process, the rank and, in a loader worker, the
+        worker's base seed, which the loader draws afresh from the main process's
+        generator whenever it starts workers: ranks draw different windows, and workers
+        that are not persistent new ones every epoch, the same ones under the same
+        ``randomness.seed``.
+        """
+        worker = get_worker_info()
+        seed = (torch.initial_seed(), 0 if worker is None else worker.seed, get_rank())
         if self._rng is None or self._rng[0] != seed:
-            self._rng = (seed, np.random.default_rng(seed % 2 ** 63))
+            self._rng = (seed, np.random.default_rng([s % 2 ** 63 for s in seed]))
         return self._rng[1]
 
     def _positions(self, slide: int, piece: int, indices: np.ndarray) -> np.ndarray:
