@@ -55,9 +55,9 @@ class SlideWindowViewsDataset(SlideLatticeDataset):
     index map with tissue fraction at least ``min_tissue`` (at most ``max_tries`` draws,
     else the densest seen; :func:`~.windows.random_windows`), then flipped left-right
     with ``hflip_prob``, up-down with ``vflip_prob`` and, with ``rot90``, turned by a
-    random multiple of 90 degrees, the mask with the features. New windows every call
-    (per-worker generator seeded from torch's worker seed: reproducible under a fixed
-    ``randomness.seed``)::
+    random multiple of 90 degrees, the mask with the features. New windows every call,
+    drawn by the generator windows mode uses (seeded by process, rank and loader worker:
+    reproducible under a fixed ``randomness.seed``, new every epoch)::
 
         dict(inputs=[(C, S, S)] * num_global + [(C, s, s)] * num_local,
              masks=[(S, S)] * num_global + [(s, s)] * num_local,   # bool, True = patch
