@@ -37,7 +37,7 @@ from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
 from slpd_plugin import registry as R
-from slpd_plugin.datasets.lattice import SlideLatticeDataset
+from slpd_plugin.datasets.lattice import SlideLatticeDataset, SlideWindowViewsDataset
 from slpd_plugin.datasets.stores import open_store
 from slpd_plugin.models.backbones import accepts_masks
 from slpd_plugin.prototypes.faiss_import import INSTALL_HINT, faiss_installed
@@ -209,18 +209,20 @@ def _store_with_holes(dataset: dict) -> str | None:
     """``"LOCATION has holes (...)"`` when the configured dataset's samples have holes.
 
     None when they have none. A region store counts its cells without a patch; a
-    :class:`SlideLatticeDataset` is built (as training would) and has holes in window
-    mode or when a region of its tiling misses a patch. None also when the store cannot
-    be opened (building the dataset reports that, naming the store).
+    :class:`SlideLatticeDataset` (or :class:`SlideWindowViewsDataset`) is built (as
+    training would) and has holes in window mode or when a region of its tiling misses
+    a patch. None also when the store cannot be opened (building the dataset reports
+    that, naming the store).
     """
     location = dataset.get('store')
     if not isinstance(location, str):
         return None
     kind = dataset.get('type')
-    if getattr(kind, '__name__', kind) == 'SlideLatticeDataset':
+    lattices = {cls.__name__: cls for cls in (SlideLatticeDataset, SlideWindowViewsDataset)}
+    if getattr(kind, '__name__', kind) in lattices:
         options = {k: v for k, v in dataset.items() if k != 'type'}
         try:
-            lattice = SlideLatticeDataset(**options)
+            lattice = lattices[getattr(kind, '__name__', kind)](**options)
         except (UserError, OSError, TypeError):
             return None
         return (f'{lattice.location} has holes (lattice {lattice.mode} with cells without '

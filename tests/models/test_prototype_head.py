@@ -117,3 +117,27 @@ def test_no_bank_no_prototype_loss(teacher):
     with pytest.raises(ValueError, match="loss_type.*'both'"):
         head(loss_type='both')
     assert math.isclose(head().teacher_temp, 0.04)
+
+
+def test_teacher_assignment_picks_the_nearest_prototype_of_the_slide(bank, teacher):
+    """Window views are not in the bank: their prototype is the one of their slide nearest
+    (cosine) to the mean teacher z of their global views; the losses then equal those of a
+    bank that had assigned them so by hand."""
+    torch.manual_seed(0)
+    views = [torch.randn(4, P) for _ in range(3)]
+    global_0 = [unit(1, .1, 0), unit(0, 1, .1), unit(1, .8, 0), unit(1, 0, 0)]
+    global_1 = [unit(.9, 0, .2), unit(.2, 1, 0), unit(.9, 1, .1), unit(0, 1, 0)]
+    z = torch.stack([torch.stack(global_0), torch.stack(global_1)])  # (Vg, B, Z)
+    windows = dict(index=torch.tensor([40, 41, 42, 43]),  # no such bank entries
+                   slide_index=torch.tensor([0, 0, 1, 2]))
+    got = head(assign_from='teacher').loss(views, teacher, bank, windows, teacher_z=z)
+    by_hand = PrototypeBank(**dict(bank.state_dict(), assignments=torch.tensor([0, 1, 1, -1])))
+    want = head().loss(views, teacher, by_hand,
+                       dict(index=torch.arange(4), slide_index=windows['slide_index']))
+    assert set(got) == {'loss_intra', 'loss_inter'}
+    for key in got:
+        torch.testing.assert_close(got[key], want[key])
+    with pytest.raises(ValueError, match='teacher_z'):
+        head(assign_from='teacher').loss(views, teacher, bank, windows)
+    with pytest.raises(ValueError, match="assign_from must be one of \\('bank', 'teacher'\\)"):
+        head(assign_from='window')

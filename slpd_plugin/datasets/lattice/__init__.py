@@ -8,8 +8,9 @@ from .in_place import InPlaceSource
 from .region_store import LatticeRegionStore, open_regions
 from .source import LatticeSource
 from .store import LatticeStore, is_lattice_store
+from .window_views import SlideWindowViewsDataset
 from .writer import LatticeWriter
 
 __all__ = ['ConvertReport', 'InPlaceSource', 'LatticeRegionStore', 'LatticeSource',
-           'LatticeStore', 'LatticeWriter', 'SlideLatticeDataset', 'convert',
-           'is_lattice_store', 'join_shards', 'open_lattice', 'open_regions']
+           'LatticeStore', 'LatticeWriter', 'SlideLatticeDataset', 'SlideWindowViewsDataset',
+           'convert', 'is_lattice_store', 'join_shards', 'open_lattice', 'open_regions']

@@ -5,6 +5,8 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from mmengine.dist import get_rank
+from torch.utils.data import get_worker_info
 
 from slpd_plugin.registry import DATASETS
 
@@ -43,7 +45,7 @@ class SlideLatticeDataset(SlideSamples):
     - ``mode='windows'``: per slide, ``windows_per_slide`` windows (default: as many as
       its regions) drawn anywhere, each with tissue fraction at least ``min_tissue`` in
       at most ``max_tries`` draws; new windows every epoch (seeded from torch's
-      per-worker seed, so reproducible under a fixed ``randomness.seed``).
+      per-worker seeds, so reproducible under a fixed ``randomness.seed``).
 
     Example:
         >>> ds = SlideLatticeDataset('data/brca_lattice', grid_size=16)  # doctest: +SKIP
@@ -105,7 +107,7 @@ class SlideLatticeDataset(SlideSamples):
         starts = np.searchsorted(self.slide_index, self.slide_index)
         self.region_index = np.arange(len(table)) - starts
         self.has_holes = mode == 'windows' or not full
-        self._rng: tuple[int, np.random.Generator] | None = None
+        self._rng: tuple[tuple[int, ...], np.random.Generator] | None = None
         self.source.close()
 
     @property
@@ -126,9 +128,18 @@ class SlideLatticeDataset(SlideSamples):
         return np.array(out)
 
     def _generator(self) -> np.random.Generator:
-        seed = torch.initial_seed()
+        """This process's window generator, made once per worker (or main process).
+
+        Seeded from torch's seed of the process, the rank and, in a loader worker, the
+        worker's base seed, which the loader draws afresh from the main process's
+        generator whenever it starts workers: ranks draw different windows, and workers
+        that are not persistent new ones every epoch, the same ones under the same
+        ``randomness.seed``.
+        """
+        worker = get_worker_info()
+        seed = (torch.initial_seed(), 0 if worker is None else worker.seed, get_rank())
         if self._rng is None or self._rng[0] != seed:
-            self._rng = (seed, np.random.default_rng(seed % 2 ** 63))
+            self._rng = (seed, np.random.default_rng([s % 2 ** 63 for s in seed]))
         return self._rng[1]
 
     def _positions(self, slide: int, piece: int, indices: np.ndarray) -> np.ndarray:
@@ -137,27 +148,35 @@ class SlideLatticeDataset(SlideSamples):
         return random_windows(self._generator(), self.source.index_map(slide, piece),
                               self.grid_size, len(indices), self.min_tissue, self.max_tries)
 
-    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
-        indices = np.asarray(indices, dtype=np.int64)
-        g = self.grid_size
+    def _by_piece(self, indices: np.ndarray) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+        """The batch ordered by slide piece, and each piece's ``(slide, piece, lo, hi)``.
+
+        ``order[lo:hi]`` are the positions in ``indices`` of that piece's samples.
+        """
         keys = self.slide_index[indices] * (1 << 20) + self._piece[indices]
         order = np.argsort(keys, kind='stable')  # one slice of the batch per piece
         groups, starts = np.unique(keys[order], return_index=True)
         ends = np.append(starts[1:], len(indices))
-        feats = np.empty((len(indices), g, g, self.channels), dtype=self.source.dtype)
-        masks = np.empty((len(indices), g, g), dtype=bool)
-        for key, lo, hi in zip(groups, starts, ends):
-            slide, piece = divmod(int(key), 1 << 20)
-            pos = self._positions(slide, piece, indices[order[lo:hi]])
+        return order, [(*divmod(int(key), 1 << 20), int(lo), int(hi))
+                       for key, lo, hi in zip(groups, starts, ends)]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
+        batch = np.asarray(indices, dtype=np.int64)
+        g = self.grid_size
+        order, groups = self._by_piece(batch)
+        feats = np.empty((len(batch), g, g, self.channels), dtype=self.source.dtype)
+        masks = np.empty((len(batch), g, g), dtype=bool)
+        for slide, piece, lo, hi in groups:
+            pos = self._positions(slide, piece, batch[order[lo:hi]])
             _, masks[lo:hi] = self.source.gather_cells_last(slide, piece, pos[:, 0],
                                                             pos[:, 1], g, out=feats[lo:hi])
         # HIPT's (b, C, G, G): numpy's transposing copy is ~4x faster than the collate's
         # stack of permuted views, and leaves the stack a plain copy
         tensor = torch.from_numpy(np.ascontiguousarray(feats.transpose(0, 3, 1, 2)))
         mask_tensor = torch.from_numpy(masks)
-        samples: list[dict] = [{}] * len(indices)
+        samples: list[dict] = [{}] * len(batch)
         for k, at in enumerate(order):
-            i = indices[at]
+            i = batch[at]
             sample = dict(inputs=tensor[k], data_samples=dict(
                 index=int(i), slide_index=int(self.slide_index[i]),
                 region_index=int(self.region_index[i])))

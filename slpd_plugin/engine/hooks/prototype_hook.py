@@ -15,6 +15,11 @@ Per refresh, on ``W`` ranks (world size, all nodes):
    matched prototypes) on the same inputs, so the bank is identical on all ranks.
 
 The bank is saved in checkpoints and restored on resume.
+
+Over window views (a training dataset with a ``prototype_dataset``, such as
+:class:`~slpd_plugin.datasets.lattice.SlideWindowViewsDataset`), the regions embedded and
+clustered are that fixed set of windows, embedded whole, and the prototype head assigns
+each training sample from the teacher (docs/algorithm.md, "SLPD over windows").
 """
 from __future__ import annotations
 
@@ -93,6 +98,12 @@ class PrototypeHook(Hook):
             search against the raw centroids); ``'cosine'``, the normalised prototype
             with the highest dot product. See
             :func:`~slpd_plugin.prototypes.build.finish_bank`. Defaults to 'l2'.
+
+    Note:
+        When the training dataset has a ``prototype_dataset`` (window views), that is the
+        set embedded, clustered and counted by ``min_regions``, its windows embedded whole
+        (``crop`` is not used); ``source`` must be ``'pass'`` and the prototype head's
+        ``assign_from`` ``'teacher'`` (the training samples are not in the bank).
     """
 
     priority = 'NORMAL'
@@ -126,14 +137,41 @@ class PrototypeHook(Hook):
         self.bank_epoch: int | None = None
         self._warned_empty = False
 
-    def before_train(self, runner) -> None:
-        """Refuse a CLS prototype space with a prototype head; log the refresh's k-means.
+    @staticmethod
+    def pass_dataset(runner):
+        """The samples the bank is built from.
 
-        The log line names the k-means backend, faiss and device the refreshes use.
+        The training dataset's ``prototype_dataset`` (fixed windows, for window views) or
+        the training dataset itself.
         """
-        if self.embedding == 'cls' and getattr(unwrap(runner.model), 'prototype_head',
-                                               None) is not None:
+        dataset = runner.train_dataloader.dataset
+        return getattr(dataset, 'prototype_dataset', dataset)
+
+    @staticmethod
+    def over_windows(runner) -> bool:
+        """Whether the training samples are window views outside the bank."""
+        return hasattr(runner.train_dataloader.dataset, 'prototype_dataset')
+
+    def before_train(self, runner) -> None:
+        """Refuse settings the bank cannot serve; log the refresh's k-means.
+
+        Refused: a CLS prototype space with a prototype head; over window views, the
+        ``'memory'`` source or a head that looks samples up in the bank. The log line
+        names the k-means backend, faiss and device the refreshes use.
+        """
+        head = getattr(unwrap(runner.model), 'prototype_head', None)
+        if self.embedding == 'cls' and head is not None:
             raise ValueError(f"PrototypeHook(embedding='cls'): {CLS_WITH_PROTOTYPE_HEAD}")
+        if self.over_windows(runner):
+            name = type(runner.train_dataloader.dataset).__name__
+            if self.source != 'pass':
+                raise ValueError(f"PrototypeHook(source={self.source!r}): {name} draws new "
+                                 "windows every step, none of them in the bank; use "
+                                 "source='pass'")
+            if head is not None and getattr(head, 'assign_from', 'bank') != 'teacher':
+                raise ValueError(f"model.prototype_head.assign_from={head.assign_from!r}: "
+                                 f"{name}'s samples are windows the refresh never embedded; "
+                                 "set assign_from='teacher'")
         line, warning = describe_refresh(self.kmeans['backend'],
                                          next(unwrap(runner.model).parameters()).device)
         runner.logger.info(line)
@@ -177,7 +215,7 @@ class PrototypeHook(Hook):
         Memory is pinned for a CUDA model; the loader of every region
         (``source='pass'``) is made once and its workers persist between refreshes.
         """
-        dataset = runner.train_dataloader.dataset
+        dataset = self.pass_dataset(runner)
         every = len(indices) == len(dataset)
         if every and self._pass_loader is not None:
             return self._pass_loader
@@ -201,6 +239,7 @@ class PrototypeHook(Hook):
         device = next(model.parameters()).device
         rank = get_dist_info()[0]
         amp = getattr(getattr(runner, 'optim_wrapper', None), 'autocast_dtype', None)
+        crop = None if self.over_windows(runner) else self.crop  # windows: embedded whole
         chunks = []
         # Under the training's autocast (bf16/fp16 with --amp, none without), as its steps.
         with torch.autocast(device.type, dtype=getattr(torch, amp) if amp else None,
@@ -211,7 +250,7 @@ class PrototypeHook(Hook):
                 masks = batch.get('masks')  # (b, G, G), from a store with holes
                 masks = None if masks is None else masks.to(device, non_blocking=True)
                 chunks.append(embed_grids(model, batch['inputs'].to(device, non_blocking=True),
-                                          self.crop, self.embedding, masks=masks))
+                                          crop, self.embedding, masks=masks))
         dim = (model.student.head.bottleneck_dims if self.embedding == 'z'
                else model.student.backbone.embed_dims)
         local = torch.cat(chunks) if chunks else torch.zeros(0, dim, device=device)
@@ -219,7 +258,7 @@ class PrototypeHook(Hook):
 
     def embed_all(self, runner) -> torch.Tensor:
         """Teacher embeddings of every region, (N, D), identical on every rank."""
-        n = len(runner.train_dataloader.dataset)
+        n = len(self.pass_dataset(runner))
         if self.source == 'pass' or self._memory is None:
             return self.embed_regions(runner, np.arange(n))
         total, seen = self._memory
@@ -238,7 +277,7 @@ class PrototypeHook(Hook):
     def refresh(self, runner) -> None:
         """Embed, cluster this rank's slides, gather, build and install the bank, log its stats."""
         model = unwrap(runner.model)
-        dataset = runner.train_dataloader.dataset
+        dataset = self.pass_dataset(runner)
         embeddings = self.embed_all(runner)
         slide_index = torch.as_tensor(dataset.slide_index, device=embeddings.device)
         num_slides = dataset.num_slides

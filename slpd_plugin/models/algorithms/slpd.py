@@ -256,5 +256,6 @@ class SLPD(BaseModel):
             if head is not None:
                 shared = log_p if head.student_temp == student_temp else None
                 losses.update(head.loss(s_logits, self.teacher, self.bank, data_samples,
-                                        self.teacher_temp, student_log_p=shared))
+                                        self.teacher_temp, student_log_p=shared,
+                                        teacher_z=t_z.view(num_global, batch, -1)))
         return losses

@@ -1,4 +1,4 @@
-"""Data preprocessors: device transfer and batched multi-crop of feature grids."""
+"""Data preprocessors: device transfer, batched multi-crop of grids, window-view batches."""
 from .grid_multicrop import (
     CROP_TRIES,
     GridMultiCropPreprocessor,
@@ -7,6 +7,7 @@ from .grid_multicrop import (
     random_crop_maps,
     random_crops,
 )
+from .window_views import WindowViewsPreprocessor
 
 __all__ = ['CROP_TRIES', 'GridMultiCropPreprocessor', 'center_crop', 'gather_cells',
-           'random_crop_maps', 'random_crops']
+           'random_crop_maps', 'random_crops', 'WindowViewsPreprocessor']

@@ -8,6 +8,7 @@ slides, ``Z`` bottleneck dim, ``P`` head output dim.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor
 
@@ -18,13 +19,20 @@ from ..losses import TEACHER_TEMP, prototype_cross_entropy, student_log_probs, u
 from .dino_head import DINOEncoder
 
 LOSS_TYPES = ('intra', 'inter', 'intra_inter')
+#: Where a sample's prototype comes from: the refresh's assignment of the sample itself,
+#: or the prototype of its slide nearest to this step's teacher embedding.
+ASSIGN_FROM = ('bank', 'teacher')
 
 
 @MODELS.register_module()
 class PrototypeDistillHead(BaseModule):
     """Turn the student's logits and the prototype bank into SLPD's prototype losses.
 
-    For a region of slide ``s`` assigned to prototype ``k``:
+    For a region of slide ``s`` assigned to prototype ``k`` (``assign_from='bank'``: the
+    assignment the refresh made for this very sample, by ``data_samples['index']``;
+    ``'teacher'``: the prototype of ``s`` with the highest cosine similarity to the
+    mean of the teacher's normalised ``z`` over the global views of this step, for
+    samples the refresh never embedded, such as windows drawn anywhere in the slide):
 
     - intra: target ``last_layer_teacher(c[s, k])``;
     - inter: target ``last_layer_teacher(c[n, m])`` for each neighbour slide ``n`` of
@@ -49,16 +57,23 @@ class PrototypeDistillHead(BaseModule):
         center_momentum: EMA momentum of the centres. Defaults to 0.9.
         skip_first_student_view: Reproduce the original code's loop, which leaves out
             student view 0. Defaults to False.
+        assign_from: ``'bank'`` (the paper's way, for region samples the refresh
+            embedded) or ``'teacher'`` (for window views drawn anywhere, see
+            docs/algorithm.md "SLPD over windows"). Defaults to 'bank'.
     """
 
     def __init__(self, out_channels: int, loss_type: str = 'intra_inter',
                  intra_weight: float = 1.0, inter_weight: float = 1.0,
                  student_temp: float = 0.1, teacher_temp: float = TEACHER_TEMP,
                  center_momentum: float = 0.9, skip_first_student_view: bool = False,
-                 init_cfg: dict | None = None) -> None:
+                 assign_from: str = 'bank', init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if loss_type not in LOSS_TYPES:
             raise ValueError(f'loss_type must be one of {LOSS_TYPES}, got {loss_type!r}')
+        if assign_from not in ASSIGN_FROM:
+            raise ValueError(f'PrototypeDistillHead: assign_from must be one of {ASSIGN_FROM}, '
+                             f'got {assign_from!r}')
+        self.assign_from = assign_from
         self.terms = {'intra': intra_weight, 'inter': inter_weight}
         self.terms = {t: w for t, w in self.terms.items() if t in loss_type.split('_')}
         self.student_temp = student_temp
@@ -68,11 +83,29 @@ class PrototypeDistillHead(BaseModule):
         for term in self.terms:
             self.register_buffer(f'center_{term}', torch.zeros(1, out_channels))
 
-    def targets(self, bank: PrototypeBank, data_samples: dict
+    def assign(self, bank: PrototypeBank, data_samples: dict,
+               teacher_z: Tensor | None = None) -> Tensor:
+        """Each sample's prototype within its slide, ``(B,)`` long; -1 where it has none.
+
+        ``teacher_z``: the teacher's ``z`` of the global views, ``(Vg, B, Z)``; needed with
+        ``assign_from='teacher'``.
+        """
+        if self.assign_from == 'bank':
+            return bank.assignments[data_samples['index']]
+        if teacher_z is None:
+            raise ValueError("PrototypeDistillHead(assign_from='teacher') needs the teacher's "
+                             'global-view embeddings (teacher_z)')
+        slide = data_samples['slide_index']
+        anchor = F.normalize(teacher_z.float().mean(0), dim=-1)  # (B, Z)
+        similarity = torch.einsum('bz,bkz->bk', anchor, bank.centroids[slide].float())
+        return torch.where(bank.valid[slide], similarity.argmax(1), -1)
+
+    def targets(self, bank: PrototypeBank, data_samples: dict,
+                teacher_z: Tensor | None = None
                 ) -> dict[str, tuple[list[Tensor], list[Tensor]]]:
         """Prototype vectors and validity per term: ``term -> ([(B, Z)], [(B,)])``."""
         slide = data_samples['slide_index']
-        assign = bank.assignments[data_samples['index']]
+        assign = self.assign(bank, data_samples, teacher_z)
         has_proto = bank.valid[slide] & (assign >= 0)
         k = assign.clamp_min(0)
         out = {}
@@ -91,7 +124,8 @@ class PrototypeDistillHead(BaseModule):
 
     def loss(self, student_logits: list[Tensor], teacher: DINOEncoder,
              bank: PrototypeBank | None, data_samples: dict, teacher_temp: float | None = None,
-             student_log_p: Tensor | None = None) -> dict[str, Tensor]:
+             student_log_p: Tensor | None = None,
+             teacher_z: Tensor | None = None) -> dict[str, Tensor]:
         """Losses ``loss_intra`` / ``loss_inter`` (weighted) for one step.
 
         Args:
@@ -103,6 +137,8 @@ class PrototypeDistillHead(BaseModule):
             student_log_p: ``student_log_probs(student_logits, self.student_temp)``,
                 (V, B, P), when the caller has it already (the DINO loss's, at the same
                 student temperature); None: made here, once for every term.
+            teacher_z: The teacher's normalised ``z`` of the global views, ``(Vg, B, Z)``,
+                for ``assign_from='teacher'``; unused otherwise.
         """
         if bank is None:
             return {}
@@ -110,7 +146,7 @@ class PrototypeDistillHead(BaseModule):
         if student_log_p is None:
             student_log_p = student_log_probs(student_logits, self.student_temp)
         losses = {}
-        for term, (protos, valids) in self.targets(bank, data_samples).items():
+        for term, (protos, valids) in self.targets(bank, data_samples, teacher_z).items():
             center = getattr(self, f'center_{term}')
             with torch.no_grad():
                 targets = [teacher.head.last_layer(proto) for proto in protos]
