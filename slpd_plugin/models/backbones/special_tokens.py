@@ -82,3 +82,20 @@ def split_outputs(tokens: Tensor, num_prefix: int) -> tuple[Tensor, Tensor]:
     The ``num_prefix - 1`` registers between them are dropped.
     """
     return tokens[:, 0], tokens[:, num_prefix:]
+
+
+#: The parameters this module adds, which checkpoints made without them lack.
+NEW_TOKEN_KEYS = ('register_tokens', 'mask_token')
+
+
+def with_new_tokens(state: dict[str, Tensor], backbone: nn.Module
+                    ) -> tuple[dict[str, Tensor], list[str]]:
+    """``state`` plus ``backbone``'s own register/mask tokens where ``state`` has none.
+
+    So that a checkpoint made without them (HIPT's, or one of this plugin with the
+    defaults) still loads strictly into a backbone built with them; those tokens keep
+    their initial values. Returns the new state dict and the names that were added.
+    """
+    own = backbone.state_dict()
+    fresh = [k for k in NEW_TOKEN_KEYS if k in own and k not in state]
+    return {**state, **{k: own[k] for k in fresh}}, fresh
