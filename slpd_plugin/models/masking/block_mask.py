@@ -37,9 +37,11 @@ class BlockMaskGenerator:
        target is ``int(ratio * tissue cells)`` cells;
     3. rectangles are added until the target is met: area uniform in
        ``[min_num_patches, min(max_num_patches, remaining)]`` cells, aspect ratio
-       (height / width) log-uniform in ``[min_aspect, max_aspect]``, position uniform;
-       a rectangle is kept when it adds between 1 and ``remaining`` tissue cells not yet
-       masked (only those cells are masked), and the grid is done after
+       (height / width) log-uniform in ``[min_aspect, max_aspect]``, sides rounded,
+       position uniform; a rectangle is kept when its rounded sides still have at least
+       ``min_num_patches`` cells and an aspect ratio in range, and it adds between 1 and
+       ``remaining`` tissue cells not yet masked (only those cells are masked, so a
+       rectangle meets missing cells without covering them); the grid is done after
        ``max_attempts`` rectangles in a row were not kept. So a grid may end below its
        target, never above it; missing cells are never masked.
 
@@ -91,6 +93,7 @@ class BlockMaskGenerator:
         self.max_ratio = max_ratio
         self.min_num_patches = min_num_patches
         self.max_num_patches = max_num_patches
+        self.aspect_range = (min_aspect, max_aspect)
         self.log_aspect = (math.log(min_aspect), math.log(max_aspect))
         self.max_attempts = max_attempts
 
@@ -134,7 +137,9 @@ class BlockMaskGenerator:
         aspect = math.exp(_uniform(*self.log_aspect, generator))
         rows = round(math.sqrt(area * aspect))
         cols = round(math.sqrt(area / aspect))
-        if not (1 <= rows <= height and 1 <= cols <= width):
+        low, high = self.aspect_range
+        if not (1 <= rows <= height and 1 <= cols <= width
+                and rows * cols >= self.min_num_patches and low <= rows / cols <= high):
             return 0
         top = int(torch.randint(height - rows + 1, (), generator=generator))
         left = int(torch.randint(width - cols + 1, (), generator=generator))
