@@ -40,10 +40,10 @@ class BlockMaskGenerator:
        (height / width) log-uniform in ``[min_aspect, max_aspect]``, sides rounded,
        position uniform; a rectangle is kept when its rounded sides still have at least
        ``min_num_patches`` cells and an aspect ratio in range, and it adds between 1 and
-       ``remaining`` tissue cells not yet masked (only those cells are masked, so a
-       rectangle meets missing cells without covering them); the grid is done after
-       ``max_attempts`` rectangles in a row were not kept. So a grid may end below its
-       target, never above it; missing cells are never masked.
+       ``min(max_num_patches, remaining)`` tissue cells not yet masked (only those
+       cells are masked, so a rectangle meets missing cells without covering them);
+       the grid is done after ``max_attempts`` rectangles in a row were not kept. So a
+       grid may end below its target, never above it; missing cells are never masked.
 
     All draws use ``generator`` (torch's global generator by default), so a seeded run
     gives the same masks.
@@ -75,7 +75,7 @@ class BlockMaskGenerator:
                  max_ratio: float = 0.5, min_num_patches: int = 4,
                  max_num_patches: int | None = None, min_aspect: float = 0.3,
                  max_aspect: float | None = None, max_attempts: int = 10) -> None:
-        max_aspect = 1 / min_aspect if max_aspect is None else max_aspect
+        max_aspect = 1 / min_aspect if max_aspect is None and min_aspect > 0 else max_aspect
         if not 0 <= mask_probability <= 1 or not 0 <= min_ratio <= max_ratio <= 1:
             raise ValueError(f'BlockMaskGenerator: need 0 <= mask_probability <= 1 and '
                              f'0 <= min_ratio <= max_ratio <= 1, got {mask_probability}, '
@@ -84,7 +84,8 @@ class BlockMaskGenerator:
                                    and max_num_patches < min_num_patches):
             raise ValueError(f'BlockMaskGenerator: need 1 <= min_num_patches <= '
                              f'max_num_patches, got {min_num_patches}, {max_num_patches}')
-        if not 0 < min_aspect <= max_aspect or max_attempts < 1:
+        if not (min_aspect > 0 and max_aspect is not None and min_aspect <= max_aspect) \
+                or max_attempts < 1:
             raise ValueError(f'BlockMaskGenerator: need 0 < min_aspect <= max_aspect and '
                              f'max_attempts >= 1, got {min_aspect}, {max_aspect}, '
                              f'{max_attempts}')
@@ -146,7 +147,7 @@ class BlockMaskGenerator:
         window = (slice(top, top + rows), slice(left, left + cols))
         new = tissue[window] & ~mask[window]
         added = int(new.sum())
-        if not 0 < added <= remaining:
+        if not 0 < added <= largest:
             return 0
         mask[window] |= new
         return added
