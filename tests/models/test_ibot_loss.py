@@ -9,6 +9,7 @@ from lightly.loss import IBOTPatchLoss as LightlyIBOTPatchLoss
 
 from slpd_plugin.models.losses import DINOLoss, merged_center_updates
 from slpd_plugin.registry import MODELS
+from tests.models.collectives import counted_all_reduces
 from tests.utils import free_port
 
 P = 16
@@ -90,19 +91,9 @@ def _worker(rank, port, out):
     teacher, student, mask = inputs(seed=10 + rank)  # different numbers of cells
     dino, ibot = DINOLoss(output_dim=P), loss_fn()
     views = [torch.randn(4, P, generator=torch.Generator().manual_seed(rank))] * 2
-    sizes, real = [], dist.all_reduce
-
-    def counting_all_reduce(tensor, *args, **kwargs):
-        sizes.append(tensor.numel())
-        return real(tensor, *args, **kwargs)
-
-    dist.all_reduce = counting_all_reduce
-    try:
-        with merged_center_updates():
-            dino(views, views)
-            ibot(teacher, student, mask)
-    finally:
-        dist.all_reduce = real
+    with counted_all_reduces() as sizes, merged_center_updates():
+        dino(views, views)
+        ibot(teacher, student, mask)
     torch.save(dict(sizes=sizes, center=ibot.center.center, teacher=teacher),
                f'{out}{rank}.pt')
     dist.destroy_process_group()

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from slpd_plugin.models.backbones import ALiBiViT, ViT4K
 from slpd_plugin.models.backbones.alibi_vit import alibi_slopes
 from slpd_plugin.models.backbones.special_tokens import with_new_tokens
+from tests.models.explicit_vit import explicit_blocks, perturbed
 
 ARCH = dict(embed_dims=24, depth=2, num_heads=4)
 BACKBONES = {'alibi': ALiBiViT, 'vit4k': ViT4K}
@@ -18,11 +19,7 @@ def build(kind: str, perturb: bool = True, **kw):
     torch.manual_seed(0)
     extra = dict(pos_grid_size=4) if kind == 'vit4k' else {}
     model = BACKBONES[kind](arch=ARCH, in_channels=8, drop_path_rate=0.0, **extra, **kw)
-    if perturb:
-        with torch.no_grad():  # larger random weights than the init: every term matters
-            for p in model.parameters():
-                p.add_(torch.randn_like(p) * 0.1)
-    return model.eval()
+    return perturbed(model) if perturb else model.eval()
 
 
 def grids(b=3, h=5, w=6, seed=1):
@@ -64,18 +61,7 @@ def reference_tokens(model, kind, x, mask, token_mask):
             for p, a in enumerate(cells, start=prefix):
                 for q, c in enumerate(cells, start=prefix):
                     bias[:, p, q] = torch.tensor([-s * math.dist(a, c) for s in slopes])
-        for k in range(ARCH['depth']):
-            p = lambda n: sd[f'blocks.{k}.{n}']  # noqa: E731
-            y = F.layer_norm(tok, (e,), p('norm1.weight'), p('norm1.bias'), eps=1e-6)
-            q, kk, v = (y @ p('attn.qkv.weight').T + p('attn.qkv.bias')).reshape(
-                t, 3, heads, e // heads).permute(1, 2, 0, 3)  # each (h, t, d)
-            att = torch.softmax(q @ kk.transpose(-1, -2) / (e // heads) ** 0.5 + bias, -1)
-            tok = tok + (att @ v).transpose(0, 1).reshape(t, e) @ p('attn.proj.weight').T \
-                + p('attn.proj.bias')
-            y = F.layer_norm(tok, (e,), p('norm2.weight'), p('norm2.bias'), eps=1e-6)
-            y = F.gelu(y @ p('mlp.fc1.weight').T + p('mlp.fc1.bias'))
-            tok = tok + y @ p('mlp.fc2.weight').T + p('mlp.fc2.bias')
-        tok = F.layer_norm(tok, (e,), sd['norm.weight'], sd['norm.bias'], eps=1e-6)
+        tok = explicit_blocks(sd, tok, bias, ARCH['depth'], heads)
         cls_out.append(tok[0])
         cell_out.append(tok[prefix:])
     return torch.stack(cls_out), torch.cat(cell_out)
