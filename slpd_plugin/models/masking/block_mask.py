@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from slpd_plugin.registry import MODELS
-
-
-def _uniform(low: float, high: float, generator: torch.Generator | None) -> float:
-    return low + (high - low) * torch.rand((), generator=generator).item()
 
 
 @MODELS.register_module()
@@ -35,22 +32,25 @@ class BlockMaskGenerator:
        drawn uniformly from the ``k``-th of ``n`` equal sub-intervals, and the ``n``
        ratios are dealt to the ``n`` grids in random order (iBOT, DINOv2); the grid's
        target is ``int(ratio * tissue cells)`` cells;
-    3. rectangles are added until the target is met: area uniform in
+    3. rectangles are added while ``min_num_patches`` or more cells are left to the
+       target: area uniform in
        ``[min_num_patches, min(max_num_patches, remaining)]`` cells, aspect ratio
        (height / width) log-uniform in ``[min_aspect, max_aspect]``, sides rounded,
        position uniform; a rectangle is kept when its rounded sides still have at least
        ``min_num_patches`` cells and an aspect ratio in range, and it adds between 1 and
        ``min(max_num_patches, remaining)`` tissue cells not yet masked (only those
        cells are masked, so a rectangle meets missing cells without covering them);
-       the grid is done after ``max_attempts`` rectangles in a row were not kept. So a
-       grid may end below its target, never above it; missing cells are never masked.
+       the grid is also done after ``max_attempts`` rectangles in a row were not kept.
+       So a grid may end below its target (a grid whose target is under
+       ``min_num_patches`` cells stays unmasked), never above it; missing cells are
+       never masked.
 
-    All draws use ``generator`` (torch's global generator by default), so a seeded run
-    gives the same masks.
+    Every call takes one draw from ``generator`` (torch's global generator by default),
+    which seeds all its other draws, so a seeded run gives the same masks.
 
     Args:
-        mask_probability: Probability that a grid is masked. Defaults to 0.5 (iBOT's,
-            DINOv2's, and MOOZY's).
+        mask_probability: Probability that a grid is masked. Defaults to 0.5 (iBOT's
+            and DINOv2's).
         min_ratio: Lowest mask ratio (of the tissue cells). Defaults to 0.1.
         max_ratio: Highest mask ratio. Defaults to 0.5.
         min_num_patches: Smallest rectangle, in cells. Defaults to 4.
@@ -98,52 +98,51 @@ class BlockMaskGenerator:
         self.log_aspect = (math.log(min_aspect), math.log(max_aspect))
         self.max_attempts = max_attempts
 
-    def ratios(self, num_masked: int, generator: torch.Generator | None = None) -> Tensor:
+    def ratios(self, num_masked: int, rng: np.random.Generator) -> np.ndarray:
         """``num_masked`` ratios, one per even sub-interval of the range, shuffled."""
-        edges = torch.linspace(self.min_ratio, self.max_ratio, num_masked + 1)
-        draws = edges[:-1] + (edges[1:] - edges[:-1]) * torch.rand(num_masked,
-                                                                  generator=generator)
-        return draws[torch.randperm(num_masked, generator=generator)]
+        edges = np.linspace(self.min_ratio, self.max_ratio, num_masked + 1)
+        return rng.permutation(rng.uniform(edges[:-1], edges[1:]))
 
     def __call__(self, tissue: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Token masks ``(B, H, W)`` bool, inside ``tissue`` ``(B, H, W)`` bool."""
         if tissue.dim() != 3 or tissue.dtype != torch.bool:
             raise ValueError(f'BlockMaskGenerator expects tissue masks (B, H, W) bool, got '
                              f'{tissue.dtype} {tuple(tissue.shape)}')
-        tissue_cpu = tissue.cpu()
-        masks = torch.zeros_like(tissue_cpu)
-        chosen = (torch.rand(tissue.shape[0], generator=generator)
-                  < self.mask_probability).nonzero().flatten().tolist()
-        for b, ratio in zip(chosen, self.ratios(len(chosen), generator).tolist()):
-            target = int(ratio * int(tissue_cpu[b].sum()))
-            self._fill(masks[b], tissue_cpu[b], target, generator)
-        return masks.to(tissue.device)
+        # One draw from torch's generator seeds NumPy's, which makes the many small
+        # draws of the loop below (several times faster than torch's on scalars).
+        rng = np.random.default_rng(int(torch.randint(2**62, (), generator=generator)))
+        cells = tissue.cpu().numpy()
+        masks = np.zeros_like(cells)
+        chosen = np.flatnonzero(rng.random(len(cells)) < self.mask_probability)
+        for b, ratio in zip(chosen, self.ratios(len(chosen), rng)):
+            self._fill(masks[b], cells[b], int(ratio * cells[b].sum()), rng)
+        return torch.from_numpy(masks).to(tissue.device)
 
-    def _fill(self, mask: Tensor, tissue: Tensor, target: int,
-              generator: torch.Generator | None) -> None:
+    def _fill(self, mask: np.ndarray, tissue: np.ndarray, target: int,
+              rng: np.random.Generator) -> None:
         """Add rectangles of tissue cells to ``mask`` ``(H, W)`` in place, up to ``target``."""
-        height, width = mask.shape
         remaining, failures = target, 0
-        while remaining >= 1 and failures < self.max_attempts:
-            added = self._add_block(mask, tissue, remaining, height, width, generator)
+        while remaining >= self.min_num_patches and failures < self.max_attempts:
+            added = self._add_block(mask, tissue, remaining, rng)
             remaining -= added
             failures = 0 if added else failures + 1
 
-    def _add_block(self, mask: Tensor, tissue: Tensor, remaining: int, height: int,
-                   width: int, generator: torch.Generator | None) -> int:
+    def _add_block(self, mask: np.ndarray, tissue: np.ndarray, remaining: int,
+                   rng: np.random.Generator) -> int:
         """Try one rectangle; return how many cells it masked (0 = rejected)."""
+        height, width = mask.shape
         largest = remaining if self.max_num_patches is None else min(remaining,
                                                                      self.max_num_patches)
-        area = _uniform(self.min_num_patches, largest, generator)
-        aspect = math.exp(_uniform(*self.log_aspect, generator))
+        area = rng.uniform(self.min_num_patches, largest)
+        aspect = math.exp(rng.uniform(*self.log_aspect))
         rows = round(math.sqrt(area * aspect))
         cols = round(math.sqrt(area / aspect))
         low, high = self.aspect_range
         if not (1 <= rows <= height and 1 <= cols <= width
                 and rows * cols >= self.min_num_patches and low <= rows / cols <= high):
             return 0
-        top = int(torch.randint(height - rows + 1, (), generator=generator))
-        left = int(torch.randint(width - cols + 1, (), generator=generator))
+        top = int(rng.integers(height - rows + 1))
+        left = int(rng.integers(width - cols + 1))
         window = (slice(top, top + rows), slice(left, left + cols))
         new = tissue[window] & ~mask[window]
         added = int(new.sum())
