@@ -4,6 +4,7 @@ ViT4K, 8x8 grids, with and without prototype terms, shared or separate patch hea
 import pytest
 import torch
 import torch.nn.functional as F
+from mmengine.config import Config
 from mmengine.optim import OptimWrapper
 
 from slpd_plugin.engine.optimizers import dino_param_groups
@@ -166,3 +167,13 @@ def test_pretrained_backbone_without_a_mask_token_loads(tmp_path):
     for key, value in plain.state_dict().items():
         assert torch.equal(model.student.backbone.state_dict()[key], value)
         assert torch.equal(model.teacher.backbone.state_dict()[key], value)
+
+
+def test_a_trained_teacher_backbone_loads_into_a_config_without_patch_loss():
+    from slpd_plugin.checkpoints.reading import build_model
+    trained = build()
+    config = Config(dict(model=dict(type='SLPD', head=HEAD, backbone=BACKBONES['alibi'])))
+    model = build_model(dict(state_dict=trained.state_dict()), 'trained.pth', config,
+                        encoder='teacher')
+    x = torch.randn(2, 8, 8, 8)
+    torch.testing.assert_close(model.embed(x), trained.embed(x))

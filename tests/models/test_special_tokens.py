@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from slpd_plugin.models.backbones import ALiBiViT, ViT4K
 from slpd_plugin.models.backbones.alibi_vit import alibi_slopes
-from slpd_plugin.models.backbones.special_tokens import with_new_tokens
+from slpd_plugin.models.backbones.special_tokens import fit_special_tokens
 from tests.models.explicit_vit import explicit_blocks, perturbed
 
 ARCH = dict(embed_dims=24, depth=2, num_heads=4)
@@ -157,11 +157,24 @@ def test_checkpoints_without_the_new_tokens_still_load_strictly(kind):
     model = build(kind, num_registers=2, mask_token=True)
     tokens = {k: v.clone() for k, v in model.state_dict().items()
               if k in ('register_tokens', 'mask_token')}
-    state, fresh = with_new_tokens(old, model)
-    assert sorted(fresh) == ['mask_token', 'register_tokens']
+    state, fitted = fit_special_tokens(old, model)
+    assert sorted(fitted) == ['mask_token', 'register_tokens']
     model.load_state_dict(state, strict=True)
     for key, value in old.items():
         assert torch.equal(model.state_dict()[key], value)
     for key, value in tokens.items():  # kept as initialised
         assert torch.equal(model.state_dict()[key], value)
-    assert with_new_tokens(old, build(kind)) == (old, [])
+    assert fit_special_tokens(old, build(kind)) == (old, [])
+
+
+@pytest.mark.parametrize('kind', ['alibi', 'vit4k'])
+def test_a_trained_mask_token_is_dropped_but_registers_are_not(kind):
+    trained = build(kind, num_registers=2, mask_token=True).state_dict()
+    plain = build(kind, num_registers=2)
+    state, fitted = fit_special_tokens(trained, plain)
+    assert fitted == ['mask_token']
+    plain.load_state_dict(state, strict=True)
+    state, fitted = fit_special_tokens(trained, build(kind))  # no registers
+    assert fitted == ['mask_token'] and 'register_tokens' in state
+    with pytest.raises(RuntimeError, match='register_tokens'):
+        build(kind).load_state_dict(state, strict=True)

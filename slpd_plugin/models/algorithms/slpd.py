@@ -28,7 +28,7 @@ from torch import Tensor
 from slpd_plugin.registry import MODELS
 from slpd_plugin.utils.weights import CheckpointError, load_backbone_weights
 
-from ..backbones.special_tokens import with_new_tokens
+from ..backbones.special_tokens import fit_special_tokens
 from ..heads import DINOEncoder
 from ..losses import merged_center_updates, student_log_probs
 from .encoding import encode_with_patches, patch_backbone_cfg, run_backbone
@@ -114,7 +114,8 @@ class SLPD(BaseModel):
         data_preprocessor: Defaults to a :class:`GridMultiCropPreprocessor`.
         compile: ``torch.compile`` the student's and teacher's backbones in place
             (``True`` or a dict of ``torch.compile`` options); state-dict keys are
-            unchanged. Defaults to False.
+            unchanged. Only ``forward`` is compiled: with a patch loss the global views
+            go through ``forward_tokens``, uncompiled. Defaults to False.
         init_cfg: mmengine init config.
 
     Attributes:
@@ -197,10 +198,10 @@ class SLPD(BaseModel):
         if self.backbone_pretrained is not None:
             path = self.backbone_pretrained['checkpoint']
             state = load_backbone_weights(path, self.backbone_pretrained.get('prefix'))
-            state, fresh = with_new_tokens(state, self.student.backbone)
-            if fresh:
-                print_log(f'{path} has no {", ".join(fresh)}: kept as initialised',
-                          logger='current')
+            state, fitted = fit_special_tokens(state, self.student.backbone)
+            if fitted:
+                print_log(f'{path}: {", ".join(fitted)} kept as initialised or dropped '
+                          f'(the backbone has or lacks them)', logger='current')
             try:
                 self.student.backbone.load_state_dict(state, strict=True)
             except RuntimeError as e:

@@ -88,14 +88,21 @@ def split_outputs(tokens: Tensor, num_prefix: int) -> tuple[Tensor, Tensor]:
 NEW_TOKEN_KEYS = ('register_tokens', 'mask_token')
 
 
-def with_new_tokens(state: dict[str, Tensor], backbone: nn.Module
-                    ) -> tuple[dict[str, Tensor], list[str]]:
-    """``state`` plus ``backbone``'s own register/mask tokens where ``state`` has none.
+def fit_special_tokens(state: dict[str, Tensor], backbone: nn.Module
+                       ) -> tuple[dict[str, Tensor], list[str]]:
+    """``state`` fitted to the register and mask tokens ``backbone`` has.
 
-    So that a checkpoint made without them (HIPT's, or one of this plugin with the
-    defaults) still loads strictly into a backbone built with them; those tokens keep
-    their initial values. Returns the new state dict and the names that were added.
+    A token ``backbone`` has and ``state`` lacks is taken from ``backbone`` (kept as
+    initialised), so that a checkpoint made without it (HIPT's, or one of this plugin
+    with the defaults) still loads strictly. A mask token ``state`` has and ``backbone``
+    lacks is dropped: it only serves masked training, never an embedding. (Registers
+    in ``state`` are never dropped: they change every output.)
+
+    Returns:
+        The new state dict and the names added or dropped.
     """
     own = backbone.state_dict()
-    fresh = [k for k in NEW_TOKEN_KEYS if k in own and k not in state]
-    return {**state, **{k: own[k] for k in fresh}}, fresh
+    added = [k for k in NEW_TOKEN_KEYS if k in own and k not in state]
+    dropped = ['mask_token'] if 'mask_token' in state and 'mask_token' not in own else []
+    fitted = {k: v for k, v in state.items() if k not in dropped}
+    return {**fitted, **{k: own[k] for k in added}}, added + dropped
