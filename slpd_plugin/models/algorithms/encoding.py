@@ -46,13 +46,19 @@ def patch_backbone_cfg(backbone: dict) -> dict:
     return dict(backbone, mask_token=True)
 
 
-def encode_with_patches(encoder: DINOEncoder, grids: Tensor, mask: Tensor | None,
-                        token_mask: Tensor, student: bool) -> tuple[Tensor, Tensor]:
-    """Backbone embeddings ``(G, E)`` and the patch logits ``(M, P)`` of the masked cells.
+def encode(encoder: DINOEncoder, grids: Tensor, mask: Tensor | None,
+           token_mask: Tensor | None = None, student: bool = True
+           ) -> tuple[Tensor, Tensor | None]:
+    """Backbone embeddings ``(G, E)`` and, with ``token_mask``, the masked cells' logits.
 
-    ``token_mask`` ``(G, H, W)`` selects the cells; the student's backbone gets it (the
-    cells' inputs become the mask token), the teacher's does not.
+    Without ``token_mask`` the second output is None. With it (``(G, H, W)``, the cells
+    to predict), the backbone runs ``forward_tokens`` and the second output is the
+    patch logits ``(M, P)`` of those cells, in ``token_mask.nonzero()`` order; the
+    student's backbone replaces the cells' inputs by its mask token, the teacher's
+    (``student=False``) sees them as they are.
     """
+    if token_mask is None:
+        return run_backbone(encoder.backbone, grids, mask), None
     kwargs = {} if mask is None else dict(mask=mask)
     if student:
         kwargs['token_mask'] = token_mask

@@ -31,7 +31,7 @@ from slpd_plugin.utils.weights import CheckpointError, load_backbone_weights
 from ..backbones.special_tokens import fit_special_tokens
 from ..heads import DINOEncoder
 from ..losses import merged_center_updates, student_log_probs
-from .encoding import encode_with_patches, patch_backbone_cfg, run_backbone
+from .encoding import encode, patch_backbone_cfg, run_backbone
 from .teacher import disable_stochastic_layers, teacher_backbone_cfg
 
 
@@ -267,22 +267,18 @@ class SLPD(BaseModel):
 
         num_global = len(groups[0])
         batch = inputs[0].shape[0]
-        token_mask = self._token_mask(*stacked(groups[0]))  # (Vg*B, s, s) or None
-        with torch.no_grad():
-            if token_mask is None:
-                t_cls = run_backbone(self.teacher.backbone, *stacked(groups[0]))  # (Vg*B, E)
-            else:  # and the patch logits of the masked cells, (M, P)
-                t_cls, t_patch = encode_with_patches(self.teacher, *stacked(groups[0]),
-                                                     token_mask, student=False)
+        global_views = stacked(groups[0])
+        token_mask = self._token_mask(*global_views)  # (Vg*B, s, s), None: no patch loss
+        with torch.no_grad():  # t_patch: (M, P) logits of the masked cells, or None
+            t_cls, t_patch = encode(self.teacher, *global_views, token_mask, student=False)
             t_z = self.teacher.head.bottleneck(t_cls)  # (Vg*B, Z)
             t_logits = self.teacher.head.last_layer(t_z).chunk(num_global)  # Vg x (B, P)
         # Global view 0's teacher embeddings, for PrototypeHook's memory-bank option.
         self.last_teacher_embeddings = dict(cls=t_cls[:batch], z=t_z[:batch])
         s_logits: list[Tensor] = []
         for k, group in enumerate(groups):
-            if k == 0 and token_mask is not None:  # the block-masked global views
-                feats, s_patch = encode_with_patches(self.student, *stacked(group),
-                                                     token_mask, student=True)
+            if k == 0:  # the global views, block-masked with a patch loss
+                feats, s_patch = encode(self.student, *global_views, token_mask)
             else:
                 feats = run_backbone(self.student.backbone, *stacked(group))
             s_logits.extend(self.student.head(feats).chunk(len(group)))  # V x (B, P)
