@@ -16,12 +16,22 @@ Example:
 """
 from __future__ import annotations
 
+from typing import Protocol, cast
+
 from torch import Tensor, nn
 
 from slpd_plugin.registry import MODELS
 
 from ..backbones import accepts_masks
 from ..heads import DINOEncoder
+
+
+class ReturnsPatchTokens(Protocol):
+    """A backbone with ``returns_patch_tokens = True``: ``ViT4K``, ``ALiBiViT``."""
+
+    def forward_tokens(self, x: Tensor, mask: Tensor | None = None,
+                       token_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """CLS ``(B, E)`` and cell tokens ``(B, H*W, E)``."""
 
 
 def run_backbone(net: nn.Module, grids: Tensor, mask: Tensor | None) -> Tensor:
@@ -62,6 +72,7 @@ def encode(encoder: DINOEncoder, grids: Tensor, mask: Tensor | None,
     kwargs = {} if mask is None else dict(mask=mask)
     if student:
         kwargs['token_mask'] = token_mask
-    cls, patches = encoder.backbone.forward_tokens(grids, **kwargs)  # (G, E), (G, N, E)
+    backbone = cast(ReturnsPatchTokens, encoder.backbone)
+    cls, patches = backbone.forward_tokens(grids, **kwargs)  # (G, E), (G, N, E)
     head = encoder['patch_head'] if 'patch_head' in encoder else encoder.head
     return cls, head(patches[token_mask.flatten(1)])

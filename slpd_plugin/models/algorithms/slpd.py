@@ -19,11 +19,13 @@ Data path of one step (docs/algorithm.md, first table)::
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from mmengine.logging import print_log
 from mmengine.model import BaseModel, BaseModule
 from mmengine.model.weight_init import PretrainedInit
-from torch import Tensor
+from torch import Tensor, nn
 
 from slpd_plugin.registry import MODELS
 from slpd_plugin.utils.weights import CheckpointError, load_backbone_weights
@@ -154,7 +156,8 @@ class SLPD(BaseModel):
         self.prototype_head = None if prototype_head is None else MODELS.build(
             dict(prototype_head, out_channels=self.student.head.out_channels))
         self.teacher_temp: float | None = None
-        self.patch_loss = self.mask_generator = None
+        self.patch_loss: nn.Module | None = None
+        self.mask_generator: Callable[[Tensor], Tensor] | None = None
         if patch_loss is not None:
             scorer = self.student['patch_head'] if patch_head else self.student.head
             self.patch_loss = MODELS.build(dict(dict(output_dim=scorer.out_channels),
@@ -297,7 +300,7 @@ class SLPD(BaseModel):
                 shared = log_p if head.student_temp == student_temp else None
                 losses.update(head.loss(s_logits, self.teacher, self.bank, data_samples,
                                         self.teacher_temp, student_log_p=shared))
-            if token_mask is not None:
+            if self.patch_loss is not None:  # t_patch, s_patch: (M, P)
                 losses['loss_ibot'] = self.patch_loss(t_patch, s_patch, token_mask,
                                                       teacher_temp=self.teacher_patch_temp)
         return losses
