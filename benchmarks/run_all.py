@@ -297,8 +297,8 @@ def lattice_section(result: dict) -> list[str]:
 
 def extra_sections(folder: Path = ROOT / 'benchmarks' / 'results') -> list[str]:
     """Sections of the benchmarks that run on their own (no baseline to compare with),
-    from their saved JSON when present: patch ingest, slide lattices and the evaluation
-    protocols."""
+    from their saved JSON when present: patch ingest, slide lattices, the evaluation
+    protocols and the iBOT block masks."""
     lines = []
     ingest = folder / 'ingest_patches.json'
     if ingest.is_file():
@@ -328,7 +328,23 @@ def extra_sections(folder: Path = ROOT / 'benchmarks' / 'results') -> list[str]:
         lines += [f"| {r['protocol']} | {r['cpu_s']:.0f} | {r['wall_s']:.0f} | {r['note']} |"
                   for r in ev['rows']]
         lines += ['']
+    masking = folder / 'masking.json'
+    if masking.is_file():
+        lines += masking_section(json.loads(masking.read_text()))
     return lines
+
+
+def masking_section(data: dict) -> list[str]:
+    """iBOT block masks per batch of global views, ours against lightly's."""
+    lines = [f"## iBOT block masks (`python benchmarks/masking.py`, {data['side']}x"
+             f"{data['side']} grids, median of {data['repeats']})", '',
+             f"`ours holes`: {data['holes']:.0%} of the cells missing; the masks stay inside "
+             'the tissue (`outside` counts masked missing cells).', '',
+             '| path | grids | ms/batch | masked | of tissue | outside |',
+             '|---|---|---|---|---|---|']
+    lines += [f"| {r['path']} | {r['grids']} | {r['ms']:.1f} | {r['masked_share']:.3f} | "
+              f"{r['masked_of_tissue']:.3f} | {r['outside_tissue']} |" for r in data['rows']]
+    return lines + ['']
 
 
 def write_docs(rows: list[dict], results: dict, pngs: list[Path], quick: bool,

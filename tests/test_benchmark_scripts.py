@@ -103,3 +103,11 @@ def test_eval_protocols_runs_every_protocol_and_checks_its_budget(tmp_path):
     # read by the benchmark just before it exited: at most one 5-s kernel update ago
     assert result['load_average_1min']['end'] == pytest.approx(load_after, abs=1.0)
     assert ('PASS' if result['within_budget'] else 'FAIL') in proc.stdout
+
+
+def test_masking_rows_compare_with_lightly_and_stay_inside_the_tissue(tmp_path):
+    result = run('masking.py', tmp_path / 'masking.json', '--quick')
+    rows = {r['path']: r for r in result['rows']}
+    assert set(rows) == {'lightly', 'ours full', 'ours holes'}
+    assert all(r['ms'] > 0 and 0 < r['masked_share'] < 0.5 for r in rows.values())
+    assert rows['ours holes']['outside_tissue'] == 0

@@ -18,6 +18,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from torch import nn
 
+from slpd_plugin.models.backbones.special_tokens import fit_special_tokens
 from slpd_plugin.prototypes import PrototypeBank
 from slpd_plugin.prototypes.bank import CKPT_KEY, bank_from_checkpoint
 from slpd_plugin.prototypes.settings import REFRESH_DEFAULTS, RefreshSettings
@@ -155,9 +156,11 @@ def build_model(ckpt: dict, path: str | os.PathLike, config: Config | None = Non
             raise CheckpointError(f'{path}: weights do not fit the model of {of} '
                                   f'(missing {missing[:3]}, unexpected {unexpected[:3]})')
         return model.eval()
-    state = encoder_state(ckpt, encoder, 'backbone', source=str(path))
+    backbone = getattr(model, encoder).backbone
+    state, _ = fit_special_tokens(encoder_state(ckpt, encoder, 'backbone', source=str(path)),
+                                  backbone)
     try:
-        getattr(model, encoder).backbone.load_state_dict(state, strict=True)
+        backbone.load_state_dict(state, strict=True)
     except RuntimeError as err:
         detail = ' '.join(str(err).split())[:400]
         raise CheckpointError(f'{path} does not fit the model of {of} (pass the config '

@@ -1,5 +1,5 @@
-"""Models: backbones, heads, losses, data preprocessors and the SLPD algorithm."""
-from . import algorithms, backbones, data_preprocessors, heads, losses  # noqa: F401
+"""Models: backbones, heads, losses, token masks, data preprocessors and SLPD."""
+from . import algorithms, backbones, data_preprocessors, heads, losses, masking  # noqa: F401
 from .algorithms import SLPD
 from .backbones import PooledMLP, ViT4K
 from .data_preprocessors import GridMultiCropPreprocessor, WindowViewsPreprocessor

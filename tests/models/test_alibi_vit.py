@@ -13,6 +13,7 @@ from slpd_plugin.models.backbones import ALiBiViT
 from slpd_plugin.models.backbones.alibi_vit import alibi_slopes
 from slpd_plugin.prototypes import build_bank
 from slpd_plugin.registry import MODELS
+from tests.models.explicit_vit import explicit_blocks, perturbed
 
 SMALL = dict(embed_dims=48, depth=2, num_heads=6)
 # ALiBi's rule for 6 heads: the 4-head sequence 2^-2, 2^-4, 2^-6, 2^-8, then the first
@@ -22,11 +23,8 @@ SLOPES_6 = [2 ** -2, 2 ** -4, 2 ** -6, 2 ** -8, 2 ** -1, 2 ** -3]
 
 def small(**kw) -> ALiBiViT:
     torch.manual_seed(0)
-    model = ALiBiViT(arch=SMALL, in_channels=8, **dict(dict(drop_path_rate=0.0), **kw))
-    with torch.no_grad():  # larger random weights than the init: every term matters
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
-    return model.eval()
+    return perturbed(ALiBiViT(arch=SMALL, in_channels=8,
+                              **dict(dict(drop_path_rate=0.0), **kw)))
 
 
 def grids(b=3, h=5, w=7, seed=1):
@@ -43,7 +41,7 @@ def reference_forward(model: ALiBiViT, x: torch.Tensor, mask: torch.Tensor | Non
                       slopes: list[float]) -> torch.Tensor:
     """One grid at a time, present cells only: tokens of missing cells do not exist here,
     and the bias of each pair of present cells is computed from their positions."""
-    sd, e, heads = model.state_dict(), model.embed_dims, len(slopes)
+    sd, heads = model.state_dict(), len(slopes)
     out = []
     for b in range(x.shape[0]):
         cells = [(i, j) for i in range(x.shape[2]) for j in range(x.shape[3])
@@ -57,18 +55,7 @@ def reference_forward(model: ALiBiViT, x: torch.Tensor, mask: torch.Tensor | Non
             for q, c in enumerate(cells, start=1):
                 d = math.dist(a, c)
                 bias[:, p, q] = torch.tensor([-s * d for s in slopes])
-        for k in range(len(model.blocks)):
-            p = lambda n: sd[f'blocks.{k}.{n}']  # noqa: E731
-            y = F.layer_norm(tok, (e,), p('norm1.weight'), p('norm1.bias'), eps=1e-6)
-            q, kk, v = (y @ p('attn.qkv.weight').T + p('attn.qkv.bias')).reshape(
-                t, 3, heads, e // heads).permute(1, 2, 0, 3)  # each (h, t, d)
-            att = torch.softmax(q @ kk.transpose(-1, -2) / (e // heads) ** 0.5 + bias, -1)
-            tok = tok + (att @ v).transpose(0, 1).reshape(t, e) @ p('attn.proj.weight').T \
-                + p('attn.proj.bias')
-            y = F.layer_norm(tok, (e,), p('norm2.weight'), p('norm2.bias'), eps=1e-6)
-            y = F.gelu(y @ p('mlp.fc1.weight').T + p('mlp.fc1.bias'))
-            tok = tok + y @ p('mlp.fc2.weight').T + p('mlp.fc2.bias')
-        out.append(F.layer_norm(tok[0], (e,), sd['norm.weight'], sd['norm.bias'], eps=1e-6))
+        out.append(explicit_blocks(sd, tok, bias, len(model.blocks), heads)[0])
     return torch.stack(out)
 
 

@@ -13,6 +13,7 @@ import torch.multiprocessing as mp
 from lightly.models.modules.center import center_mean
 
 from slpd_plugin.prototypes import PrototypeBank
+from tests.models.collectives import counted_all_reduces
 from tests.models.tiny_slpd import tiny_slpd
 from tests.utils import free_port
 
@@ -71,17 +72,8 @@ def _worker(rank, port, out):
     model = build_model()
     data = model.data_preprocessor(rank_batch(rank), training=True)
     expected = reference_centres(model, data['inputs'], data['data_samples'])
-    sizes, real = [], dist.all_reduce
-
-    def counting_all_reduce(tensor, *args, **kwargs):
-        sizes.append(tensor.numel())
-        return real(tensor, *args, **kwargs)
-
-    dist.all_reduce = counting_all_reduce
-    try:
+    with counted_all_reduces() as sizes:
         losses = model.loss(data['inputs'], data['data_samples'])
-    finally:
-        dist.all_reduce = real
     head = model.prototype_head
     torch.save(dict(sizes=sizes, expected=expected, losses=losses,
                     got={'dino': model.loss_module.center, 'intra': head.center_intra,

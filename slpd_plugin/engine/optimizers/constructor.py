@@ -9,13 +9,17 @@ from slpd_plugin.utils.model import unwrap
 
 from .dino_optim_wrapper import LAST_LAYER
 
+#: The last layers of the DINO head and of a separate iBOT patch head.
+LAST_LAYER_KEYS = ('head.projection.last_layer', 'patch_head.projection.last_layer')
 
-def dino_param_groups(student: nn.Module, last_layer_key: str = 'head.projection.last_layer'
-                      ) -> list[dict]:
+
+def dino_param_groups(student: nn.Module,
+                      last_layer_key: str | tuple[str, ...] = LAST_LAYER_KEYS) -> list[dict]:
     """Split trainable parameters into ``decay``, ``no_decay`` and ``last_layer`` groups.
 
-    ``no_decay`` holds biases and 1-d tensors (norms), with ``weight_decay=0``; the head's
-    last layer is a group of its own so the optimizer wrapper can freeze it early.
+    ``no_decay`` holds biases and 1-d tensors (norms), with ``weight_decay=0``; the heads'
+    last layers (names starting with ``last_layer_key``, or one of them) are a group of
+    their own so the optimizer wrapper can freeze them early.
     """
     groups: dict[str, list[nn.Parameter]] = {'decay': [], 'no_decay': [], LAST_LAYER: []}
     for name, p in student.named_parameters():

@@ -1,7 +1,7 @@
 """SLPD: DINO self-distillation on region grids plus slide-level prototype distillation.
 
 Letters: ``B`` regions in the batch, ``V`` student views, ``Vg`` global views,
-``E`` backbone dim, ``Z`` bottleneck dim, ``P`` head output dim.
+``E`` backbone dim, ``Z`` bottleneck dim, ``P`` head output dim, ``M`` masked cells.
 
 Data path of one step (docs/algorithm.md, first table)::
 
@@ -13,8 +13,13 @@ Data path of one step (docs/algorithm.md, first table)::
     loss_dino = DINOLoss(logits_t, logits_s)
     + loss_intra / loss_inter from the prototype head, given the bank that
       PrototypeHook installed at the start of the epoch
+    + loss_ibot (with a patch loss): block-masked global views for the student, cell
+      tokens of the masked cells through the patch head, (M, P) against the teacher's
+      logits of the same cells of the unmasked views
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 from mmengine.logging import print_log
@@ -25,9 +30,10 @@ from torch import Tensor, nn
 from slpd_plugin.registry import MODELS
 from slpd_plugin.utils.weights import CheckpointError, load_backbone_weights
 
-from ..backbones import accepts_masks
+from ..backbones.special_tokens import fit_special_tokens
 from ..heads import DINOEncoder
 from ..losses import merged_center_updates, student_log_probs
+from .encoding import encode, patch_backbone_cfg, run_backbone
 from .teacher import disable_stochastic_layers, teacher_backbone_cfg
 
 
@@ -68,13 +74,6 @@ def _split_by_size(views: list[Tensor]) -> list[list[int]]:
     return groups
 
 
-def _run_backbone(net: nn.Module, grids: Tensor, mask: Tensor | None) -> Tensor:
-    """``net(grids)``, with the tissue mask when there is one and ``net`` accepts masks."""
-    if mask is None or not accepts_masks(net):
-        return net(grids)
-    return net(grids, mask=mask)
-
-
 @MODELS.register_module()
 class SLPD(BaseModel):
     """Slide-Level Prototypical Distillation on pre-extracted region feature grids.
@@ -104,14 +103,27 @@ class SLPD(BaseModel):
         prototype_head: Config of a :class:`PrototypeDistillHead` (SLPD's intra/inter
             terms); its ``out_channels`` comes from the DINO head. Defaults to None
             (plain DINO).
+        patch_loss: Config of an :class:`IBOTPatchLoss` (iBOT's masked feature
+            modelling on the global views, added as ``loss_ibot``); its ``output_dim``
+            defaults to the patch head's ``out_channels``. The backbone must return
+            patch tokens (``ViT4K``, ``ALiBiViT``); it is built with ``mask_token=True``.
+            Defaults to None (no patch loss).
+        mask_generator: Config of the token-mask generator for ``patch_loss``. Defaults
+            to ``dict(type='BlockMaskGenerator')``.
+        patch_head: Config of a separate :class:`DINOHead` for the cell tokens (its
+            ``in_channels`` defaults to ``embed_dims``). Defaults to None: the DINO head
+            scores them too (iBOT's shared head).
         data_preprocessor: Defaults to a :class:`GridMultiCropPreprocessor`.
         compile: ``torch.compile`` the student's and teacher's backbones in place
             (``True`` or a dict of ``torch.compile`` options); state-dict keys are
-            unchanged. Defaults to False.
+            unchanged. Only ``forward`` is compiled: with a patch loss the global views
+            go through ``forward_tokens``, uncompiled. Defaults to False.
         init_cfg: mmengine init config.
 
     Attributes:
         teacher_temp: Teacher softmax temperature used by the losses (None: the loss's own).
+        teacher_patch_temp: Only with ``patch_loss``: the patch loss's teacher
+            temperature (None: the loss's own); :class:`TeacherTempHook` sets it.
         bank: The current :class:`~slpd_plugin.prototypes.PrototypeBank` or None.
         last_teacher_embeddings: The last step's teacher embeddings of global view 0,
             ``{'cls': (B, E), 'z': (B, Z)}`` (no gradient).
@@ -119,6 +131,9 @@ class SLPD(BaseModel):
 
     def __init__(self, backbone: dict, head: dict, loss: dict | None = None,
                  prototype_head: dict | None = None,
+                 patch_loss: dict | None = None,
+                 mask_generator: dict | None = None,
+                 patch_head: dict | None = None,
                  data_preprocessor: dict | None = None,
                  compile: bool | dict = False,
                  init_cfg: dict | None = None) -> None:
@@ -127,8 +142,13 @@ class SLPD(BaseModel):
         super().__init__(data_preprocessor=MODELS.build(
             data_preprocessor or dict(type='GridMultiCropPreprocessor')), init_cfg=init_cfg)
         backbone, self.backbone_pretrained = _split_pretrained(backbone)
-        self.student = self._build_encoder(backbone, head)
-        self.teacher = self._build_encoder(teacher_backbone_cfg(backbone), head)
+        if patch_loss is None and (patch_head is not None or mask_generator is not None):
+            raise ValueError('model.patch_head and model.mask_generator need '
+                             'model.patch_loss')
+        if patch_loss is not None:
+            backbone = patch_backbone_cfg(backbone)
+        self.student = self._build_encoder(backbone, head, patch_head)
+        self.teacher = self._build_encoder(teacher_backbone_cfg(backbone), head, patch_head)
         disable_stochastic_layers(self.teacher)
         self.teacher.load_state_dict(self.student.state_dict())
         self.teacher.requires_grad_(False)
@@ -136,6 +156,15 @@ class SLPD(BaseModel):
         self.prototype_head = None if prototype_head is None else MODELS.build(
             dict(prototype_head, out_channels=self.student.head.out_channels))
         self.teacher_temp: float | None = None
+        self.patch_loss: nn.Module | None = None
+        self.mask_generator: Callable[[Tensor], Tensor] | None = None
+        if patch_loss is not None:
+            scorer = self.student['patch_head'] if patch_head else self.student.head
+            self.patch_loss = MODELS.build(dict(dict(output_dim=scorer.out_channels),
+                                                **patch_loss))
+            self.mask_generator = MODELS.build(mask_generator
+                                               or dict(type='BlockMaskGenerator'))
+            self.teacher_patch_temp: float | None = None
         self.bank = None
         self.last_teacher_embeddings: dict[str, Tensor] = {}
         if compile:
@@ -143,16 +172,21 @@ class SLPD(BaseModel):
                 encoder.backbone.compile(**(compile if isinstance(compile, dict) else {}))
 
     @staticmethod
-    def _build_encoder(backbone: dict, head: dict) -> DINOEncoder:
+    def _build_encoder(backbone: dict, head: dict, patch_head: dict | None) -> DINOEncoder:
         net = MODELS.build(backbone)
         dims = getattr(net, 'embed_dims', None)
         if dims is None:
             raise ValueError(f'backbone {type(net).__name__} must expose `embed_dims`')
-        head = dict(head)
-        if head.setdefault('in_channels', dims) != dims:
-            raise ValueError(f'head in_channels={head["in_channels"]} does not match the '
-                             f'backbone\'s embed_dims={dims}')
-        return DINOEncoder(dict(backbone=net, head=MODELS.build(head)))
+        heads = dict(head=head) if patch_head is None else dict(head=head,
+                                                                 patch_head=patch_head)
+        parts = dict(backbone=net)
+        for key, cfg in heads.items():
+            cfg = dict(cfg)
+            if cfg.setdefault('in_channels', dims) != dims:
+                raise ValueError(f'{key} in_channels={cfg["in_channels"]} does not match '
+                                 f'the backbone\'s embed_dims={dims}')
+            parts[key] = MODELS.build(cfg)
+        return DINOEncoder(parts)
 
     def init_weights(self) -> None:
         """The mmengine initialisation, plus what it cannot reach inside the student.
@@ -167,6 +201,10 @@ class SLPD(BaseModel):
         if self.backbone_pretrained is not None:
             path = self.backbone_pretrained['checkpoint']
             state = load_backbone_weights(path, self.backbone_pretrained.get('prefix'))
+            state, fitted = fit_special_tokens(state, self.student.backbone)
+            if fitted:
+                print_log(f'{path}: {", ".join(fitted)} kept as initialised or dropped '
+                          f'(the backbone has or lacks them)', logger='current')
             try:
                 self.student.backbone.load_state_dict(state, strict=True)
             except RuntimeError as e:
@@ -218,7 +256,7 @@ class SLPD(BaseModel):
             raise ValueError(f'embed: encoder must be teacher/student and output cls/z, '
                              f'got {encoder!r}, {output!r}')
         net = getattr(self, encoder)
-        feats = _run_backbone(net.backbone, grids, masks)
+        feats = run_backbone(net.backbone, grids, masks)
         return feats if output == 'cls' else net.head.bottleneck(feats)
 
     def loss(self, inputs: list[Tensor], data_samples: dict | None,
@@ -232,15 +270,20 @@ class SLPD(BaseModel):
 
         num_global = len(groups[0])
         batch = inputs[0].shape[0]
-        with torch.no_grad():
-            t_cls = _run_backbone(self.teacher.backbone, *stacked(groups[0]))  # (Vg*B, E)
+        global_views = stacked(groups[0])
+        token_mask = self._token_mask(*global_views)  # (Vg*B, s, s), None: no patch loss
+        with torch.no_grad():  # t_patch: (M, P) logits of the masked cells, or None
+            t_cls, t_patch = encode(self.teacher, *global_views, token_mask, student=False)
             t_z = self.teacher.head.bottleneck(t_cls)  # (Vg*B, Z)
             t_logits = self.teacher.head.last_layer(t_z).chunk(num_global)  # Vg x (B, P)
         # Global view 0's teacher embeddings, for PrototypeHook's memory-bank option.
         self.last_teacher_embeddings = dict(cls=t_cls[:batch], z=t_z[:batch])
         s_logits: list[Tensor] = []
-        for group in groups:
-            feats = _run_backbone(self.student.backbone, *stacked(group))
+        for k, group in enumerate(groups):
+            if k == 0:  # the global views, block-masked with a patch loss
+                feats, s_patch = encode(self.student, *global_views, token_mask)
+            else:
+                feats = run_backbone(self.student.backbone, *stacked(group))
             s_logits.extend(self.student.head(feats).chunk(len(group)))  # V x (B, P)
         # The students' log-softmax, once for the DINO loss and every prototype term
         # (a loss module of another kind gets the logits and computes its own).
@@ -258,4 +301,18 @@ class SLPD(BaseModel):
                 losses.update(head.loss(s_logits, self.teacher, self.bank, data_samples,
                                         self.teacher_temp, student_log_p=shared,
                                         teacher_z=t_z.view(num_global, batch, -1)))
+            if self.patch_loss is not None:  # t_patch, s_patch: (M, P)
+                losses['loss_ibot'] = self.patch_loss(t_patch, s_patch, token_mask,
+                                                      teacher_temp=self.teacher_patch_temp)
         return losses
+
+    def _token_mask(self, views: Tensor, tissue: Tensor | None) -> Tensor | None:
+        """The student's token masks ``(Vg*B, s, s)`` of the global views, or None.
+
+        None without a patch loss; the masks lie inside the tissue ``tissue``.
+        """
+        if self.mask_generator is None:
+            return None
+        if tissue is None:
+            tissue = views.new_ones(views.shape[0], *views.shape[-2:], dtype=torch.bool)
+        return self.mask_generator(tissue)

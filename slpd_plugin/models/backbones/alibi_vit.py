@@ -1,7 +1,8 @@
 """ALiBi-ViT: a TITAN-style vision transformer over feature grids with a 2-D ALiBi bias.
 
 Letters: ``B`` batch, ``C`` input channels (patch-feature dim), ``H x W`` grid,
-``N = H*W`` cells, ``T = N + 1`` tokens (CLS first), ``E`` embedding dim, ``h`` heads.
+``N = H*W`` cells, ``R`` register tokens, ``T = 1 + R + N`` tokens (CLS, registers,
+cells), ``E`` embedding dim, ``h`` heads.
 
 TITAN's slide encoder (Ding et al. 2024, arXiv 2411.19666) replaces learned positional
 embeddings by ALiBi (Press et al. 2022, arXiv 2108.12409) extended to two dimensions:
@@ -21,6 +22,13 @@ from torch import Tensor, nn
 from slpd_plugin.registry import MODELS
 
 from .masks import checked_grids
+from .special_tokens import (
+    add_token_parameter,
+    mask_cells,
+    num_prefix_tokens,
+    prepend_tokens,
+    split_outputs,
+)
 from .vit_blocks import Block, init_vit_weights, resolve_arch
 
 _compiling = getattr(torch.compiler, 'is_compiling', lambda: False)  # torch >= 2.3
@@ -62,10 +70,11 @@ def grid_distances(height: int, width: int, device: torch.device | None = None) 
 
 @lru_cache(maxsize=16)
 def alibi_bias(height: int, width: int, num_heads: int, device: torch.device,
-               dtype: torch.dtype = torch.float32) -> Tensor:
-    """The 2-D ALiBi bias of a ``height x width`` grid with a CLS token first.
+               dtype: torch.dtype = torch.float32, num_prefix: int = 1) -> Tensor:
+    """The 2-D ALiBi bias of a ``height x width`` grid after ``num_prefix`` tokens.
 
-    ``(1, h, T, T)`` in ``dtype``: ``-slope_k * distance`` between cells, 0 to/from CLS.
+    ``(1, h, T, T)`` in ``dtype``, ``T = num_prefix + N``: ``-slope_k * distance``
+    between cells, 0 to/from the tokens before them (CLS and any registers).
 
     Computed in float32 and rounded once to ``dtype``. Cached per grid size, head count,
     device and dtype (the few crop sizes of a run); callers must not modify the result
@@ -76,8 +85,8 @@ def alibi_bias(height: int, width: int, num_heads: int, device: torch.device,
         n = height * width
         dist = grid_distances(height, width, device)  # (N, N)
         slopes = alibi_slopes(num_heads).to(device)  # (h,)
-        bias = dist.new_zeros(1, num_heads, n + 1, n + 1)
-        bias[0, :, 1:, 1:] = -slopes[:, None, None] * dist  # (h, N, N)
+        bias = dist.new_zeros(1, num_heads, num_prefix + n, num_prefix + n)
+        bias[0, :, num_prefix:, num_prefix:] = -slopes[:, None, None] * dist  # (h, N, N)
     return bias.to(dtype)
 
 
@@ -107,6 +116,16 @@ class ALiBiViT(BaseModule):
     The CLS token has no grid position, so it attends to every cell, and every cell to
     it, without a distance penalty (bias 0), whatever the grid size.
 
+    Registers (``num_registers = R > 0``, Darcet et al., ICLR 2024) are ``R`` learned
+    tokens placed after CLS (token order ``[CLS, registers..., cells...]``). Like CLS they
+    have no grid position (bias 0 to and from every token), are always valid keys, and
+    are never output. ``R = 0`` (the default) creates no parameter.
+
+    Patch tokens: :meth:`forward_tokens` returns the CLS token and the ``N`` cell tokens
+    after the final norm; its ``token_mask`` replaces the projected input of the chosen
+    cells by the learned ``mask_token`` (iBOT's masked feature modelling; built only with
+    ``mask_token=True``).
+
     Missing patches: with ``mask`` (``True`` = patch present) the missing cells are left
     out as keys: their columns of the bias are ``-inf`` (added to the ALiBi bias, so one
     float bias ``(B, h, T, T)`` goes to the attention), and their inputs are zeroed
@@ -130,15 +149,19 @@ class ALiBiViT(BaseModule):
             Defaults to 0.1 (the student; the SLPD teacher is built with 0).
         attn_impl: ``'sdpa'`` (``F.scaled_dot_product_attention``) or ``'math'``
             (explicit softmax attention, the reference). Defaults to 'sdpa'.
+        num_registers: ``R``, register tokens. Defaults to 0 (none).
+        mask_token: Create the ``(1, 1, E)`` mask token :meth:`forward_tokens` needs for
+            a ``token_mask``. Defaults to False (no such parameter).
         init_cfg: mmengine init config (inside :class:`SLPD` a ``Pretrained`` entry is
             loaded into the student and the teacher).
 
     Attributes:
         accepts_masks: True: :meth:`forward` takes a ``(B, H, W)`` mask of present cells.
+        returns_patch_tokens: True: :meth:`forward_tokens` returns the cell tokens too.
 
     Shapes:
         input ``(B, C, H, W)`` (any ``H``, ``W``), mask ``(B, H, W)`` bool or None ->
-        output ``(B, E)``.
+        output ``(B, E)``; :meth:`forward_tokens`: ``((B, E), (B, H*W, E))``.
 
     Examples:
         >>> model = ALiBiViT(arch='titan', in_channels=768)
@@ -149,11 +172,13 @@ class ALiBiViT(BaseModule):
     """
 
     accepts_masks = True
+    returns_patch_tokens = True
 
     def __init__(self, arch: str | dict = 'xs', in_channels: int = 384,
                  depth: int | None = None, mlp_ratio: float = 4.0,
                  drop_rate: float = 0.0, drop_path_rate: float = 0.1,
-                 attn_impl: str = 'sdpa', init_cfg: dict | None = None) -> None:
+                 attn_impl: str = 'sdpa', num_registers: int = 0, mask_token: bool = False,
+                 init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
         arch = resolve_arch(ARCHS, arch, 'ALiBiViT')
         self.embed_dims = int(arch['embed_dims'])
@@ -170,6 +195,10 @@ class ALiBiViT(BaseModule):
                   attn_impl=attn_impl) for r in rates)
         self.norm = nn.LayerNorm(self.embed_dims, eps=1e-6)
         self._init_weights()
+        # After the existing initialisation, so that the defaults draw the same numbers.
+        self.num_registers = num_registers
+        add_token_parameter(self, 'register_tokens', num_registers, self.embed_dims, 0.02)
+        add_token_parameter(self, 'mask_token', int(mask_token), self.embed_dims)
 
     def _init_weights(self) -> None:
         nn.init.trunc_normal_(self.cls_token, std=0.02)
@@ -185,24 +214,37 @@ class ALiBiViT(BaseModule):
         Returns:
             ``(1, h, T, T)`` without ``mask`` (:func:`alibi_bias`, cached, broadcast over
             the batch: no per-sample copy); ``(B, h, T, T)`` with a ``(B, H, W)`` mask,
-            ``-inf`` in the key columns of missing cells.
+            ``-inf`` in the key columns of missing cells (CLS and registers stay valid).
         """
+        prefix = num_prefix_tokens(self.register_tokens)
         # torch.compile traces the uncached function into its graph (a constant there)
         build = alibi_bias.__wrapped__ if _compiling() else alibi_bias
-        bias = build(height, width, self.num_heads, torch.device(device), dtype)  # (1, h, T, T)
+        bias = build(height, width, self.num_heads, torch.device(device), dtype,
+                     prefix)  # (1, h, T, T)
         if mask is None:
             return bias
-        keys = torch.cat([mask.new_ones(mask.shape[0], 1), mask.flatten(1)], dim=1)  # (B, T)
+        keys = torch.cat([mask.new_ones(mask.shape[0], prefix), mask.flatten(1)],
+                         dim=1)  # (B, T)
         return bias.masked_fill(~keys[:, None, None, :], float('-inf'))  # (B, h, T, T)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        """Embed grids ``(B, C, H, W)`` to the CLS token ``(B, E)``; ``mask``: ``(B, H, W)``."""
+    def forward_tokens(self, x: Tensor, mask: Tensor | None = None,
+                       token_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The CLS token ``(B, E)`` and the cell tokens ``(B, H*W, E)`` of grids ``x``.
+
+        ``mask`` ``(B, H, W)``: present cells (None = all); ``token_mask`` ``(B, H, W)``:
+        cells whose input is replaced by the mask token (None = none).
+        """
         x = checked_grids(x, mask, self.in_channels, 'ALiBiViT')
         b, _, h, w = x.shape
-        tokens = self.phi(x.flatten(2).transpose(1, 2))  # (B, N, E), row-major cells
-        tokens = torch.cat([self.cls_token.expand(b, -1, -1), tokens], dim=1)  # (B, T, E)
+        cells = self.phi(x.flatten(2).transpose(1, 2))  # (B, N, E), row-major cells
+        cells = mask_cells(cells, token_mask, self.mask_token, x, 'ALiBiViT')
+        tokens = prepend_tokens(cells, self.cls_token, self.register_tokens)  # (B, T, E)
         # Once per forward, in the dtype attention runs in (bf16 under autocast).
         bias = self.attention_bias(h, w, x.device, mask, compute_dtype(tokens))
         for block in self.blocks:
             tokens = block(tokens, bias)
-        return self.norm(tokens)[:, 0]  # (B, E)
+        return split_outputs(self.norm(tokens), num_prefix_tokens(self.register_tokens))
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Embed grids ``(B, C, H, W)`` to the CLS token ``(B, E)``; ``mask``: ``(B, H, W)``."""
+        return self.forward_tokens(x, mask)[0]

@@ -1,8 +1,8 @@
 """ViT-4K: a vision transformer over a region's grid of patch features (HIPT's vit4k).
 
 Letters: ``B`` batch, ``C`` input channels (patch-feature dim), ``H x W`` grid
-(14x14 global crops, 6x6 local crops, 16x16 full regions), ``T = H*W + 1`` tokens,
-``E`` embedding dim.
+(14x14 global crops, 6x6 local crops, 16x16 full regions), ``R`` register tokens,
+``T = 1 + R + H*W`` tokens (CLS, registers, cells), ``E`` embedding dim.
 
 Parameter names follow HIPT's ``vit4k_xs`` (``phi.0``, ``cls_token``, ``pos_embed``,
 ``blocks.i.attn.qkv``, ``blocks.i.mlp.fc1``, ``norm`` ...), so a HIPT ``vit4k_xs_dino.pth``
@@ -18,6 +18,13 @@ from torch import Tensor, nn
 from slpd_plugin.registry import MODELS
 
 from .masks import checked_grids
+from .special_tokens import (
+    add_token_parameter,
+    mask_cells,
+    num_prefix_tokens,
+    prepend_tokens,
+    split_outputs,
+)
 from .vit_blocks import Block, init_vit_weights, resolve_arch
 
 ARCHS = {
@@ -38,6 +45,14 @@ class ViT4K(BaseModule):
     grid size exactly as HIPT does), then pre-norm transformer blocks and a final
     LayerNorm. The output is the CLS token.
 
+    Registers (``num_registers = R > 0``, Darcet et al., ICLR 2024) are ``R`` learned
+    tokens inserted after CLS (token order ``[CLS, registers..., cells...]``), with no
+    positional embedding; they are always attended and never output. :meth:`forward_tokens`
+    also returns the cell tokens, and replaces the projected input of the cells its
+    ``token_mask`` selects by the learned ``mask_token`` (iBOT; the positional embedding
+    is added after the replacement). Neither parameter exists with the defaults, so
+    HIPT's checkpoints still load strictly.
+
     Args:
         arch: A preset name (``'xs'`` = HIPT's vit4k_xs, ``'s'``, ``'b'``) or a dict with
             ``embed_dims``, ``depth``, ``num_heads``. Defaults to ``'xs'``.
@@ -54,13 +69,17 @@ class ViT4K(BaseModule):
             Defaults to 0.1 (the student; build the teacher with 0).
         attn_impl: ``'sdpa'`` (``F.scaled_dot_product_attention``) or ``'math'`` (explicit
             softmax attention, the reference and benchmark baseline). Defaults to 'sdpa'.
+        num_registers: ``R``, register tokens. Defaults to 0 (none).
+        mask_token: Create the ``(1, 1, E)`` mask token :meth:`forward_tokens` needs for
+            a ``token_mask``. Defaults to False (no such parameter).
         init_cfg: mmengine init config. Inside :class:`SLPD`, a
             ``dict(type='Pretrained', checkpoint=...)`` here is loaded by the SLPD model
             into the student and the teacher (HIPT checkpoints work as they are).
 
     Shapes:
         input ``(B, C, H, W)`` (and optionally a tissue mask ``(B, H, W)`` bool) ->
-        output ``(B, E)``. Missing cells (mask False) are left out of attention as keys
+        output ``(B, E)``; :meth:`forward_tokens`: ``((B, E), (B, H*W, E))``.
+        Missing cells (mask False) are left out of attention as keys
         (a key-padding mask; the CLS token is always attended), so the CLS output does
         not depend on what they hold; an all-True mask gives the unmasked output.
 
@@ -74,11 +93,13 @@ class ViT4K(BaseModule):
     """
 
     accepts_masks = True
+    returns_patch_tokens = True
 
     def __init__(self, arch: str | dict = 'xs', in_channels: int = 384,
                  depth: int | None = None, pos_grid_size: int = 14, mlp_ratio: float = 4.0,
                  drop_rate: float = 0.0, drop_path_rate: float = 0.1,
-                 attn_impl: str = 'sdpa', init_cfg: dict | None = None) -> None:
+                 attn_impl: str = 'sdpa', num_registers: int = 0, mask_token: bool = False,
+                 init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
         arch = resolve_arch(ARCHS, arch, 'ViT4K')
         self.embed_dims = int(arch['embed_dims'])
@@ -96,6 +117,10 @@ class ViT4K(BaseModule):
                   attn_impl=attn_impl) for r in rates)
         self.norm = nn.LayerNorm(self.embed_dims, eps=1e-6)
         self._init_weights()
+        # After the existing initialisation, so that the defaults draw the same numbers.
+        self.num_registers = num_registers
+        add_token_parameter(self, 'register_tokens', num_registers, self.embed_dims, 0.02)
+        add_token_parameter(self, 'mask_token', int(mask_token), self.embed_dims)
 
     def _init_weights(self) -> None:
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
@@ -121,22 +146,31 @@ class ViT4K(BaseModule):
         grid_pos = grid_pos.permute(0, 2, 3, 1).reshape(1, height * width, -1)
         return torch.cat([cls_pos, grid_pos], dim=1)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        """Embed grids ``x`` ``(B, C, H, W)`` to the CLS token ``(B, E)``.
+    def forward_tokens(self, x: Tensor, mask: Tensor | None = None,
+                       token_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The CLS token ``(B, E)`` and the cell tokens ``(B, H*W, E)`` of grids ``x``.
 
         ``mask`` ``(B, H, W)`` bool (True = a patch is present) leaves the missing cells
-        out of attention; None = all present.
+        out of attention; None = all present. ``token_mask`` ``(B, H, W)`` bool: cells
+        whose input is replaced by the mask token (None = none).
         """
         x = checked_grids(x, mask, self.in_channels, 'ViT4K')
         b, _, h, w = x.shape
+        prefix = num_prefix_tokens(self.register_tokens)
         attn_mask = None
-        if mask is not None:
-            valid = torch.cat([mask.new_ones(b, 1), mask.flatten(1)], dim=1)  # (B, T), CLS
+        if mask is not None:  # (B, T): CLS and registers always valid
+            valid = torch.cat([mask.new_ones(b, prefix), mask.flatten(1)], dim=1)
             attn_mask = valid[:, None, None, :]  # (B, 1, 1, T) key padding
-        tokens = self.phi(x.flatten(2).transpose(1, 2))  # (B, H*W, E), row-major cells
-        tokens = torch.cat([self.cls_token.expand(b, -1, -1), tokens], dim=1)
-        tokens = tokens + self.interpolate_pos_encoding(h, w)
+        cells = self.phi(x.flatten(2).transpose(1, 2))  # (B, H*W, E), row-major cells
+        cells = mask_cells(cells, token_mask, self.mask_token, x, 'ViT4K')
+        pos = self.interpolate_pos_encoding(h, w)  # (1, 1 + H*W, E)
+        cells = cells + pos[:, 1:]
+        tokens = prepend_tokens(cells, self.cls_token + pos[:, :1], self.register_tokens)
         for block in self.blocks:
             tokens = block(tokens, attn_mask)
-        return self.norm(tokens)[:, 0]  # (B, E)
+        return split_outputs(self.norm(tokens), prefix)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """The CLS token ``(B, E)`` of grids ``x``; ``mask`` as for :meth:`forward_tokens`."""
+        return self.forward_tokens(x, mask)[0]
 

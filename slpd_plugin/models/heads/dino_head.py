@@ -67,7 +67,8 @@ class DINOEncoder(nn.ModuleDict):
 
     A ``ModuleDict`` with the keys ``backbone`` (``(B, C, H, W) -> (B, E)``) and ``head``,
     so state-dict keys read ``backbone.*`` and ``head.*``; the annotations below give
-    the two entries their types.
+    the two entries their types. SLPD with an iBOT patch loss and a separate patch head
+    adds a third entry, ``patch_head`` (a :class:`DINOHead` for the cell tokens).
 
     Example:
         >>> import torch
