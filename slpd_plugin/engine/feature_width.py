@@ -1,6 +1,7 @@
 """Take the feature width ``D`` of a run from its store.
 
-A store records the width ``C`` of its grid cells (the patch encoder's ``D``); the
+A store (region store, lattice store or patch-feature folder read in place) records the
+width ``C`` of its grid cells (the patch encoder's ``D``); the
 model's ``backbone.in_channels`` and the dataset's ``channels`` must both equal it.
 :func:`fill_feature_width` reads it from ``train_dataloader.dataset.store`` and writes it
 into both keys, so a config trains on a store of any width unchanged. The one key that
@@ -15,7 +16,7 @@ from typing import Any
 from mmengine.config import Config
 
 from slpd_plugin import registry as R
-from slpd_plugin.datasets.stores import open_store
+from slpd_plugin.datasets.lattice import open_regions
 from slpd_plugin.utils.cli import UserError
 
 from .config_check import ConfigCheckError
@@ -32,7 +33,7 @@ def store_width(location: Any) -> int | None:
     if not isinstance(location, str):
         return None
     try:
-        store = open_store(location)
+        store = open_regions(location)  # a region store, lattice store or TRIDENT folder
     except (UserError, OSError):
         return None
     try:
