@@ -1,7 +1,8 @@
-# MOOZY's stage-1 recipe (Kazemi et al., MOOZY, ECCV 2026; every value below is a default
-# of its docs/stage_1.md unless a comment says otherwise) on TRIDENT patch features read
-# in place as slide lattices (docs/data.md, "Slide lattices"; docs/algorithm.md, "The
-# slide-encoder recipe"):
+# MOOZY's stage-1 recipe (MOOZY, ECCV 2026; every value below is a default of
+# docs/stage_1.md in github.com/AtlasAnalyticsLab/MOOZY unless a comment says otherwise)
+# on TRIDENT patch features read in place as slide lattices (docs/data.md, "Slide
+# lattices: regions of any size, windows anywhere"; docs/algorithm.md, "The slide-encoder
+# recipe"):
 # - DINO on the CLS token and iBOT on the cell tokens of block-masked global windows;
 # - 2 global 20x20 and 4 local 12x12 windows drawn anywhere in each slide (tissue >= 25 %,
 #   3 draws), each flipped and rotated with its mask;
