@@ -3,8 +3,8 @@
 A slide encoder trained on patch-feature grids (TITAN, MOOZY: one embedding per slide)
 embeds a whole slide as one grid: its bounding box of lattice cells, missing cells
 masked. Built densely that grid needs an ``(h, T, T)`` attention bias and score matrix
-per block, quadratic in the slide's cells (a 40 000-patch slide: 2.4 GB per head in
-float32). :func:`encode_slide` gives the same CLS embedding from the present cells
+per block, quadratic in the slide's cells (40,000 patches at 70 % tissue: 13 GB per
+head in float32). :func:`encode_slide` gives the same CLS embedding from the present cells
 only, with the backbone's own weights: per block, ``q``, ``k``, ``v`` of all tokens,
 then attention of one chunk of queries at a time against all keys, with the ALiBi bias
 of that chunk only (``(h, chunk, T)``, from the cells' distances), then the projection,
