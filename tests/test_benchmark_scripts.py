@@ -103,3 +103,14 @@ def test_eval_protocols_runs_every_protocol_and_checks_its_budget(tmp_path):
     # read by the benchmark just before it exited: at most one 5-s kernel update ago
     assert result['load_average_1min']['end'] == pytest.approx(load_after, abs=1.0)
     assert ('PASS' if result['within_budget'] else 'FAIL') in proc.stdout
+
+
+def test_slide_encoding_rows_compare_dense_and_chunked(tmp_path):
+    result = run('slide_encoding.py', tmp_path / 'slide.json', '--sizes', '300', '1200',
+                 '--depth', '1', '--channels', '16', '--chunk-size', '128',
+                 '--dense-max-gb', '0.05')
+    small, large = result['rows']
+    assert small['dense_ran'] and not large['dense_ran']  # refused above the limit
+    assert large['dense_would_need_gb'] > 0.05
+    assert small['max_abs_diff'] < 1e-4  # the same embedding both ways
+    assert small['dense_peak_mb'] > 0 and large['chunked_peak_mb'] > 0
