@@ -23,7 +23,7 @@ Letters: ``N`` present cells of a slide, ``C`` patch-feature dim, ``E`` embeddin
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Union, cast
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +35,7 @@ from .vit_blocks import Block, math_attention
 
 #: The backbones :func:`encode_slide` runs (their names, for error messages).
 SUPPORTED = (ALiBiViT, ViT4K)
+GridViT = Union[ALiBiViT, ViT4K]
 
 
 def supports_whole_slide(backbone: nn.Module) -> bool:
@@ -42,12 +43,9 @@ def supports_whole_slide(backbone: nn.Module) -> bool:
     return isinstance(backbone, SUPPORTED)
 
 
-def _checked_cells(backbone: nn.Module, feats: Tensor, cells: Tensor) -> Tensor:
+def _checked_cells(backbone: GridViT, feats: Tensor, cells: Tensor) -> Tensor:
     """Check the inputs; return the cells shifted to start at ``(0, 0)``, ``(N, 2)`` int64."""
     name = type(backbone).__name__
-    if not supports_whole_slide(backbone):
-        raise TypeError(f'whole-slide encoding supports {[b.__name__ for b in SUPPORTED]} '
-                        f'backbones, got {name}: embed regions instead and average them')
     if feats.dim() != 2 or feats.shape[1] != backbone.in_channels:
         raise ValueError(f'{name}: expected slide features (N, {backbone.in_channels}), '
                          f'got {tuple(feats.shape)}')
@@ -58,7 +56,7 @@ def _checked_cells(backbone: nn.Module, feats: Tensor, cells: Tensor) -> Tensor:
     return cells - cells.min(0).values if len(cells) else cells
 
 
-def _input_tokens(backbone: nn.Module, feats: Tensor, cells: Tensor) -> Tensor:
+def _input_tokens(backbone: GridViT, feats: Tensor, cells: Tensor) -> Tensor:
     """``[CLS, registers..., cells...]`` tokens before the first block, ``(T, E)``."""
     device = backbone.cls_token.device
     dtype = backbone.cls_token.dtype
@@ -69,8 +67,10 @@ def _input_tokens(backbone: nn.Module, feats: Tensor, cells: Tensor) -> Tensor:
         pos = backbone.interpolate_pos_encoding(height, width)[0]  # (1 + H*W, E)
         cls = cls + pos[:1]
         x = x + pos[1 + cells[:, 0] * width + cells[:, 1]]
-    registers = getattr(backbone, 'register_tokens', None)
-    parts = [cls] + ([registers[0]] if getattr(backbone, 'num_registers', 0) else []) + [x]
+    parts = [cls, x]
+    registers = getattr(backbone, 'register_tokens', None)  # (1, R, E)
+    if getattr(backbone, 'num_registers', 0) and registers is not None:
+        parts.insert(1, registers[0])
     return torch.cat(parts)  # (T, E)
 
 
@@ -114,20 +114,20 @@ def _block_chunked(block: Block, x: Tensor, queries: range, chunk_size: int,
     return out
 
 
-def _encode(backbone: nn.Module, feats: Tensor, cells: Tensor, chunk_size: int) -> Tensor:
+def _encode(backbone: GridViT, feats: Tensor, cells: Tensor, chunk_size: int) -> Tensor:
     cells = _checked_cells(backbone, feats, cells)
     x = _input_tokens(backbone, feats, cells.to(backbone.cls_token.device))  # (T, E)
     num_prefix = x.shape[0] - len(cells)
-    if isinstance(backbone, ALiBiViT):
-        slopes = alibi_slopes(backbone.num_heads).to(x.device, x.dtype)  # (h,)
-        positions = cells.to(x.device, torch.float32)  # (N, 2)
+    positions = cells.to(x.device, torch.float32)  # (N, 2)
+    slopes = (alibi_slopes(backbone.num_heads).to(x.device, x.dtype)  # (h,)
+              if isinstance(backbone, ALiBiViT) else None)
 
-        def bias_of(lo: int, hi: int) -> Tensor:
-            return _alibi_chunk(slopes, positions, num_prefix, lo, hi).to(x.dtype)
-    else:
-        def bias_of(lo: int, hi: int) -> None:
+    def bias_of(lo: int, hi: int) -> Tensor | None:
+        if slopes is None:  # ViT4K: positions are in the tokens, no bias
             return None
-    blocks = list(backbone.blocks)
+        return _alibi_chunk(slopes, positions, num_prefix, lo, hi).to(x.dtype)
+
+    blocks = [cast(Block, block) for block in backbone.blocks]
     for i, block in enumerate(blocks):
         # the output reads CLS only: the last block computes that one query
         queries = range(1) if i == len(blocks) - 1 else range(x.shape[0])
@@ -167,6 +167,10 @@ def encode_slide(backbone: nn.Module, feats: Tensor, cells: Tensor,
         >>> encode_slide(vit, torch.randn(len(cells), 768), cells).shape
         torch.Size([192])
     """
+    if not isinstance(backbone, SUPPORTED):
+        raise TypeError(f'whole-slide encoding supports {[b.__name__ for b in SUPPORTED]} '
+                        f'backbones, got {type(backbone).__name__}: embed regions instead '
+                        'and average them')
     if chunk_size < 1:
         raise ValueError(f'chunk_size must be >= 1, got {chunk_size}')
     was_training = backbone.training
