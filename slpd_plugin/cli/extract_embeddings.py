@@ -128,7 +128,7 @@ def validate(args: argparse.Namespace) -> None:
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f'--out exists and is not a folder: {args.out}')
     held = args.out.is_dir() and (any(args.out.glob('*.pt'))
-                                  or any(args.out.glob('*features_*/*.h5')))
+                                  or any(args.out.glob('**/*features_*/*.h5')))
     if held and not args.overwrite:
         raise UsageError(f'--out {args.out} already holds embedding files; pass --overwrite or '
                          f'choose an empty folder')

@@ -103,6 +103,11 @@ def test_slide_level_refuses_what_it_cannot_embed(trained, tmp_path, capsys):
     assert f'--store {trained["store"]} is neither' in err and '--level region' in err
     assert tool.main([*common, '--store', str(trained['trident']), '--crop', 'center']) == 2
     assert '--crop applies to --level region' in capsys.readouterr().err
+    held = tmp_path / 'out' / JOB / 'slide_features_x' / 'a.h5'  # an earlier TRIDENT output
+    held.parent.mkdir(parents=True)
+    held.touch()
+    assert tool.main([*common, '--store', str(trained['trident'])]) == 2
+    assert 'already holds embedding files; pass --overwrite' in capsys.readouterr().err
     # a backbone without whole-slide encoding, named with the first slide
     cfg = Config.fromfile(str(ROOT / 'tests' / 'configs' / 'tiny_slpd_pooled_mlp.py'))
     model = MODELS.build(cfg.model)
