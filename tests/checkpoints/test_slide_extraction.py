@@ -15,7 +15,8 @@ from mmengine.config import Config
 
 from slpd_plugin.checkpoints import load_checkpoint
 from slpd_plugin.checkpoints.slide_extract import extract_slide_embeddings
-from slpd_plugin.datasets.lattice import open_lattice
+from slpd_plugin.datasets.ingest import PatchOptions, find_patch_sources
+from slpd_plugin.datasets.lattice import convert, open_lattice
 from slpd_plugin.demo.trident_writer import JOB, store_to_trident
 from slpd_plugin.evaluation import load_slide_embeddings
 from slpd_plugin.registry import MODELS
@@ -84,6 +85,14 @@ def test_whole_slide_embeddings_equal_the_dense_forward_and_feed_the_loader(trai
                                    atol=1e-4)
         np.testing.assert_allclose(from_pt.take([path.stem])[0], expected, rtol=1e-4,
                                    atol=1e-4)
+    # a converted lattice store of the same files gives the same embeddings
+    convert(find_patch_sources(str(trained['trident']), 'trident'), tmp_path / 'lattice',
+            PatchOptions('trident'), dtype='float32')
+    assert tool.main([*common[:3], str(tmp_path / 'lattice'), *common[4:], '--out',
+                      str(tmp_path / 'from_lattice')]) == 0
+    from_lattice = load_slide_embeddings(tmp_path / 'from_lattice')
+    assert from_lattice.ids == from_pt.ids
+    np.testing.assert_allclose(from_lattice.features, from_pt.features, rtol=1e-5, atol=1e-6)
     meta = json.loads((tmp_path / 'pt' / 'extraction.json').read_text())
     assert meta['level'] == 'slide' and meta['num_slides'] == len(files)
     with h5py.File(files[0], 'r') as fh:
