@@ -123,3 +123,14 @@ def test_register_tokens_count_as_in_the_dense_forward(backbone):
         vit.register_tokens.normal_()  # away from any init that would hide them
     got = encode_slide(vit, present(grid, cells), cells, chunk_size=50)
     torch.testing.assert_close(got, dense(vit, grid, mask), rtol=1e-4, atol=1e-4)
+
+
+def test_each_chunks_bias_is_those_rows_of_the_dense_alibi_bias():
+    from slpd_plugin.models.backbones.alibi_vit import alibi_bias, alibi_slopes
+    from slpd_plugin.models.backbones.slide_encoding import _alibi_chunk
+    height, width, heads = 7, 9, 6
+    dense_bias = alibi_bias(height, width, heads, torch.device('cpu'))[0]  # (h, T, T)
+    cells = torch.cartesian_prod(torch.arange(height), torch.arange(width)).float()
+    for lo, hi in [(0, 5), (0, 64), (3, 40), (40, 64)]:  # CLS in the chunk or not
+        got = _alibi_chunk(alibi_slopes(heads), cells, 1, lo, hi)
+        assert torch.equal(got, dense_bias[:, lo:hi])

@@ -80,13 +80,18 @@ def _alibi_chunk(slopes: Tensor, positions: Tensor, num_prefix: int, lo: int,
 
     ``positions`` ``(N, 2)`` float are the cells'; the first ``num_prefix`` tokens (CLS,
     registers) have bias 0. Distances are computed as :func:`~.alibi_vit.grid_distances`
-    does (square, sum, root), so the bias equals the dense one.
+    does (squares summed, root), so the bias equals the dense one; each head's bias is
+    written in place, so the only temporaries are ``(chunk, N)``.
     """
     bias = slopes.new_zeros(len(slopes), hi - lo, num_prefix + len(positions))
     q_lo, q_hi = max(lo - num_prefix, 0), max(hi - num_prefix, 0)
     if q_hi > q_lo:
-        dist = (positions[q_lo:q_hi, None] - positions[None]).square().sum(-1).sqrt()
-        bias[:, hi - lo - (q_hi - q_lo):, num_prefix:] = -slopes[:, None, None] * dist
+        rows = positions[q_lo:q_hi, 0, None] - positions[None, :, 0]  # (chunk, N)
+        cols = positions[q_lo:q_hi, 1, None] - positions[None, :, 1]
+        dist = rows.square_().add_(cols.square_()).sqrt_()
+        first = hi - lo - (q_hi - q_lo)  # rows of the chunk that are cells
+        for k in range(len(slopes)):
+            torch.mul(dist, -slopes[k], out=bias[k, first:, num_prefix:])
     return bias
 
 
