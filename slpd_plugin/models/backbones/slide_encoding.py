@@ -14,7 +14,8 @@ the output reads. Peak memory is ``O(chunk * T)`` plus ``O(T * E)`` for the toke
 Supported backbones (:data:`SUPPORTED`): :class:`~.alibi_vit.ALiBiViT` (bias from the
 cells' Euclidean distances, 0 to and from CLS and registers) and :class:`~.vit4k.ViT4K`
 (positional embedding interpolated to the slide's bounding grid, as the dense forward
-does, and gathered at the present cells; no bias: key padding only). Register tokens
+does, and gathered at the present cells: ``H x W x E`` floats, linear in the grid's
+area; no bias, key padding only). Register tokens
 (``num_registers`` > 0, ``register_tokens`` ``(1, R, E)``) follow CLS, without a grid
 position, as in the backbones' own forward.
 
