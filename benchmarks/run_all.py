@@ -295,10 +295,28 @@ def lattice_section(result: dict) -> list[str]:
     return lines + ['']
 
 
+def slide_encoding_section(result: dict) -> list[str]:
+    """Lines of the whole-slide encoding section (``benchmarks/slide_encoding.py``'s JSON)."""
+    depth = result.get('depth') or 'preset'
+    lines = ['## Whole-slide encoding memory (`python benchmarks/slide_encoding.py`)', '',
+             f"ALiBiViT `{result['arch']}` ({depth} blocks), C = {result['channels']}, "
+             f"{100 * result['tissue']:.0f} % tissue in the bounding grid, one thread, chunk "
+             f"{result['chunk_size']}; each row in a fresh process. {result.get('note', '')}",
+             '', '| patches | grid | dense s | dense peak MB | chunked s | chunked peak MB '
+             '| max abs diff |', '|---|---|---|---|---|---|---|']
+    for r in result['rows']:
+        dense = (f"{r['dense_s']:.2f} | {r['dense_peak_mb']:.0f}" if r['dense_ran'] else
+                 f"not run | would need {r['dense_would_need_gb']:.0f} GB")
+        diff = f"{r['max_abs_diff']:.1e}" if r['dense_ran'] else '-'
+        lines.append(f"| {r['patches']} | {r['grid'][0]}x{r['grid'][1]} | {dense} "
+                     f"| {r['chunked_s']:.2f} | {r['chunked_peak_mb']:.0f} | {diff} |")
+    return lines + ['']
+
+
 def extra_sections(folder: Path = ROOT / 'benchmarks' / 'results') -> list[str]:
     """Sections of the benchmarks that run on their own (no baseline to compare with),
-    from their saved JSON when present: patch ingest, slide lattices, the evaluation
-    protocols and the iBOT block masks."""
+    from their saved JSON when present: patch ingest, slide lattices, whole-slide encoding,
+    the evaluation protocols and the iBOT block masks."""
     lines = []
     ingest = folder / 'ingest_patches.json'
     if ingest.is_file():
@@ -312,6 +330,9 @@ def extra_sections(folder: Path = ROOT / 'benchmarks' / 'results') -> list[str]:
     lattice = folder / 'lattice.json'
     if lattice.is_file():
         lines += lattice_section(json.loads(lattice.read_text()))
+    slides = folder / 'slide_encoding.json'
+    if slides.is_file():
+        lines += slide_encoding_section(json.loads(slides.read_text()))
     protocols = folder / 'eval_protocols.json'
     if protocols.is_file():
         ev = json.loads(protocols.read_text())

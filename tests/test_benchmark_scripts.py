@@ -111,3 +111,14 @@ def test_masking_rows_compare_with_lightly_and_stay_inside_the_tissue(tmp_path):
     assert set(rows) == {'lightly', 'ours full', 'ours holes'}
     assert all(r['ms'] > 0 and 0 < r['masked_share'] < 0.5 for r in rows.values())
     assert rows['ours holes']['outside_tissue'] == 0
+
+
+def test_slide_encoding_rows_compare_dense_and_chunked(tmp_path):
+    result = run('slide_encoding.py', tmp_path / 'slide.json', '--sizes', '300', '1200',
+                 '--depth', '1', '--channels', '16', '--chunk-size', '128',
+                 '--dense-max-gb', '0.05')
+    small, large = result['rows']
+    assert small['dense_ran'] and not large['dense_ran']  # refused above the limit
+    assert large['dense_would_need_gb'] > 0.05
+    assert small['max_abs_diff'] < 1e-4  # the same embedding both ways
+    assert small['dense_peak_mb'] > 0 and large['chunked_peak_mb'] > 0

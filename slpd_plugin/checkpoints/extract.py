@@ -9,11 +9,14 @@ Output folder (read by :mod:`slpd_plugin.evaluation` and HIPT's slide-level code
                              ``*.pt`` in the main folder are embeddings only)
     slide_embeddings.npz     slide_id (S,) str, features (S, D) float32 = mean of each
                              slide's region embeddings, num_regions (S,) int64
-    extraction.json          config, checkpoint, encoder, crop, store, counts, D, time
+    extraction.json          config, checkpoint, encoder, level ('region'), crop, store,
+                             counts, D, time
 
 With ``fmt='trident'`` the per-slide files are written in TRIDENT's layout instead
 (:mod:`.trident`: ``features_<name>/<slide>.h5`` with coords and
 ``slide_features_<name>/<slide>.h5``); the table and ``extraction.json`` are the same.
+The slide embedding here is the mean of the region embeddings (HIPT's); one pass of a
+slide encoder over the whole slide is :mod:`.slide_extract`'s.
 
 Letters: S slides, N regions of one slide, B batch, C channels, G grid side, D
 embedding size.
@@ -38,13 +41,37 @@ from slpd_plugin.utils.progress import progress_bar
 
 from .trident import TridentWriter
 
-__all__ = ['CROPS', 'FORMATS', 'TABLE_FILE', 'embed_store', 'extract_embeddings']
+__all__ = ['CROPS', 'FORMATS', 'META_FILE', 'TABLE_FILE', 'check_slide_ids', 'check_width',
+           'embed_store', 'encoder_backbone', 'extract_embeddings']
 
 #: ``'full'`` grid (HIPT's evaluation) or the ``'center'`` crop the prototype refresh
 #: embeds (:data:`~slpd_plugin.prototypes.settings.REFRESH_CROP`), by crop side.
 CROPS = {'full': None, 'center': REFRESH_CROP}
 FORMATS = ('hipt', 'trident')
 TABLE_FILE, META_FILE, COORDS_DIR = 'slide_embeddings.npz', 'extraction.json', 'coords'
+
+
+def encoder_backbone(model: nn.Module, encoder: str) -> nn.Module | None:
+    """The backbone of an SLPD model's ``encoder`` (``'teacher'``/``'student'``), or None."""
+    encoders = getattr(model, encoder, None)  # SLPD: ModuleDict(backbone=, head=)
+    return encoders['backbone'] if isinstance(encoders, nn.ModuleDict) else None
+
+
+def check_slide_ids(slide_ids: list[str], location: str) -> None:
+    """Refuse slide ids that cannot be file names (empty, with a separator, hidden)."""
+    bad = [s for s in slide_ids if not s or os.sep in s or s.startswith('.')]
+    if bad:
+        raise ValueError(f'{location}: slide ids that cannot be file names: {bad[:3]}')
+
+
+def check_width(backbone: nn.Module | None, channels: int, location: str) -> None:
+    """Refuse features of ``channels`` for a backbone trained on another width."""
+    width = getattr(backbone, 'in_channels', None)
+    if width is not None and width != channels:
+        raise ValueError(f'--store {location} holds {channels}-d features, but '
+                         f'the checkpoint\'s model was trained on {width}-d features '
+                         '(model.backbone.in_channels): embed a store of the features it '
+                         'was trained on')
 
 
 class _Chunks(Dataset):
@@ -92,14 +119,7 @@ def embed_store(model: nn.Module, store: FeatureStore, encoder: str = 'teacher',
     """
     if crop not in CROPS:
         raise ValueError(f'crop must be one of {tuple(CROPS)}, got {crop!r}')
-    encoders = getattr(model, encoder, None)  # SLPD: ModuleDict(backbone=, head=)
-    backbone = encoders['backbone'] if isinstance(encoders, nn.ModuleDict) else None
-    width = getattr(backbone, 'in_channels', None)
-    if width is not None and width != store.channels:
-        raise ValueError(f'--store {store.location} holds {store.channels}-d features, but '
-                         f'the checkpoint\'s model was trained on {width}-d features '
-                         '(model.backbone.in_channels): embed a store of the features it '
-                         'was trained on')
+    check_width(encoder_backbone(model, encoder), store.channels, store.location)
     chunks = _Chunks(store, batch_size)
     store.close()  # reopened lazily in whichever process reads
     loader = DataLoader(chunks, batch_size=None,
@@ -152,9 +172,7 @@ def extract_embeddings(model: nn.Module, store: FeatureStore, out_dir: str | os.
     Raises:
         ValueError: if a slide id cannot be a file name.
     """
-    bad = [s for s in store.slide_ids if not s or os.sep in s or s.startswith('.')]
-    if bad:
-        raise ValueError(f'{store.location}: slide ids that cannot be file names: {bad[:3]}')
+    check_slide_ids(store.slide_ids, store.location)
     if fmt not in FORMATS:
         raise ValueError(f'format must be one of {FORMATS}, got {fmt!r}')
     out = Path(out_dir)
@@ -183,8 +201,8 @@ def extract_embeddings(model: nn.Module, store: FeatureStore, out_dir: str | os.
     np.savez(out / TABLE_FILE, slide_id=np.array(store.slide_ids),
              features=np.stack(means).astype(np.float32),
              num_regions=np.array([r.count for r in store.slides], dtype=np.int64))
-    meta = dict(provenance or {}, store=store.location, encoder=encoder, crop=crop,
-                num_slides=store.num_slides, num_regions=store.num_regions,
+    meta = dict(provenance or {}, store=store.location, encoder=encoder, level='region',
+                crop=crop, num_slides=store.num_slides, num_regions=store.num_regions,
                 embedding_dim=int(dim), coords=coords is not None, device=device, format=fmt,
                 batch_size=batch_size, seconds=round(time.time() - start, 2))
     (out / META_FILE).write_text(json.dumps(meta, indent=1))

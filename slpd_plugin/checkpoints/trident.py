@@ -16,7 +16,10 @@ writes, under ``<M>x_<G*P>px_0px_overlap/`` (TRIDENT's folder level; e.g.
                                       axis 0)
 
 A store without that provenance (HIPT region features) gets the two folders directly
-under the output folder.
+under the output folder. Whole-slide embeddings (``regions=False``,
+``tools/extract_embeddings.py --level slide``) are one ``slide_features_<name>/`` folder,
+under the patches' ``<M>x_<P>px_0px_overlap/``, where TRIDENT's slide encoders (TITAN,
+PRISM) write theirs.
 
 Attributes written: ``features.attrs`` ``name``, ``savetodir``, ``encoder``;
 ``coords.attrs`` ``name``, ``savetodir``, ``patch_size`` (``G * P``, the region's side
@@ -72,6 +75,9 @@ class TridentWriter:
         name: Encoder name in the folder names, e.g. ``'slpd_teacher'``.
         provenance: The store's provenance (``target_magnification``, ``patch_size_px``,
             ``grid_size``), or None. Defaults to None.
+        regions: False for whole-slide embeddings only (:meth:`write_slide`): no
+            ``features_<name>/`` folder, and the job folder is the patches'
+            (``<M>x_<P>px_0px_overlap/``). Defaults to True.
 
     Example:
         >>> writer = TridentWriter('emb', 'slpd_teacher', store.provenance)
@@ -79,19 +85,21 @@ class TridentWriter:
     """
 
     def __init__(self, out_dir: str | os.PathLike, name: str,
-                 provenance: dict | None = None) -> None:
+                 provenance: dict | None = None, regions: bool = True) -> None:
         if not name or os.sep in name:
             raise ValueError(f'encoder name {name!r} cannot be part of a folder name')
         self.name = name
         self.provenance = provenance or {}
-        folder = job_folder(provenance)
+        # whole-slide embeddings sit in the patch job folder, as TRIDENT's slide encoders'
+        folder = job_folder(provenance if regions else {**self.provenance, 'grid_size': 1})
         self.root = Path(out_dir) / folder if folder else Path(out_dir)
         self.grid_size = int(self.provenance.get('grid_size', 16))
         self.region_px = (int(self.provenance['patch_size_px']) * self.grid_size
                           if folder else REGION_PX)
         self.patch_dir = self.root / f'features_{name}'
         self.slide_dir = self.root / f'slide_features_{name}'
-        self.patch_dir.mkdir(parents=True, exist_ok=True)
+        if regions:
+            self.patch_dir.mkdir(parents=True, exist_ok=True)
         self.slide_dir.mkdir(parents=True, exist_ok=True)
 
     def _coords_attrs(self, slide_id: str, coords: np.ndarray, source: dict | None) -> dict:
@@ -126,6 +134,11 @@ class TridentWriter:
                                      f'{len(feats)} regions; expected ({len(feats)}, 2)')
                 cs = fh.create_dataset('coords', data=coords)
                 cs.attrs.update(self._coords_attrs(slide_id, coords, source))
+        self.write_slide(slide_id, feats.mean(axis=0))
+
+    def write_slide(self, slide_id: str, embedding: np.ndarray) -> None:
+        """Write one slide embedding ``(D,)`` as ``slide_features_<name>/<slide>.h5`` (1, D)."""
+        embedding = np.asarray(embedding, dtype=np.float32).reshape(1, -1)
         with h5py.File(self.slide_dir / f'{slide_id}.h5', 'w') as fh:
-            ds = fh.create_dataset('features', data=feats.mean(axis=0, keepdims=True))
+            ds = fh.create_dataset('features', data=embedding)
             ds.attrs.update(name=slide_id, savetodir=str(self.slide_dir), encoder=self.name)

@@ -1,4 +1,4 @@
-"""Embed every region of a feature store with a trained (frozen) region encoder.
+"""Embed every region of a feature store, or every slide whole, with a trained (frozen) encoder.
 
 Writes, under --out: one {slide_id}.pt per slide, a float32 tensor (N, D) of region
 embeddings in store order (HIPT's naming; tools/eval_slides.py reads the folder as is),
@@ -7,6 +7,13 @@ coords/{slide_id}.pt (N, 2) when the store has region coordinates, slide_embeddi
 --format trident writes TRIDENT's layout instead: features_<name>/{slide_id}.h5
 (features (N, D), coords (N, 2)) and slide_features_<name>/{slide_id}.h5 (features
 (1, D)), under <mag>x_<px>px_0px_overlap/ for a store made from patch features.
+
+--level says where the slide embedding comes from: region (default, HIPT's way) embeds
+every 16x16 region and the slide embedding is their mean; slide runs the backbone once
+over the whole slide (all its patches, every tissue piece, at their lattice cells; the
+TITAN/MOOZY way) and writes only that embedding, {slide_id}.pt (1, D) or, with --format
+trident, slide_features_<name>/{slide_id}.h5 (1, D). --level slide reads a slide-lattice
+store or a TRIDENT/CLAM/STAMP folder and needs an ALiBiViT or ViT4K backbone.
 See docs/evaluation.md.
 """
 from __future__ import annotations
@@ -20,10 +27,12 @@ from mmengine.config import DictAction
 
 from slpd_plugin.checkpoints import load_encoder
 from slpd_plugin.checkpoints.extract import CROPS, FORMATS, extract_embeddings
-from slpd_plugin.datasets.lattice import open_regions
+from slpd_plugin.checkpoints.slide_extract import extract_slide_embeddings
+from slpd_plugin.datasets.lattice import is_slide_lattice, open_lattice, open_regions
 from slpd_plugin.utils.cli import ToolParser, UsageError, run_tool
 
 PROG = 'extract_embeddings.py'
+LEVELS = ('region', 'slide')
 EXAMPLES = """\
 examples:
   # teacher CLS of the full 16x16 grid (HIPT's evaluation), CPU
@@ -39,6 +48,10 @@ examples:
   # TRIDENT layout for Patho-Bench / MIL-Lab / STAMP
   python tools/extract_embeddings.py CONFIG CKPT --store data/tcga_lung_store \
       --out work_dirs/slpd_lung/trident --format trident --name slpd_vit4k
+
+  # one embedding per slide from the whole slide (ALiBiViT/ViT4K), TRIDENT's layout
+  python tools/extract_embeddings.py CONFIG CKPT --store data/brca_lattice \\
+      --out work_dirs/slide_emb --level slide --format trident --name slpd_titan
 
   # then: python tools/eval_slides.py knn --embeddings work_dirs/slpd_lung/region_emb ...
 """
@@ -65,15 +78,25 @@ def build_parser() -> argparse.ArgumentParser:
                         help='output folder (created)')
     parser.add_argument('--encoder', choices=('teacher', 'student'), default='teacher',
                         help='which encoder embeds (default: teacher)')
+    parser.add_argument('--level', choices=LEVELS, default='region',
+                        help='region: embed every region, slide embedding = their mean '
+                             "(HIPT's); slide: one pass over each whole slide's patches, "
+                             'one embedding per slide (TITAN-style; a slide-lattice store '
+                             'or TRIDENT/CLAM/STAMP folder, ALiBiViT or ViT4K backbone) '
+                             '(default: region)')
     parser.add_argument('--crop', choices=CROPS, default='full',
-                        help='full 16x16 grid (HIPT) or centre 14x14 crop (default: full)')
+                        help='--level region: full 16x16 grid (HIPT) or centre 14x14 crop '
+                             '(default: full)')
+    parser.add_argument('--chunk-size', type=int, default=1024, metavar='Q',
+                        help='--level slide: attention queries per chunk; memory grows as '
+                             'Q x patches of the slide (default: 1024)')
     parser.add_argument('--format', choices=FORMATS, default='hipt',
                         help='hipt: {slide_id}.pt per slide; trident: features_<name>/ and '
                              'slide_features_<name>/ h5 folders (default: hipt)')
     parser.add_argument('--name', default=None,
                         help='encoder name of the TRIDENT folders (default: slpd_<encoder>)')
     parser.add_argument('--batch-size', type=int, default=64, metavar='B',
-                        help='regions per forward pass (default: 64)')
+                        help='--level region: regions per forward pass (default: 64)')
     parser.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N (default: cpu)')
     parser.add_argument('--num-workers', type=int, default=0,
                         help='processes reading the store (default: 0)')
@@ -91,6 +114,14 @@ def validate(args: argparse.Namespace) -> None:
         raise UsageError(f'config not found: {args.config}')
     if not args.checkpoint.is_file():
         raise UsageError(f'checkpoint not found: {args.checkpoint}')
+    if args.level == 'slide' and args.crop != 'full':
+        raise UsageError('--crop applies to --level region; --level slide embeds every patch')
+    if args.level == 'slide' and not is_slide_lattice(args.store):
+        raise UsageError(f'--level slide reads slide lattices (a lattice store or a '
+                         f'TRIDENT/CLAM/STAMP folder); --store {args.store} is neither '
+                         f'(a region store: use --level region)')
+    if args.chunk_size < 1:
+        raise UsageError(f'--chunk-size must be >= 1, got {args.chunk_size}')
     if args.batch_size < 1 or args.num_workers < 0:
         raise UsageError(f'--batch-size must be >= 1 and --num-workers >= 0, got '
                          f'{args.batch_size}, {args.num_workers}')
@@ -101,7 +132,7 @@ def validate(args: argparse.Namespace) -> None:
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f'--out exists and is not a folder: {args.out}')
     held = args.out.is_dir() and (any(args.out.glob('*.pt'))
-                                  or any(args.out.glob('*features_*/*.h5')))
+                                  or any(args.out.glob('**/*features_*/*.h5')))
     if held and not args.overwrite:
         raise UsageError(f'--out {args.out} already holds embedding files; pass --overwrite or '
                          f'choose an empty folder')
@@ -115,12 +146,22 @@ def parse_and_run(argv: list[str] | None) -> None:
     """
     args = build_parser().parse_args(argv)
     validate(args)
+    provenance = dict(config=str(args.config), checkpoint=str(args.checkpoint))
+    if args.level == 'slide':
+        source = open_lattice(args.store)
+        model = load_encoder(args.config, args.checkpoint, args.encoder, args.cfg_options)
+        meta = extract_slide_embeddings(
+            model, source, args.out, args.encoder, args.chunk_size, args.device,
+            progress=not args.no_progress, provenance=provenance, fmt=args.format,
+            name=args.name)
+        print(f'wrote {meta["num_slides"]} whole-slide embeddings ({meta["num_patches"]} '
+              f'patches, D={meta["embedding_dim"]}) to {args.out} in {meta["seconds"]} s')
+        return
     store = open_regions(args.store)
     model = load_encoder(args.config, args.checkpoint, args.encoder, args.cfg_options)
     meta = extract_embeddings(
         model, store, args.out, args.encoder, args.crop, args.batch_size, args.device,
-        args.num_workers, progress=not args.no_progress,
-        provenance=dict(config=str(args.config), checkpoint=str(args.checkpoint)),
+        args.num_workers, progress=not args.no_progress, provenance=provenance,
         fmt=args.format, name=args.name)
     print(f'wrote {meta["num_slides"]} slide files ({meta["num_regions"]} regions, '
           f'D={meta["embedding_dim"]}) to {args.out} in {meta["seconds"]} s')

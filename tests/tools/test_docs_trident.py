@@ -7,6 +7,7 @@ import math
 import re
 
 import pytest
+import torch
 
 from tests.utils import logged_scalars
 
@@ -39,6 +40,11 @@ def test_from_trident_features_runs_as_written(tmp_path):
     assert rows and all(math.isfinite(r['loss']) for r in rows)
     assert any('loss_intra' in r for r in rows)  # the prototype terms ran on masked grids
     assert len(list((work / 'trident_embeddings').glob('*.pt'))) == 40
+    whole = sorted((work / 'trident_slide_embeddings').glob('*.pt'))  # --level slide
+    assert len(whole) == 40
+    assert all(torch.load(p, weights_only=True).shape == (1, 192) for p in whole)
+    knn = json.loads((work / 'trident_slide_knn' / 'results.json').read_text())
+    assert knn['num_slides_evaluated'] == 40
     assert len(list((work / 'tsplits').glob('splits_*.csv'))) == 3
     for name in ('knn', 'linear', 'mil'):  # a test AUC on every split
         result = json.loads((work / f'trident_{name}' / 'results.json').read_text())

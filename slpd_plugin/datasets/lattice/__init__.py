@@ -5,7 +5,8 @@ Converted into a store or read in place from TRIDENT/CLAM/STAMP folders.
 from .convert import ConvertReport, convert, join_shards
 from .dataset import SlideLatticeDataset, open_lattice
 from .in_place import InPlaceSource
-from .region_store import LatticeRegionStore, open_regions
+from .region_store import LatticeRegionStore, is_slide_lattice, open_regions
+from .slide_cells import slide_cells
 from .source import LatticeSource
 from .store import LatticeStore, is_lattice_store
 from .window_views import SlideWindowViewsDataset
@@ -13,4 +14,5 @@ from .writer import LatticeWriter
 
 __all__ = ['ConvertReport', 'InPlaceSource', 'LatticeRegionStore', 'LatticeSource',
            'LatticeStore', 'LatticeWriter', 'SlideLatticeDataset', 'SlideWindowViewsDataset',
-           'convert', 'is_lattice_store', 'join_shards', 'open_lattice', 'open_regions']
+           'convert', 'is_lattice_store', 'is_slide_lattice', 'join_shards', 'open_lattice',
+           'open_regions', 'slide_cells']

@@ -96,6 +96,16 @@ class LatticeRegionStore(FeatureStore):
         self.dataset.source.close()
 
 
+def is_slide_lattice(location: str, format: str | None = None) -> bool:
+    """Whether ``location`` holds slide lattices: a lattice store or a patch-feature folder.
+
+    ``format`` names the patch-feature format of a folder read in place (then any
+    non-Redis location counts); None detects it.
+    """
+    return not is_redis_uri(location) and (is_lattice_store(location) or format is not None
+                                           or detect_patch_format(location) is not None)
+
+
 def open_regions(location: str, format: str | None = None) -> FeatureStore:
     """A region store, or the regions of a lattice store or patch-feature folder.
 
@@ -104,7 +114,6 @@ def open_regions(location: str, format: str | None = None) -> FeatureStore:
             TRIDENT/CLAM/STAMP folder.
         format: Patch-feature format of a folder read in place; None detects it.
     """
-    if not is_redis_uri(location) and (is_lattice_store(location) or format is not None
-                                       or detect_patch_format(location) is not None):
+    if is_slide_lattice(location, format):
         return LatticeRegionStore(location, format=format)
     return open_store(location)
