@@ -69,6 +69,7 @@ def cfg_options(args, store: str, work_dir: str) -> dict:
         'train_cfg.max_epochs': 1,
         'model.head.out_channels': args.out_dim,
         'model.loss.output_dim': args.out_dim,
+        **({'model.backbone.depth': args.depth} if args.depth is not None else {}),
         'default_hooks.prototype.warm_epochs': 0,
         'default_hooks.prototype.min_regions': args.min_regions,
         'default_hooks.prototype.num_clusters': NUM_CLUSTERS,
@@ -137,6 +138,7 @@ def side_in_subprocess(side: str, args, store: str, uri: str) -> dict:
     cmd = [sys.executable, __file__, '--side', side, '--store', store, '--redis-uri', uri,
            '--device', args.device, '--batch-size', str(args.batch_size),
            '--workers', str(args.workers), '--out-dim', str(args.out_dim),
+           *(['--depth', str(args.depth)] if args.depth is not None else []),
            '--min-regions', str(args.min_regions)]
     row = in_fresh_process(cmd, f'epoch.py: the {side} epoch')
     print(f"  {side:<10} {row['seconds']:7.1f} s  {row['steps']} steps  "
@@ -157,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--batch-size', type=int, default=32)
     p.add_argument('--workers', type=int, default=1, help='DataLoader workers, both sides')
     p.add_argument('--out-dim', type=int, default=65536)
+    p.add_argument('--depth', type=int, default=None,
+                   help="ViT-4K blocks, both sides (default: the config's; smoke tests use 1)")
     p.add_argument('--repeats', type=int, default=2, help='epochs per side (ABBA order)')
     p.add_argument('--sides', nargs='+', choices=SIDES, default=None,
                    help='default: ours ours+bf16 original (CPU), ours+bf16 original (GPU)')

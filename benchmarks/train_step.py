@@ -138,12 +138,12 @@ def matmul_peak(dtype: torch.dtype, device: torch.device, n: int = 2048,
 
 def build(args, attn_impl: str, autocast: str | None, compile: bool = False,
           device: torch.device | str = 'cpu'):
-    """ViT-4K-XS student/teacher with a DINO head, and its optimizer wrapper."""
+    """ViT-4K-XS (``--depth`` blocks) student/teacher with a DINO head, and its optimizer."""
     torch.manual_seed(0)
     model = MODELS.build(dict(
         type='SLPD', compile=compile,
         backbone=dict(type='ViT4K', arch='xs', in_channels=args.channels,
-                      attn_impl=attn_impl),
+                      depth=args.depth, attn_impl=attn_impl),
         head=dict(type='DINOHead', out_channels=args.out_dim),
         loss=dict(type='DINOLoss', output_dim=args.out_dim))).to(device).train()
     fused = torch.device(device).type == 'cuda'
@@ -263,6 +263,8 @@ def probe_in_subprocess(name: str, args, store: Path) -> dict:
            '--device', args.device, '--batch-size', str(args.batch_size),
            '--warmup', str(args.warmup), '--workers', str(args.workers),
            '--channels', str(args.channels), '--out-dim', str(args.out_dim)]
+    if args.depth is not None:
+        cmd += ['--depth', str(args.depth)]
     return in_fresh_process(cmd, f'train_step.py: memory probe of {name}')
 
 
@@ -346,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help='DataLoader workers (default 0 on CPU, 6 on GPU)')
     parser.add_argument('--channels', type=int, default=384)
     parser.add_argument('--out-dim', type=int, default=65536)
+    parser.add_argument('--depth', type=int, default=None,
+                        help="ViT-4K blocks (default: the 'xs' preset's 6; smoke tests use 1)")
     parser.add_argument('--paths', nargs='+', default=None,
                         help='default: naive ours ours+bf16 ours+compile (CPU); naive ours '
                              'ours+bf16 ours+fp16 ours+bf16+compile (GPU)')

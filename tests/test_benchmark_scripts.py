@@ -16,13 +16,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.warm import python_exe
+
 ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.slow
 
 
 def run(script: str, out: Path, *args: str) -> dict:
-    proc = subprocess.run([sys.executable, str(ROOT / 'benchmarks' / script), '--out',
+    """Run a benchmark script (in a warm interpreter: its probes in subprocesses too)."""
+    proc = subprocess.run([python_exe(), str(ROOT / 'benchmarks' / script), '--out',
                            str(out), *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -33,7 +36,8 @@ def test_train_step_rows_have_throughput_memory_and_sweep(tmp_path):
     # No bf16 path: CPUs without bf16 matmuls take ~30 s per step of it.
     result = run('train_step.py', tmp_path / 'ts.json', '--device', 'cpu', '--paths',
                  'naive', 'ours', '--steps', '1', '--warmup', '0', '--batch-size', '4',
-                 '--out-dim', '256', '--sweep', '2', '--sweep-paths', 'naive', 'ours')
+                 '--out-dim', '256', '--depth', '1', '--sweep', '2', '--sweep-paths', 'naive',
+                 'ours')
     rows = {r['path']: r for r in result['rows']}
     assert set(rows) == {'naive', 'ours'}
     assert rows['ours']['autocast'] is None
@@ -55,7 +59,8 @@ def test_train_step_rows_have_throughput_memory_and_sweep(tmp_path):
 def test_epoch_sides_do_the_same_work(tmp_path):
     result = run('epoch.py', tmp_path / 'epoch.json', '--device', 'cpu', '--slides', '3',
                  '--min-regions', '8', '--max-regions', '8', '--batch-size', '8',
-                 '--out-dim', '256', '--repeats', '1', '--sides', 'ours', 'original')
+                 '--out-dim', '256', '--depth', '1', '--repeats', '1', '--sides', 'ours',
+                 'original')
     rows = {r['side']: r for r in result['rows']}
     assert result['regions'] == 24
     # Same number of optimizer steps: both drop the last incomplete batch.
