@@ -74,11 +74,11 @@ PRESETS = {
     'full': dict(
         benchmark=dict(num_slides=64, channels=384, region_scale=0.12, num_folds=10,
                        val_frac=0.1, test_frac=0.2),
-        survival_resamples=1000, shots=(1, 2, 4, 8, 16), draws=50),
+        survival_resamples=1000, shots=(1, 2, 4, 8, 16), draws=50, abmil_epochs=20),
     'quick': dict(  # k > 4 has too few slides per class on 24 slides
         benchmark=dict(num_slides=24, channels=32, region_scale=0.1, num_folds=3,
                        val_frac=0.2, test_frac=0.25),
-        survival_resamples=100, shots=(1, 2, 4), draws=5),
+        survival_resamples=100, shots=(1, 2, 4), draws=5, abmil_epochs=5),
 }
 
 
@@ -114,6 +114,7 @@ def _survival_fewshot(bench: Path, out: Path, sets: dict[str, Path], preset: dic
 
 def _setup_lines(bench_params: dict, preset_name: str, methods: Sequence[str],
                  seeds: list[int], baselines: bool) -> list[str]:
+    abmil_epochs = PRESETS[preset_name]['abmil_epochs']
     b = bench_params
     lines = [
         f'- Benchmark (`{"--quick" if preset_name == "quick" else "full"}` preset): '
@@ -138,7 +139,7 @@ def _setup_lines(bench_params: dict, preset_name: str, methods: Sequence[str],
             '(as the training run starts), not trained, embedded and evaluated the same way.',
             f'- {ABMIL_ROW}: gated-attention MIL sized like FEATHER, trained per split on '
             'the raw region features (each region\'s grid averaged over its cells) with '
-            'the seed, 20 epochs, best val AUC kept; its test AUC is column '
+            f'the seed, {abmil_epochs} epochs, best val AUC kept; its test AUC is column '
             f'`{ABMIL_PROTOCOL}`.']
     return lines
 
@@ -200,7 +201,7 @@ def run_demo(out: Path, seeds: list[int], quick: bool,
         if baselines:
             results.setdefault(ABMIL_PROTOCOL, {}).setdefault(ABMIL_ROW, []).append(abmil_aucs(
                 out / 'reference' / 'raw_mean' / 'emb', bench, out / f'seed{seed}' / 'ABMIL',
-                seed, timings))
+                seed, preset['abmil_epochs'], timings))
     first = sorted(methods, key=lambda m: m != REFERENCE_METHOD)  # the reference first
     sets = {**{m: trained[m][0].emb for m in first},
             'oracle': out / 'reference' / 'composition' / 'emb',

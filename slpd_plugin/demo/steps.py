@@ -12,6 +12,7 @@ state); a step's output goes to a log file, and a failure becomes a one-line
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -74,12 +75,15 @@ def logged(log: Path, step: str) -> Iterator[None]:
 
 
 def evaluate(emb: Path, bench: Path, out: Path, step: str,
-             protocols: Sequence[str] = PROTOCOLS, seed: int = 0) -> dict[str, list[float]]:
+             protocols: Sequence[str] = PROTOCOLS, seed: int = 0,
+             mil_epochs: int = FEATHER_LIKE.epochs) -> dict[str, list[float]]:
     """The test AUC of each split per protocol (HIPT's protocols; labels: oncotree_code).
 
     ``mil`` trains the FEATHER-sized ABMIL
-    (:data:`~slpd_plugin.evaluation.protocols.baselines.FEATHER_LIKE`) with ``seed``.
+    (:data:`~slpd_plugin.evaluation.protocols.baselines.FEATHER_LIKE`) with ``seed`` for
+    ``mil_epochs`` epochs.
     """
+    mil = dataclasses.replace(FEATHER_LIKE, epochs=mil_epochs)
     aucs = {}
     table = load_labels(bench / 'labels.csv')
     splits = load_splits(bench / 'splits')
@@ -88,7 +92,7 @@ def evaluate(emb: Path, bench: Path, out: Path, step: str,
         target = out / f'eval_{protocol}'
         with logged(target / 'eval.log', f'{step} {protocol}'):
             run_classification(protocol, emb, table, splits, target, wanted, seed=seed,
-                               mil=FEATHER_LIKE, roc='mean')
+                               mil=mil, roc='mean')
         aucs[protocol] = fold_aucs(target)
     return aucs
 
@@ -182,10 +186,11 @@ def random_init_row_aucs(method: str, seed: int, bench: Path, run_dir: Path, pre
     return aucs
 
 
-def abmil_aucs(raw_regions: Path, bench: Path, out: Path, seed: int,
+def abmil_aucs(raw_regions: Path, bench: Path, out: Path, seed: int, epochs: int,
                timings: dict[str, float]) -> list[float]:
     """Supervised ABMIL on the raw region features (``raw_regions``), trained per split."""
     start = time.time()
-    aucs = evaluate(raw_regions, bench, out, f'ABMIL seed {seed}', ('mil',), seed)['mil']
+    aucs = evaluate(raw_regions, bench, out, f'ABMIL seed {seed}', ('mil',), seed,
+                    epochs)['mil']
     timings[f'ABMIL on raw features (seed {seed})'] = time.time() - start
     return aucs
