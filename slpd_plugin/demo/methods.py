@@ -23,10 +23,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 __all__ = ['ABMIL_PROTOCOL', 'ABMIL_ROW', 'DEFAULT_METHODS', 'METHODS', 'Method',
-           'PRESET_NAMES', 'RAW_MEAN_ROW', 'REFERENCE_METHOD', 'SLIDE_ROUTES', 'SlideRoute',
-           'planned_pairs', 'random_init_row']
-
-PRESET_NAMES = ('full', 'quick')
+           'RAW_MEAN_ROW', 'REFERENCE_METHOD', 'SLIDE_ROUTES', 'SlideRoute', 'planned_pairs',
+           'random_init_row']
 
 
 @dataclass(frozen=True)
@@ -52,7 +50,7 @@ class SlideRoute:
 SLIDE_ROUTES: dict[str, SlideRoute] = {
     'mean': SlideRoute('mean of the region embeddings (HIPT)', ()),
     'whole': SlideRoute('whole-slide encoding of the region lattice', None,
-                        'slide_features_*'),
+                        '**/slide_features_*'),
 }
 
 
@@ -104,8 +102,9 @@ def planned_pairs(methods: Sequence[str], baselines: bool
 
     ``other − base`` for: every method vs :data:`REFERENCE_METHOD` and vs its
     :attr:`Method.base`; with ``baselines`` also vs its random init, vs the raw mean
-    features and (linear probe against the supervised model) vs :data:`ABMIL_ROW`.
-    ``base protocol`` is None for the same protocol, else the base row's protocol.
+    features and vs :data:`ABMIL_ROW` (each probe of the frozen encoder against the
+    supervised model's AUC on the same split). ``base protocol`` is None for the same
+    protocol, else the base row's protocol (:data:`ABMIL_PROTOCOL`).
     """
     pairs: list[tuple[str, str, str | None]] = []
     for name in methods:
