@@ -155,6 +155,51 @@ def _pairs(results: dict, methods: Sequence[str], baselines: bool) -> list[Paire
     return out
 
 
+def _trained_rows(methods: Sequence[str], seeds: Sequence[int], bench: Path, out: Path,
+                  preset_name: str, baselines: bool, results: dict,
+                  timings: dict) -> dict[str, list[TrainedRow]]:
+    """Train every method per seed; with ``baselines`` also its random init and the ABMIL.
+
+    Adds their split AUCs to ``results`` and returns the trained rows by method.
+    """
+    trained: dict[str, list[TrainedRow]] = {m: [] for m in methods}
+    for seed in seeds:
+        for method in methods:
+            row = train_row(method, seed, bench, out / f'seed{seed}' / method, preset_name,
+                            timings)
+            trained[method].append(row)
+            for protocol in PROTOCOLS:
+                results[protocol].setdefault(method, []).append(row.aucs[protocol])
+            if baselines:
+                aucs = random_init_row_aucs(method, seed, bench,
+                                            out / f'seed{seed}' / f'{method}_random_init',
+                                            preset_name, timings)
+                for protocol in PROTOCOLS:
+                    results[protocol].setdefault(random_init_row(method), []).append(
+                        aucs[protocol])
+        if baselines:
+            results.setdefault(ABMIL_PROTOCOL, {}).setdefault(ABMIL_ROW, []).append(abmil_aucs(
+                out / 'reference' / 'raw_mean' / 'emb', bench, out / f'seed{seed}' / 'ABMIL',
+                seed, PRESETS[preset_name]['abmil_epochs'], timings))
+    return trained
+
+
+def _prototype_figures(trained: dict[str, list[TrainedRow]], methods: Sequence[str],
+                       seed: int, bench: Path, out: Path, figures: dict) -> dict | None:
+    """The prototype map of the first method whose checkpoint has prototypes.
+
+    Adds its figures to ``figures``; returns its summary, or None.
+    """
+    for method in methods:
+        proto = plot_prototypes_beside_truth(trained[method][0].ckpt, bench, out)
+        if proto is not None:
+            figures[f'Prototypes of one slide and its neighbour ({method}, seed {seed}, '
+                    'last epoch)'] = 'prototype_map.png'
+            figures['True phenotypes of the same slide'] = 'phenotype_map.png'
+            return proto
+    return None
+
+
 def run_demo(out: Path, seeds: list[int], quick: bool,
              methods: Sequence[str] = DEFAULT_METHODS, baselines: bool = False) -> Path:
     """Run the demo's steps (module docstring) into ``out``; return ``report.md``.
@@ -183,25 +228,8 @@ def run_demo(out: Path, seeds: list[int], quick: bool,
         for protocol, aucs in evaluate(ref / 'emb', bench, ref, f'reference {kind}').items():
             results[protocol][label] = [aucs]
     timings['reference rows'] = time.time() - start
-    trained: dict[str, list[TrainedRow]] = {m: [] for m in methods}
-    for seed in seeds:
-        for method in methods:
-            row = train_row(method, seed, bench, out / f'seed{seed}' / method, preset_name,
+    trained = _trained_rows(methods, seeds, bench, out, preset_name, baselines, results,
                             timings)
-            trained[method].append(row)
-            for protocol in PROTOCOLS:
-                results[protocol].setdefault(method, []).append(row.aucs[protocol])
-            if baselines:
-                aucs = random_init_row_aucs(method, seed, bench,
-                                            out / f'seed{seed}' / f'{method}_random_init',
-                                            preset_name, timings)
-                for protocol in PROTOCOLS:
-                    results[protocol].setdefault(random_init_row(method), []).append(
-                        aucs[protocol])
-        if baselines:
-            results.setdefault(ABMIL_PROTOCOL, {}).setdefault(ABMIL_ROW, []).append(abmil_aucs(
-                out / 'reference' / 'raw_mean' / 'emb', bench, out / f'seed{seed}' / 'ABMIL',
-                seed, preset['abmil_epochs'], timings))
     first = sorted(methods, key=lambda m: m != REFERENCE_METHOD)  # the reference first
     sets = {**{m: trained[m][0].emb for m in first},
             'oracle': out / 'reference' / 'composition' / 'emb',
@@ -212,16 +240,7 @@ def run_demo(out: Path, seeds: list[int], quick: bool,
                    {m: trained[m][0].work_dir for m in methods}, out / 'loss_curves.png').name,
                'Test AUC over splits and seeds': plot_auc_bars(
                    results, out / 'auc_bars.png').name}
-    proto, proto_method = None, None
-    for method in methods:
-        proto = plot_prototypes_beside_truth(trained[method][0].ckpt, bench, out)
-        if proto is not None:
-            proto_method = method
-            break
-    if proto is not None:
-        figures[f'Prototypes of one slide and its neighbour ({proto_method}, seed {seeds[0]}, '
-                'last epoch)'] = 'prototype_map.png'
-        figures['True phenotypes of the same slide'] = 'phenotype_map.png'
+    proto = _prototype_figures(trained, methods, seeds[0], bench, out, figures)
     figures[f'Few-shot balanced accuracy (seed {seeds[0]}; SimpleShot and logistic '
             'regression)'] = fewshot_png
     comparisons = _pairs(results, methods, baselines)

@@ -17,6 +17,7 @@ from mmengine.runner import Runner
 from scipy.stats import ttest_1samp
 
 from slpd_plugin.checkpoints import load_encoder
+from slpd_plugin.cli.run_demo import main as run_demo_main
 from slpd_plugin.cli.run_demo import resolve_methods
 from slpd_plugin.demo import make_synthetic_store
 from slpd_plugin.demo.methods import (
@@ -206,3 +207,10 @@ def test_a_route_through_extract_embeddings_matches_the_in_process_mean(tmp_path
     assert list((tmp_path / 'cli' / 'emb').glob('slide_features_demo/*.h5'))
     for protocol in ('knn', 'linear'):
         np.testing.assert_allclose(cli[protocol], mean[protocol], atol=1e-6)
+
+
+def test_run_demo_refuses_an_unknown_method_in_one_line(tmp_path, capsys):
+    assert run_demo_main(['--methods', 'DINO-4K', 'nope', '--out', str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and '--methods' in err[0] and 'nope' in err[0]
+    assert not (tmp_path / 'benchmark').exists()
