@@ -164,6 +164,7 @@ def _trained_rows(methods: Sequence[str], seeds: Sequence[int], bench: Path, out
     """
     trained: dict[str, list[TrainedRow]] = {m: [] for m in methods}
     for seed in seeds:
+        seen: dict = {}  # random-init weights of this seed already evaluated
         for method in methods:
             row = train_row(method, seed, bench, out / f'seed{seed}' / method, preset_name,
                             timings)
@@ -173,7 +174,7 @@ def _trained_rows(methods: Sequence[str], seeds: Sequence[int], bench: Path, out
             if baselines:
                 aucs = random_init_row_aucs(method, seed, bench,
                                             out / f'seed{seed}' / f'{method}_random_init',
-                                            preset_name, timings)
+                                            preset_name, timings, seen)
                 for protocol in PROTOCOLS:
                     results[protocol].setdefault(random_init_row(method), []).append(
                         aucs[protocol])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import os
 import shutil
 import subprocess
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from slpd_plugin.checkpoints import load_encoder
+from slpd_plugin.checkpoints import load_checkpoint, load_encoder
 from slpd_plugin.checkpoints.extract import extract_embeddings
 from slpd_plugin.datasets import StoreError, open_store
 from slpd_plugin.datasets.labels import load_labels
@@ -30,6 +31,7 @@ from slpd_plugin.evaluation.data.splits import load_splits
 from slpd_plugin.evaluation.protocols.baselines import FEATHER_LIKE
 from slpd_plugin.evaluation.reporting.runs import run_classification
 from slpd_plugin.utils.cli import UserError
+from slpd_plugin.utils.weights import encoder_state
 
 from .methods import METHODS, SLIDE_ROUTES
 from .random_init import save_random_init
@@ -171,17 +173,43 @@ def train_row(method: str, seed: int, bench: Path, run_dir: Path, preset: str,
     return TrainedRow(work, ckpt, emb, aucs)
 
 
+def _teacher_digest(ckpt: Path) -> str:
+    """SHA-256 of the teacher backbone's tensors (names, shapes, dtypes and bytes)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(encoder_state(load_checkpoint(ckpt), 'teacher').items()):
+        digest.update(f'{name}{tuple(tensor.shape)}{tensor.dtype}'.encode())
+        digest.update(tensor.contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def random_init_row_aucs(method: str, seed: int, bench: Path, run_dir: Path, preset: str,
-                         timings: dict[str, float]) -> dict[str, list[float]]:
-    """``method``'s config built with ``seed`` and not trained: embed and evaluate."""
+                         timings: dict[str, float],
+                         seen: dict[tuple[str, str], tuple[Path, dict]] | None = None
+                         ) -> dict[str, list[float]]:
+    """``method``'s config built with ``seed`` and not trained: embed and evaluate.
+
+    ``seen`` maps (teacher digest, slide route) to the run folder and AUCs of the
+    random-init rows already evaluated (filled in here): a method whose untrained
+    teacher is bit-identical to one of them (SLPD and DINO-4K share the backbone
+    config) reuses those AUCs instead of embedding the same weights again
+    (``run_dir/same_weights_as.txt`` names that row's folder).
+    """
     shutil.rmtree(run_dir, ignore_errors=True)
     start = time.time()
     step = f'random init {method} seed {seed}'
     with logged(run_dir / 'init.log', step):
         config, ckpt = save_random_init(ROOT / METHODS[method].config(preset), seed,
                                         run_dir / 'init', _store_option(bench))
+    key = (_teacher_digest(ckpt), METHODS[method].slide)
+    if seen is not None and key in seen:
+        earlier, aucs = seen[key]
+        (run_dir / 'same_weights_as.txt').write_text(f'{earlier}\n')
+        timings[f'{step}: init (same weights as an earlier row)'] = time.time() - start
+        return aucs
     emb = _embed(method, config, ckpt, bench, run_dir, f'extraction {step}')
     aucs = evaluate(emb, bench, run_dir, f'evaluation {step}')
+    if seen is not None:
+        seen[key] = (run_dir, aucs)
     timings[f'{step}: init + extract + eval'] = time.time() - start
     return aucs
 

@@ -66,5 +66,12 @@ def test_quick_comparison_demo_writes_report_and_figures(tmp_path):
     untrained = encoder_state(init)
     assert init['meta']['untrained'] and untrained.keys() == trained.keys()
     assert any(not torch.equal(untrained[k], trained[k]) for k in trained)
+    # SLPD's untrained teacher is DINO-4K's (same backbone config and seed): the demo
+    # reuses that row's AUCs, which is right only if the weights are really equal
+    dino = encoder_state(load_checkpoint(
+        out / 'seed0' / 'DINO-4K_random_init' / 'init' / 'random_init.pth'))
+    assert all(torch.equal(dino[k], untrained[k]) for k in untrained)
+    reused = (out / 'seed0' / 'SLPD_random_init' / 'same_weights_as.txt').read_text()
+    assert reused.strip().endswith('DINO-4K_random_init')
     # the wall-time rows are disjoint parts of the run: together no longer than the run
     assert 0 < sum(saved['timings'].values()) <= elapsed
