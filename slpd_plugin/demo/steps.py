@@ -38,7 +38,7 @@ from .random_init import save_random_init
 from .report import fold_aucs
 
 __all__ = ['PROTOCOLS', 'ROOT', 'DemoError', 'TrainedRow', 'abmil_aucs', 'check_routes',
-           'evaluate', 'random_init_row_aucs', 'train_row']
+           'embed_method', 'evaluate', 'random_init_row_aucs', 'train_row']
 
 #: The checkout holding ``configs/`` (the demo's configs) and this package.
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,9 +108,12 @@ def check_routes(methods: Sequence[str]) -> None:
                             f'({route.description}) is not available in this checkout')
 
 
-def _embed(method: str, config: Path, ckpt: Path, bench: Path, run_dir: Path,
-           step: str) -> Path:
-    """Write the slide (or region) embeddings of ``method``'s route; return their folder."""
+def embed_method(method: str, config: Path, ckpt: Path, bench: Path, run_dir: Path,
+                 step: str) -> Path:
+    """Write ``method``'s slide (or region) embeddings, by its route, into ``run_dir/emb``.
+
+    Returns the folder the protocols read.
+    """
     route = SLIDE_ROUTES[METHODS[method].slide]
     emb = run_dir / 'emb'
     if route.extract_args == ():
@@ -167,7 +170,8 @@ def train_row(method: str, seed: int, bench: Path, run_dir: Path, preset: str,
     ckpt = Path((work / 'last_checkpoint').read_text().strip())
     start = time.time()
     saved = work / Path(config).name  # the config as trained (store and seed applied)
-    emb = _embed(method, saved, ckpt, bench, run_dir, f'extraction {method} seed {seed}')
+    emb = embed_method(method, saved, ckpt, bench, run_dir,
+                       f'extraction {method} seed {seed}')
     aucs = evaluate(emb, bench, run_dir, f'evaluation {method} seed {seed}')
     timings[f'extract + eval {method} (seed {seed})'] = time.time() - start
     return TrainedRow(work, ckpt, emb, aucs)
@@ -206,7 +210,7 @@ def random_init_row_aucs(method: str, seed: int, bench: Path, run_dir: Path, pre
         (run_dir / 'same_weights_as.txt').write_text(f'{earlier}\n')
         timings[f'{step}: init (same weights as an earlier row)'] = time.time() - start
         return aucs
-    emb = _embed(method, config, ckpt, bench, run_dir, f'extraction {step}')
+    emb = embed_method(method, config, ckpt, bench, run_dir, f'extraction {step}')
     aucs = evaluate(emb, bench, run_dir, f'evaluation {step}')
     if seen is not None:
         seen[key] = (run_dir, aucs)

@@ -11,11 +11,14 @@ import sys
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import torch
 
 from slpd_plugin.checkpoints import load_checkpoint
+from slpd_plugin.demo.methods import METHODS, SLIDE_ROUTES, Method, SlideRoute
+from slpd_plugin.demo.steps import embed_method
 from slpd_plugin.utils.weights import encoder_state
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +26,7 @@ PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 
 
 @pytest.mark.slow
-def test_quick_comparison_demo_writes_report_and_figures(tmp_path):
+def test_quick_comparison_demo_writes_report_and_figures(tmp_path, monkeypatch):
     out = tmp_path / 'demo'
     env = dict(os.environ, OMP_NUM_THREADS='1')
     started = time.monotonic()
@@ -75,3 +78,24 @@ def test_quick_comparison_demo_writes_report_and_figures(tmp_path):
     assert reused.strip().endswith('DINO-4K_random_init')
     # the wall-time rows are disjoint parts of the run: together no longer than the run
     assert 0 < sum(saved['timings'].values()) <= elapsed
+    _check_a_route_through_the_extraction_tool(out, monkeypatch)
+
+
+def _check_a_route_through_the_extraction_tool(out: Path, monkeypatch) -> None:
+    """The plumbing a new slide route uses (tools/extract_embeddings.py in a subprocess,
+    its slide-feature folder found by the route's glob), on the demo's random-init
+    checkpoint: with today's --format trident the slide features are the mean of the
+    region embeddings, i.e. the in-process route's slide table."""
+    monkeypatch.setitem(SLIDE_ROUTES, 'trident', SlideRoute(
+        'TRIDENT slide features', ('--format', 'trident', '--name', 'demo'),
+        '**/slide_features_*'))
+    monkeypatch.setitem(METHODS, 'via-cli', Method('unused.py', 'unused.py', slide='trident'))
+    run = out / 'seed0' / 'DINO-4K_random_init'
+    config = next((run / 'init').glob('*.py'))
+    folder = embed_method('via-cli', config, run / 'init' / 'random_init.pth', out / 'benchmark',
+                          out / 'via_cli', 'extraction via the CLI')
+    assert folder.name == 'slide_features_demo'
+    table = np.load(run / 'emb' / 'slide_embeddings.npz')
+    for slide_id, features in zip(table['slide_id'], table['features']):
+        with h5py.File(folder / f'{slide_id}.h5', 'r') as f:
+            np.testing.assert_allclose(f['features'][0], features, rtol=1e-5, atol=1e-6)

@@ -25,18 +25,14 @@ from slpd_plugin.demo.methods import (
     ABMIL_ROW,
     METHODS,
     RAW_MEAN_ROW,
-    SLIDE_ROUTES,
     Method,
-    SlideRoute,
     planned_pairs,
     random_init_row,
 )
 from slpd_plugin.demo.paired import MIN_SEEDS, paired_difference
-from slpd_plugin.demo.pipeline import PRESETS
-from slpd_plugin.demo.random_init import save_random_init
+from slpd_plugin.demo.random_init import build_initial_model, save_random_init
 from slpd_plugin.demo.report import format_cell, write_report
-from slpd_plugin.demo.steps import DemoError, check_routes, random_init_row_aucs
-from slpd_plugin.demo.synthetic_wsi import ensure_wsi_benchmark
+from slpd_plugin.demo.steps import DemoError, check_routes
 from slpd_plugin.engine.launch import prepare_config
 from slpd_plugin.utils.cli import UsageError
 
@@ -184,29 +180,11 @@ def test_random_init_checkpoint_is_the_untrained_start_of_a_training_run(tmp_pat
     assert teacher.keys() == start.keys()
     for name, value in start.items():
         torch.testing.assert_close(teacher[name], value, rtol=0, atol=0, msg=name)
-    other_seed = _runner_start(config, store, 4, tmp_path / 'run4')
-    assert any(not torch.equal(teacher[k], other_seed[k]) for k in teacher)
+    other_seed, _ = build_initial_model(config, 4, {'train_dataloader.dataset.store': str(store)},
+                                        tmp_path / 'init4')
+    other = other_seed.teacher.backbone.state_dict()
+    assert any(not torch.equal(teacher[k], other[k]) for k in teacher)
     assert torch.load(ckpt, weights_only=True)['meta']['untrained'] is True
-
-
-def test_a_route_through_extract_embeddings_matches_the_in_process_mean(tmp_path, monkeypatch):
-    """The plumbing a new slide route uses (``tools/extract_embeddings.py`` in a
-    subprocess, its slide-feature folder found by the route's glob): with today's
-    ``--format trident`` the slide features are the mean of the region embeddings, so
-    every split AUC equals the in-process mean route's."""
-    bench = ensure_wsi_benchmark(tmp_path / 'bench', progress=False,
-                                 **PRESETS['quick']['benchmark'])
-    monkeypatch.setitem(SLIDE_ROUTES, 'trident', SlideRoute(
-        'TRIDENT slide features', ('--format', 'trident', '--name', 'demo'),
-        '**/slide_features_*'))
-    quick = METHODS['DINO-4K'].quick
-    monkeypatch.setitem(METHODS, 'via-cli', Method('unused.py', quick, slide='trident'))
-    timings: dict[str, float] = {}
-    mean = random_init_row_aucs('DINO-4K', 1, bench, tmp_path / 'mean', 'quick', timings)
-    cli = random_init_row_aucs('via-cli', 1, bench, tmp_path / 'cli', 'quick', timings)
-    assert list((tmp_path / 'cli' / 'emb').glob('slide_features_demo/*.h5'))
-    for protocol in ('knn', 'linear'):
-        np.testing.assert_allclose(cli[protocol], mean[protocol], atol=1e-6)
 
 
 def test_run_demo_refuses_an_unknown_method_in_one_line(tmp_path, capsys):
