@@ -108,7 +108,7 @@ def planned_pairs(methods: Sequence[str], baselines: bool
     """
     pairs: list[tuple[str, str, str | None]] = []
     for name in methods:
-        bases = [REFERENCE_METHOD, METHODS[name].base]
+        bases = [b for b in (REFERENCE_METHOD, METHODS[name].base) if b is not None]
         for base in dict.fromkeys(b for b in bases if b in methods and b != name):
             pairs.append((base, name, None))
         if baselines:

@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -66,23 +67,41 @@ from .steps import (
 )
 from .synthetic_wsi import ensure_wsi_benchmark
 
-__all__ = ['PRESETS', 'ROOT', 'DemoError', 'run_demo']
+__all__ = ['PRESETS', 'ROOT', 'DemoError', 'Preset', 'run_demo']
 
 REFERENCES = {'composition (oracle)': 'composition', RAW_MEAN_ROW: 'raw_mean'}
-#: Benchmark and evaluation settings per preset (the training configs are the methods').
+@dataclass(frozen=True)
+class Preset:
+    """Benchmark and evaluation settings of a preset (training: the methods' configs).
+
+    Attributes:
+        benchmark: Keyword arguments of the synthetic WSI benchmark.
+        survival_resamples: Bootstrap resamples of the survival CIs and comparisons.
+        shots: Few-shot k values.
+        draws: Few-shot draws per split and k.
+        abmil_epochs: Epochs of the supervised ABMIL baseline.
+    """
+
+    benchmark: dict
+    survival_resamples: int
+    shots: tuple[int, ...]
+    draws: int
+    abmil_epochs: int
+
+
 PRESETS = {
-    'full': dict(
-        benchmark=dict(num_slides=64, channels=384, region_scale=0.12, num_folds=10,
-                       val_frac=0.1, test_frac=0.2),
-        survival_resamples=1000, shots=(1, 2, 4, 8, 16), draws=50, abmil_epochs=20),
-    'quick': dict(  # k > 4 has too few slides per class on 24 slides
-        benchmark=dict(num_slides=24, channels=32, region_scale=0.1, num_folds=3,
-                       val_frac=0.2, test_frac=0.25),
-        survival_resamples=50, shots=(1, 2, 4), draws=3, abmil_epochs=5),
+    'full': Preset(dict(num_slides=64, channels=384, region_scale=0.12, num_folds=10,
+                        val_frac=0.1, test_frac=0.2),
+                   survival_resamples=1000, shots=(1, 2, 4, 8, 16), draws=50,
+                   abmil_epochs=20),
+    # k > 4 has too few slides per class on 24 slides; the quick preset is for the tests
+    'quick': Preset(dict(num_slides=24, channels=32, region_scale=0.1, num_folds=3,
+                         val_frac=0.2, test_frac=0.25),
+                    survival_resamples=50, shots=(1, 2, 4), draws=3, abmil_epochs=5),
 }
 
 
-def _survival_fewshot(bench: Path, out: Path, sets: dict[str, Path], preset: dict,
+def _survival_fewshot(bench: Path, out: Path, sets: dict[str, Path], preset: Preset,
                       timings: dict) -> tuple[list[str], str]:
     """Survival and few-shot runs of ``eval_slides.py`` on several embedding sets.
 
@@ -92,11 +111,11 @@ def _survival_fewshot(bench: Path, out: Path, sets: dict[str, Path], preset: dic
     with logged(out / 'survival' / 'eval.log', 'survival evaluation'):
         print(run_survival(sets, load_survival_labels(bench / 'survival.csv'),
                            load_survival_splits(bench / 'splits_survival'), out / 'survival',
-                           num_resamples=preset['survival_resamples']))
+                           num_resamples=preset.survival_resamples))
     with logged(out / 'fewshot' / 'eval.log', 'few-shot evaluation'):
         print(run_fewshot(sets, load_labels(bench / 'labels.csv'),
                           load_splits(bench / 'splits'), out / 'fewshot',
-                          shots=preset['shots'], num_draws=preset['draws']))
+                          shots=preset.shots, num_draws=preset.draws))
     timings['survival + few-shot'] = time.time() - start
     lines = ['| embeddings | survival: Cox val c-index (5 folds) | 95 % bootstrap CI |',
              '| --- | --- | --- |']
@@ -107,14 +126,14 @@ def _survival_fewshot(bench: Path, out: Path, sets: dict[str, Path], preset: dic
                      f'[{ci["lo"]:.3f}, {ci["hi"]:.3f}] |')
     comparison = (out / 'survival' / 'comparison.md').read_text().splitlines()
     lines += ['', f'Paired bootstrap of the c-index difference (same patients, '
-              f'{preset["survival_resamples"]} resamples):', '',
+              f'{preset.survival_resamples} resamples):', '',
               *[line for line in comparison if line.startswith('- ')]]
     return lines, 'fewshot/fewshot.png'
 
 
 def _setup_lines(bench_params: dict, preset_name: str, methods: Sequence[str],
                  seeds: list[int], baselines: bool) -> list[str]:
-    abmil_epochs = PRESETS[preset_name]['abmil_epochs']
+    abmil_epochs = PRESETS[preset_name].abmil_epochs
     b = bench_params
     lines = [
         f'- Benchmark (`{"--quick" if preset_name == "quick" else "full"}` preset): '
@@ -181,7 +200,7 @@ def _trained_rows(methods: Sequence[str], seeds: Sequence[int], bench: Path, out
         if baselines:
             results.setdefault(ABMIL_PROTOCOL, {}).setdefault(ABMIL_ROW, []).append(abmil_aucs(
                 out / 'reference' / 'raw_mean' / 'emb', bench, out / f'seed{seed}' / 'ABMIL',
-                seed, PRESETS[preset_name]['abmil_epochs'], timings))
+                seed, PRESETS[preset_name].abmil_epochs, timings))
     return trained
 
 
@@ -218,7 +237,7 @@ def run_demo(out: Path, seeds: list[int], quick: bool,
     load_start = os.getloadavg()[0]
     timings: dict[str, float] = {}
     start = time.time()
-    bench = ensure_wsi_benchmark(out / 'benchmark', progress=False, **preset['benchmark'])
+    bench = ensure_wsi_benchmark(out / 'benchmark', progress=False, **preset.benchmark)
     timings['benchmark'] = time.time() - start
     results: dict[str, dict[str, list[list[float]]]] = {p: {} for p in PROTOCOLS}
     start = time.time()

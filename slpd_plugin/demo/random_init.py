@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 import torch
+from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner import set_random_seed
 from torch import nn
@@ -35,7 +36,7 @@ CHECKPOINT_NAME = 'random_init.pth'
 
 def build_initial_model(config: str | os.PathLike, seed: int,
                         cfg_options: dict | None = None, work_dir: str | os.PathLike | None = None
-                        ) -> tuple[nn.Module, object]:
+                        ) -> tuple[nn.Module, Config]:
     """The model of ``config`` as a training run with ``seed`` builds and initialises it.
 
     Args:

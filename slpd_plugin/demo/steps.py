@@ -7,19 +7,20 @@ state); a step's output goes to a log file, and a failure becomes a one-line
 - :func:`train_row`: a method of :data:`~.methods.METHODS`, trained with one seed;
 - :func:`random_init_row_aucs`: the same config, untrained (:mod:`.random_init`);
 - :func:`abmil_aucs`: the supervised ABMIL on the raw region features;
+- :func:`embed_method`: a checkpoint's slide embeddings by the method's route
+  (:data:`~.methods.SLIDE_ROUTES`), checked up front by :func:`check_routes`;
 - :func:`evaluate`: knn/linear (or ``mil``) test AUCs of an embedding folder.
 """
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -85,7 +86,7 @@ def evaluate(emb: Path, bench: Path, out: Path, step: str,
     (:data:`~slpd_plugin.evaluation.protocols.baselines.FEATHER_LIKE`) with ``seed`` for
     ``mil_epochs`` epochs.
     """
-    mil = dataclasses.replace(FEATHER_LIKE, epochs=mil_epochs)
+    mil = replace(FEATHER_LIKE, epochs=mil_epochs)
     aucs = {}
     table = load_labels(bench / 'labels.csv')
     splits = load_splits(bench / 'splits')
@@ -114,9 +115,11 @@ def embed_method(method: str, config: Path, ckpt: Path, bench: Path, run_dir: Pa
 
     Returns the folder the protocols read.
     """
+    check_routes([method])
     route = SLIDE_ROUTES[METHODS[method].slide]
+    args = route.extract_args or ()
     emb = run_dir / 'emb'
-    if route.extract_args == ():
+    if not args:
         with logged(run_dir / 'extract.log', step):
             extract_embeddings(load_encoder(config, ckpt), open_store(bench / 'store'), emb,
                                progress=False,
@@ -124,7 +127,7 @@ def embed_method(method: str, config: Path, ckpt: Path, bench: Path, run_dir: Pa
     else:
         run_logged([sys.executable, '-m', 'slpd_plugin.cli.extract_embeddings', str(config),
                     str(ckpt), '--store', str(bench / 'store'), '--out', str(emb),
-                    '--no-progress', *route.extract_args], run_dir / 'extract.log', step)
+                    '--no-progress', *args], run_dir / 'extract.log', step)
     if route.folder == '.':
         return emb
     found = sorted(emb.glob(route.folder))
