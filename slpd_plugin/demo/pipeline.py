@@ -1,4 +1,4 @@
-"""The CPU demo's pipeline: SLPD vs DINO-4K on a synthetic WSI benchmark, in minutes.
+"""The CPU demo's pipeline: pretraining recipes on a synthetic WSI benchmark, in minutes.
 
 End to end; run by ``python -m slpd_plugin.cli.run_demo`` and ``tools/run_demo.py``.
 
@@ -7,143 +7,115 @@ Steps of :func:`run_demo` (logged under ``out``):
      labels.csv and splits/), or reuse it if ``out`` already holds one made identically;
   2. reference rows: knn/linear on the true phenotype composition (oracle) and on the
      mean raw input features (no encoder);
-  3. per seed: train DINO-4K and SLPD with the same data, budget and seed
-     (``python -m slpd_plugin.cli.train`` in a subprocess, with configs/demo_bench_*.py,
-     or configs/demo_quick_*.py for ``quick``), embed every region with the frozen
-     teacher and run knn and linear
-     (:func:`slpd_plugin.evaluation.reporting.runs.run_classification`);
+  3. per seed: train every method of :data:`~.methods.METHODS` asked for (DINO-4K and
+     SLPD by default) with the same data, budget and seed
+     (``python -m slpd_plugin.cli.train`` in a subprocess, with the method's config of
+     the preset), embed every slide by the method's route (frozen teacher, mean of the
+     region embeddings) and run knn and linear
+     (:func:`slpd_plugin.evaluation.reporting.runs.run_classification`); with
+     ``baselines`` (``--compare``) also each method's untrained encoder (same config and
+     seed, :mod:`.random_init`) and the supervised ABMIL on the raw region features;
   4. survival (Cox c-index on the benchmark's survival outcomes, bootstrap CIs, paired
-     comparisons) and few-shot curves for the references and seed 0's encoders;
-  5. write report.md, loss_curves.png, auc_bars.png, prototype_map.png (SLPD's
-     prototypes of one slide and its neighbour), phenotype_map.png (that slide's true
-     phenotypes) and demo_results.json (every fold AUC).
-Results are reported as measured; a difference is only discussed with >= 3 seeds.
+     comparisons) and few-shot curves for the references and the first seed's encoders;
+  5. paired differences (same seed, same split, :mod:`.paired`), then report.md,
+     loss_curves.png, auc_bars.png, prototype_map.png (the first method's prototypes of
+     one slide and its neighbour), phenotype_map.png (that slide's true phenotypes) and
+     demo_results.json (every split AUC of every row and seed).
+Results are reported as measured; a difference is only claimed with >= 3 seeds.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
-from slpd_plugin.checkpoints import load_encoder
-from slpd_plugin.checkpoints.extract import extract_embeddings
-from slpd_plugin.datasets import StoreError, open_store
 from slpd_plugin.datasets.labels import load_labels
-from slpd_plugin.demo.plots import plot_auc_bars, plot_loss_curves, plot_prototypes_beside_truth
-from slpd_plugin.demo.references import write_reference_embeddings
-from slpd_plugin.demo.report import compare_methods, fold_aucs, write_report
-from slpd_plugin.demo.synthetic_wsi import ensure_wsi_benchmark
 from slpd_plugin.evaluation.data.splits import load_splits
 from slpd_plugin.evaluation.data.survival_data import load_survival_labels, load_survival_splits
-from slpd_plugin.evaluation.reporting.runs import run_classification, run_fewshot, run_survival
-from slpd_plugin.utils.cli import UserError
+from slpd_plugin.evaluation.reporting.runs import run_fewshot, run_survival
 
-#: The checkout holding ``configs/`` (the demo's configs) and this package.
-ROOT = Path(__file__).resolve().parents[2]
+from .methods import (
+    ABMIL_PROTOCOL,
+    ABMIL_ROW,
+    DEFAULT_METHODS,
+    METHODS,
+    RAW_MEAN_ROW,
+    REFERENCE_METHOD,
+    SLIDE_ROUTES,
+    planned_pairs,
+    random_init_row,
+)
+from .paired import PairedDifference, paired_difference
+from .plots import plot_auc_bars, plot_loss_curves, plot_prototypes_beside_truth
+from .references import write_reference_embeddings
+from .report import write_report
+from .steps import (
+    PROTOCOLS,
+    ROOT,
+    DemoError,
+    TrainedRow,
+    abmil_aucs,
+    check_routes,
+    evaluate,
+    logged,
+    random_init_row_aucs,
+    train_row,
+)
+from .synthetic_wsi import ensure_wsi_benchmark
 
-METHODS = ('DINO-4K', 'SLPD')
-PROTOCOLS = ('knn', 'linear')
-REFERENCES = {'composition (oracle)': 'composition', 'raw mean features': 'raw_mean'}
+__all__ = ['PRESETS', 'ROOT', 'DemoError', 'Preset', 'run_demo']
+
+REFERENCES = {'composition (oracle)': 'composition', RAW_MEAN_ROW: 'raw_mean'}
+@dataclass(frozen=True)
+class Preset:
+    """Benchmark and evaluation settings of a preset (training: the methods' configs).
+
+    Attributes:
+        benchmark: Keyword arguments of the synthetic WSI benchmark.
+        survival_resamples: Bootstrap resamples of the survival CIs and comparisons.
+        shots: Few-shot k values.
+        draws: Few-shot draws per split and k.
+        abmil_epochs: Epochs of the supervised ABMIL baseline.
+    """
+
+    benchmark: dict
+    survival_resamples: int
+    shots: tuple[int, ...]
+    draws: int
+    abmil_epochs: int
+
+
 PRESETS = {
-    'full': dict(
-        benchmark=dict(num_slides=64, channels=384, region_scale=0.12, num_folds=10,
-                       val_frac=0.1, test_frac=0.2),
-        configs={'DINO-4K': 'configs/demo_bench_dino4k.py',
-                 'SLPD': 'configs/demo_bench_slpd.py'}),
-    'quick': dict(
-        benchmark=dict(num_slides=24, channels=32, region_scale=0.1, num_folds=3,
-                       val_frac=0.2, test_frac=0.25),
-        configs={'DINO-4K': 'configs/demo_quick_dino4k.py',
-                 'SLPD': 'configs/demo_quick_slpd.py'}),
+    'full': Preset(dict(num_slides=64, channels=384, region_scale=0.12, num_folds=10,
+                        val_frac=0.1, test_frac=0.2),
+                   survival_resamples=1000, shots=(1, 2, 4, 8, 16), draws=50,
+                   abmil_epochs=20),
+    # k > 4 has too few slides per class on 24 slides; the quick preset is for the tests
+    'quick': Preset(dict(num_slides=24, channels=32, region_scale=0.1, num_folds=3,
+                         val_frac=0.2, test_frac=0.25),
+                    survival_resamples=50, shots=(1, 2, 4), draws=3, abmil_epochs=5),
 }
 
 
-class DemoError(UserError):
-    """A step failed: one line, exit status 1."""
-
-
-def _run(cmd: list[str], log: Path, step: str) -> None:
-    """Run a command in a subprocess (training: mmengine keeps global state)."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(ROOT), *filter(None, [os.environ.get('PYTHONPATH')])]))
-    with log.open('w') as fh:
-        code = subprocess.run(cmd, cwd=ROOT, env=env, stdout=fh,
-                              stderr=subprocess.STDOUT).returncode
-    if code != 0:
-        tail = [line for line in log.read_text().splitlines() if line.strip()][-1:]
-        raise DemoError(f'{step} failed (exit {code}); see {log}: '
-                        f'{tail[0] if tail else "no output"}')
-
-
-@contextlib.contextmanager
-def _logged(log: Path, step: str):
-    """Send a step's output to ``log``; a failure becomes a DemoError naming the log."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open('w') as fh:
-        try:
-            with contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
-                yield
-        except (StoreError, ValueError, KeyError, FileNotFoundError) as err:
-            print(f'error: {err}', file=fh)
-            raise DemoError(f'{step} failed; see {log}: {err}') from err
-
-
-def _evaluate(emb: Path, bench: Path, out: Path, step: str) -> dict[str, list[float]]:
-    """The knn and linear test AUCs of each split (HIPT's protocol; labels: oncotree_code)."""
-    aucs = {}
-    table = load_labels(bench / 'labels.csv')
-    splits = load_splits(bench / 'splits')
-    for protocol in PROTOCOLS:
-        target = out / f'eval_{protocol}'
-        with _logged(target / 'eval.log', f'{step} {protocol}'):
-            wanted = set().union(*(s.all_ids() for s in splits)) & set(table.labels)
-            run_classification(protocol, emb, table, splits, target, wanted, roc='mean')
-        aucs[protocol] = fold_aucs(target)
-    return aucs
-
-
-def _train_extract(method: str, seed: int, bench: Path, run_dir: Path, preset: dict,
-                   timings: dict) -> tuple[Path, dict[str, list[float]]]:
-    shutil.rmtree(run_dir, ignore_errors=True)
-    config = preset['configs'][method]
-    work = run_dir / 'train'
-    start = time.time()
-    _run([sys.executable, '-m', 'slpd_plugin.cli.train', config, '--work-dir', str(work),
-          '--cfg-options', f'train_dataloader.dataset.store={bench / "store"}',
-          f'randomness.seed={seed}'], run_dir / 'train.log', f'training {method} seed {seed}')
-    timings[f'train {method} (seed {seed})'] = time.time() - start
-    ckpt = Path((work / 'last_checkpoint').read_text().strip())
-    start = time.time()
-    saved = work / Path(config).name  # the config as trained (store and seed applied)
-    with _logged(run_dir / 'extract.log', f'extraction {method} seed {seed}'):
-        extract_embeddings(load_encoder(saved, ckpt), open_store(bench / 'store'),
-                           run_dir / 'emb', progress=False,
-                           provenance=dict(config=str(saved), checkpoint=str(ckpt)))
-    aucs = _evaluate(run_dir / 'emb', bench, run_dir, f'evaluation {method} seed {seed}')
-    timings[f'extract + eval {method} (seed {seed})'] = time.time() - start
-    return ckpt, aucs
-
-
-def _survival_fewshot(bench: Path, out: Path, sets: dict[str, Path], draws: int,
+def _survival_fewshot(bench: Path, out: Path, sets: dict[str, Path], preset: Preset,
                       timings: dict) -> tuple[list[str], str]:
     """Survival and few-shot runs of ``eval_slides.py`` on several embedding sets.
 
     Returns the report lines and the few-shot figure (relative to ``out``).
     """
     start = time.time()
-    with _logged(out / 'survival' / 'eval.log', 'survival evaluation'):
+    with logged(out / 'survival' / 'eval.log', 'survival evaluation'):
         print(run_survival(sets, load_survival_labels(bench / 'survival.csv'),
-                           load_survival_splits(bench / 'splits_survival'), out / 'survival'))
-    with _logged(out / 'fewshot' / 'eval.log', 'few-shot evaluation'):
+                           load_survival_splits(bench / 'splits_survival'), out / 'survival',
+                           num_resamples=preset.survival_resamples))
+    with logged(out / 'fewshot' / 'eval.log', 'few-shot evaluation'):
         print(run_fewshot(sets, load_labels(bench / 'labels.csv'),
                           load_splits(bench / 'splits'), out / 'fewshot',
-                          shots=(1, 2, 4, 8, 16), num_draws=draws))
+                          shots=preset.shots, num_draws=preset.draws))
     timings['survival + few-shot'] = time.time() - start
     lines = ['| embeddings | survival: Cox val c-index (5 folds) | 95 % bootstrap CI |',
              '| --- | --- | --- |']
@@ -153,35 +125,119 @@ def _survival_fewshot(bench: Path, out: Path, sets: dict[str, Path], draws: int,
         lines.append(f'| {name} | {s["mean"]:.3f} ± {s["std"]:.3f} | '
                      f'[{ci["lo"]:.3f}, {ci["hi"]:.3f}] |')
     comparison = (out / 'survival' / 'comparison.md').read_text().splitlines()
-    lines += ['', 'Paired bootstrap of the c-index difference (same patients):', '',
+    lines += ['', f'Paired bootstrap of the c-index difference (same patients, '
+              f'{preset.survival_resamples} resamples):', '',
               *[line for line in comparison if line.startswith('- ')]]
     return lines, 'fewshot/fewshot.png'
 
 
-def _setup_lines(bench_params: dict, preset: dict, seeds: list[int], quick: bool) -> list[str]:
+def _setup_lines(bench_params: dict, preset_name: str, methods: Sequence[str],
+                 seeds: list[int], baselines: bool) -> list[str]:
+    abmil_epochs = PRESETS[preset_name].abmil_epochs
     b = bench_params
-    return [
-        f'- Benchmark (`{"--quick" if quick else "full"}` preset): {b["num_slides"]} slides, '
+    lines = [
+        f'- Benchmark (`{"--quick" if preset_name == "quick" else "full"}` preset): '
+        f'{b["num_slides"]} slides, '
         f'{b["num_regions"]} regions of C={b["channels"]} channels, {b["num_phenotypes"]} '
         f'phenotypes, {b["num_sites"]} sites, region counts = real TCGA-BRCA counts × '
         f'{b["region_scale"]}; labels {b["class_codes"]} = {b["class_counts"]} slides, '
         f'drawn from class-specific phenotype compositions; {b["num_folds"]} stratified '
         f'train/val/test splits (val {b["val_frac"]}, test {b["test_frac"]}).',
-        f'- Training: {", ".join(f"{m} `{c}`" for m, c in preset["configs"].items())}, '
-        f'same data, epochs, batch and seed(s) {seeds}.',
-        '- Evaluation: frozen teacher backbone, CLS of the full 16×16 grid, mean-pooled '
-        'per slide; knn = scikit-learn defaults (k=5), linear = logistic regression with '
-        'C chosen on val; test AUC per split.',
+        '- Training: ' + ', '.join(f'{m} `{METHODS[m].config(preset_name)}`'
+                                   for m in methods)
+        + f', same data, epochs, batch and seed(s) {seeds}.',
+        '- Evaluation: frozen teacher backbone, CLS of the full 16×16 grid; slide '
+        'embeddings: ' + '; '.join(f'{m}: {SLIDE_ROUTES[METHODS[m].slide].description}'
+                                   for m in methods)
+        + '; knn = scikit-learn defaults (k=5), linear = logistic regression with C chosen '
+        'on val; test AUC per split.',
     ]
+    if baselines:
+        lines += [
+            '- Random init rows: the same config built and initialised with the same seed '
+            '(as the training run starts), not trained, embedded and evaluated the same way.',
+            f'- {ABMIL_ROW}: gated-attention MIL sized like FEATHER, trained per split on '
+            'the raw region features (each region\'s grid averaged over its cells) with '
+            f'the seed, {abmil_epochs} epochs, best val AUC kept; its test AUC is column '
+            f'`{ABMIL_PROTOCOL}`.']
+    return lines
 
 
-def run_demo(out: Path, seeds: list[int], quick: bool) -> Path:
-    """Run the demo's steps (module docstring) into ``out``; return ``report.md``."""
-    preset = PRESETS['quick' if quick else 'full']
+def _pairs(results: dict, methods: Sequence[str], baselines: bool) -> list[PairedDifference]:
+    """The paired differences of :func:`~.methods.planned_pairs` on every probe."""
+    out = []
+    for protocol in PROTOCOLS:
+        for base, other, base_protocol in planned_pairs(methods, baselines):
+            label = protocol if base_protocol is None else f'{protocol} vs {base_protocol}'
+            out.append(paired_difference(results[base_protocol or protocol][base],
+                                         results[protocol][other], base, other, label))
+    return out
+
+
+def _trained_rows(methods: Sequence[str], seeds: Sequence[int], bench: Path, out: Path,
+                  preset_name: str, baselines: bool, results: dict,
+                  timings: dict) -> dict[str, list[TrainedRow]]:
+    """Train every method per seed; with ``baselines`` also its random init and the ABMIL.
+
+    Adds their split AUCs to ``results`` and returns the trained rows by method.
+    """
+    trained: dict[str, list[TrainedRow]] = {m: [] for m in methods}
+    for seed in seeds:
+        seen: dict = {}  # random-init weights of this seed already evaluated
+        for method in methods:
+            row = train_row(method, seed, bench, out / f'seed{seed}' / method, preset_name,
+                            timings)
+            trained[method].append(row)
+            for protocol in PROTOCOLS:
+                results[protocol].setdefault(method, []).append(row.aucs[protocol])
+            if baselines:
+                aucs = random_init_row_aucs(method, seed, bench,
+                                            out / f'seed{seed}' / f'{method}_random_init',
+                                            preset_name, timings, seen)
+                for protocol in PROTOCOLS:
+                    results[protocol].setdefault(random_init_row(method), []).append(
+                        aucs[protocol])
+        if baselines:
+            results.setdefault(ABMIL_PROTOCOL, {}).setdefault(ABMIL_ROW, []).append(abmil_aucs(
+                out / 'reference' / 'raw_mean' / 'emb', bench, out / f'seed{seed}' / 'ABMIL',
+                seed, PRESETS[preset_name].abmil_epochs, timings))
+    return trained
+
+
+def _prototype_figures(trained: dict[str, list[TrainedRow]], methods: Sequence[str],
+                       seed: int, bench: Path, out: Path, figures: dict) -> dict | None:
+    """The prototype map of the first method whose checkpoint has prototypes.
+
+    Adds its figures to ``figures``; returns its summary, or None.
+    """
+    for method in methods:
+        proto = plot_prototypes_beside_truth(trained[method][0].ckpt, bench, out)
+        if proto is not None:
+            figures[f'Prototypes of one slide and its neighbour ({method}, seed {seed}, '
+                    'last epoch)'] = 'prototype_map.png'
+            figures['True phenotypes of the same slide'] = 'phenotype_map.png'
+            return proto
+    return None
+
+
+def run_demo(out: Path, seeds: list[int], quick: bool,
+             methods: Sequence[str] = DEFAULT_METHODS, baselines: bool = False) -> Path:
+    """Run the demo's steps (module docstring) into ``out``; return ``report.md``.
+
+    Args:
+        out: The demo folder.
+        seeds: Training seeds.
+        quick: The tiny preset (tests).
+        methods: Keys of :data:`~.methods.METHODS`. Defaults to DINO-4K and SLPD.
+        baselines: Add the random-init and ABMIL rows (``--compare``). Defaults to False.
+    """
+    check_routes(methods)
+    preset_name = 'quick' if quick else 'full'
+    preset = PRESETS[preset_name]
     load_start = os.getloadavg()[0]
     timings: dict[str, float] = {}
     start = time.time()
-    bench = ensure_wsi_benchmark(out / 'benchmark', progress=False, **preset['benchmark'])
+    bench = ensure_wsi_benchmark(out / 'benchmark', progress=False, **preset.benchmark)
     timings['benchmark'] = time.time() - start
     results: dict[str, dict[str, list[list[float]]]] = {p: {} for p in PROTOCOLS}
     start = time.time()
@@ -189,41 +245,32 @@ def run_demo(out: Path, seeds: list[int], quick: bool) -> Path:
         ref = out / 'reference' / kind
         shutil.rmtree(ref, ignore_errors=True)
         write_reference_embeddings(bench, kind, ref / 'emb')
-        for protocol, aucs in _evaluate(ref / 'emb', bench, ref, f'reference {kind}').items():
+        for protocol, aucs in evaluate(ref / 'emb', bench, ref, f'reference {kind}').items():
             results[protocol][label] = [aucs]
     timings['reference rows'] = time.time() - start
-    ckpts: dict[str, list[Path]] = {m: [] for m in METHODS}
-    for seed in seeds:
-        for method in METHODS:
-            ckpt, aucs = _train_extract(method, seed, bench, out / f'seed{seed}' / method,
-                                        preset, timings)
-            ckpts[method].append(ckpt)
-            for protocol in PROTOCOLS:
-                results[protocol].setdefault(method, []).append(aucs[protocol])
-    sets = {**{m: ckpts[m][0].parents[1] / 'emb' for m in METHODS},  # DINO-4K first
+    trained = _trained_rows(methods, seeds, bench, out, preset_name, baselines, results,
+                            timings)
+    first = sorted(methods, key=lambda m: m != REFERENCE_METHOD)  # the reference first
+    sets = {**{m: trained[m][0].emb for m in first},
             'oracle': out / 'reference' / 'composition' / 'emb',
             'raw_mean': out / 'reference' / 'raw_mean' / 'emb'}
-    survival, fewshot_png = _survival_fewshot(bench, out, sets, 10 if quick else 50, timings)
+    survival, fewshot_png = _survival_fewshot(bench, out, sets, preset, timings)
     start = time.time()
-    runs = {m: ckpts[m][0].parent for m in METHODS}
     figures = {f'Training losses (seed {seeds[0]})': plot_loss_curves(
-                   runs, out / 'loss_curves.png').name,
+                   {m: trained[m][0].work_dir for m in methods}, out / 'loss_curves.png').name,
                'Test AUC over splits and seeds': plot_auc_bars(
                    results, out / 'auc_bars.png').name}
-    proto = plot_prototypes_beside_truth(ckpts['SLPD'][0], bench, out)
-    if proto is not None:
-        figures[f'Prototypes of one slide and its neighbour (SLPD, seed {seeds[0]}, last '
-                'epoch)'] = 'prototype_map.png'
-        figures['True phenotypes of the same slide'] = 'phenotype_map.png'
+    proto = _prototype_figures(trained, methods, seeds[0], bench, out, figures)
     figures[f'Few-shot balanced accuracy (seed {seeds[0]}; SimpleShot and logistic '
             'regression)'] = fewshot_png
-    comparisons = {p: compare_methods(results[p]['DINO-4K'], results[p]['SLPD'])
-                   for p in PROTOCOLS}
+    comparisons = _pairs(results, methods, baselines)
     timings['report'] = time.time() - start
     params = json.loads((bench / 'benchmark.json').read_text())
     machine = (f'- Machine: {os.cpu_count()} CPU cores; 1-minute load average '
                f'{load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end '
                '(other processes slow the wall times below).')
-    return write_report(out, setup=[*_setup_lines(params, preset, seeds, quick), machine],
-                        results=results, comparisons=comparisons, figures=figures,
-                        prototype_map=proto, timings=timings, extra=survival)
+    return write_report(
+        out, title=' vs '.join(first), setup=[
+            *_setup_lines(params, preset_name, methods, seeds, baselines), machine],
+        results=results, comparisons=comparisons, figures=figures, prototype_map=proto,
+        timings=timings, extra=survival)

@@ -1,12 +1,13 @@
-"""The demo's ``report.md``: DINO-4K vs SLPD on the synthetic WSI benchmark, as measured.
+"""The demo's ``report.md`` and ``demo_results.json``: every row, as measured.
 
-A method's result for one protocol is, per training seed, the test AUCs of the F splits
-(``results.json`` of ``tools/eval_slides.py``). Reported: the fold mean ± fold std of
-each seed and, over seeds, the mean ± std (ddof=1) of the fold means. A difference
-between methods is only discussed with at least :data:`MIN_SEEDS` seeds, using the
-per-seed paired differences.
+A row's result for one protocol is, per training seed, the test AUCs of the F splits
+(``results.json`` of ``tools/eval_slides.py``); a row that involves no training (a
+reference) has one entry. Reported: the mean ± std over all seeds and splits (and, with
+several seeds, the std of the seed means), then the paired differences between rows
+(:mod:`.paired`: same seed, same split, a difference claimed only with >= 3 seeds and a
+95 % interval that excludes 0).
 
-Letters: F folds, R seeds.
+Letters: F splits, R seeds.
 """
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ['MIN_SEEDS', 'compare_methods', 'fold_aucs', 'format_cell', 'write_report']
+from .paired import MIN_SEEDS, PairedDifference
 
-MIN_SEEDS = 3
+__all__ = ['fold_aucs', 'format_cell', 'write_report']
 
 
 def fold_aucs(eval_dir: str | os.PathLike) -> list[float]:
@@ -30,46 +31,35 @@ def fold_aucs(eval_dir: str | os.PathLike) -> list[float]:
             for f in result['folds']]
 
 
-def _seed_means(per_seed: Sequence[Sequence[float]]) -> np.ndarray:
-    return np.array([np.nanmean(f) for f in per_seed])
-
-
 def format_cell(per_seed: Sequence[Sequence[float]]) -> str:
-    """``mean ± fold std`` for one seed; ``mean ± std over seeds (R seeds)`` for more."""
-    means = _seed_means(per_seed)
-    if len(means) == 1:
-        folds = np.asarray(per_seed[0], float)
-        return f'{means[0]:.3f} ± {np.nanstd(folds, ddof=1):.3f} (folds)'
-    return f'{means.mean():.3f} ± {means.std(ddof=1):.3f} ({len(means)} seeds)'
+    """The table cell of one row and protocol.
 
-
-def compare_methods(base: Sequence[Sequence[float]], other: Sequence[Sequence[float]],
-                    base_name: str = 'DINO-4K', other_name: str = 'SLPD') -> str:
-    """One sentence on ``other - base``, paired by seed.
-
-    With fewer than :data:`MIN_SEEDS` seeds no claim is made. Otherwise the mean paired
-    difference ``d`` is compared with its standard error ``se = std(d) / sqrt(R)``: a
-    difference is "larger than its seed-to-seed noise" when ``|d| > 2 se``.
-
-    Args:
-        base: Per seed, the fold AUCs of the baseline.
-        other: Per seed, the fold AUCs of the other method (same seeds, same order).
-        base_name: Name of the baseline. Defaults to 'DINO-4K'.
-        other_name: Name of the other method. Defaults to 'SLPD'.
-
-    Returns:
-        The sentence.
+    ``mean ± std (F splits)`` for one seed; for R seeds the mean ± std over all seeds and
+    splits, with the std of the R seed means.
     """
-    diffs = _seed_means(other) - _seed_means(base)
-    head = f'{other_name} − {base_name} = {diffs.mean():+.3f}'
-    if len(diffs) < MIN_SEEDS:
-        return (f'{head} with {len(diffs)} seed(s): no claim about a difference '
-                f'(at least {MIN_SEEDS} seeds are needed).')
-    se = diffs.std(ddof=1) / math.sqrt(len(diffs))
-    verdict = ('larger than twice its standard error over seeds' if abs(diffs.mean()) > 2 * se
-               else 'within twice its standard error over seeds: no difference shown')
-    return (f'{head} ± {se:.3f} (mean ± s.e. of the paired per-seed differences, '
-            f'{len(diffs)} seeds): {verdict}.')
+    values = np.asarray(per_seed, float)
+    defined = values[~np.isnan(values)]
+    if len(defined) < 2:
+        return f'{np.mean(defined) if len(defined) else math.nan:.3f}'
+    cell = f'{defined.mean():.3f} ± {defined.std(ddof=1):.3f}'
+    if len(values) == 1:
+        return f'{cell} ({values.shape[1]} splits)'
+    means = np.nanmean(values, axis=1)
+    return (f'{cell} ({len(values)} seeds × {values.shape[1]} splits; seed means ± '
+            f'{means.std(ddof=1):.3f})')
+
+
+def _signed(x: float) -> str:
+    return 'n/a' if math.isnan(x) else f'{x:+.3f}'
+
+
+def _comparison_lines(comparisons: Sequence[PairedDifference]) -> list[str]:
+    lines = ['| protocol | difference | mean | 95 % CI | verdict |',
+             '| --- | --- | --- | --- | --- |']
+    for c in comparisons:
+        lines.append(f'| {c.protocol} | {c.other} − {c.base} | {_signed(c.mean)} | '
+                     f'[{_signed(c.lo)}, {_signed(c.hi)}] | {c.verdict} |')
+    return lines
 
 
 def _table(results: Mapping[str, Mapping[str, Sequence[Sequence[float]]]]) -> list[str]:
@@ -84,18 +74,19 @@ def _table(results: Mapping[str, Mapping[str, Sequence[Sequence[float]]]]) -> li
     return lines
 
 
-def write_report(out_dir: str | os.PathLike, *, setup: Sequence[str],
+def write_report(out_dir: str | os.PathLike, *, title: str, setup: Sequence[str],
                  results: Mapping[str, Mapping[str, Sequence[Sequence[float]]]],
-                 comparisons: Mapping[str, str], figures: Mapping[str, str],
+                 comparisons: Sequence[PairedDifference], figures: Mapping[str, str],
                  prototype_map: dict | None, timings: Mapping[str, float],
                  extra: Sequence[str] = ()) -> Path:
-    """Write ``report.md`` (and ``demo_results.json`` with the raw fold AUCs).
+    """Write ``report.md`` and ``demo_results.json`` (every split AUC, every difference).
 
     Args:
         out_dir: The demo folder (figures are referenced relative to it).
+        title: The methods, e.g. ``'DINO-4K vs SLPD'``.
         setup: Markdown bullet lines describing data, training and evaluation.
-        results: Protocol -> method label -> per seed, the fold test AUCs.
-        comparisons: Protocol -> sentence from :func:`compare_methods`.
+        results: Protocol -> row label -> per seed, the split test AUCs.
+        comparisons: The paired differences (:func:`~.paired.paired_difference`).
         figures: Caption -> PNG file name inside ``out_dir``.
         prototype_map: Output of
             :func:`~slpd_plugin.demo.plots.plot_prototypes_beside_truth`, or None.
@@ -108,22 +99,25 @@ def write_report(out_dir: str | os.PathLike, *, setup: Sequence[str],
     """
     out = Path(out_dir)
     total = sum(timings.values())
-    lines = ['# SLPD vs DINO-4K on the synthetic WSI benchmark (CPU demo)', '',
+    lines = [f'# {title} on the synthetic WSI benchmark (CPU demo)', '',
              'Every number below was measured by `tools/run_demo.py` in this run; '
              f'total wall time {total:.0f} s.', '', '## Setup', '', *setup, '',
              '## Results', '', *_table(results), '',
-             'One seed: fold mean ± std over the splits (the splits overlap, see '
-             'docs/evaluation.md). Several seeds: mean ± std over seeds of the fold means. '
+             'Test AUC, mean ± std over all splits (one seed) or all seeds × splits, with '
+             'the std of the seed means; the splits overlap (see docs/evaluation.md). '
              'Reference rows involve no training and do not depend on the seed.', '',
-             '## Verdict', '']
-    lines += [f'- **{p}**: {sentence}' for p, sentence in comparisons.items()]
+             '## Paired differences', '',
+             'Same seed, same split; mean over seeds of the per-seed mean difference and '
+             'its 95 % t-interval over seeds (one seed: over its splits, a spread only). '
+             f'A difference is claimed only with at least {MIN_SEEDS} seeds and an interval '
+             'that excludes 0; otherwise: no claim.', '', *_comparison_lines(comparisons)]
     if extra:
         lines += ['', '## Survival', '', *extra]
     lines += ['', '## Figures', '']
     for caption, name in figures.items():
         lines += [f'**{caption}**', '', f'![{caption}]({name})', '']
     if prototype_map is None:
-        lines += ['No prototype map: the SLPD checkpoint has no slide with prototypes.', '']
+        lines += ['No prototype map: no checkpoint has a slide with prototypes.', '']
     else:
         lines += [f'Prototype map: slide `{prototype_map["slide_id"]}`, '
                   f'{prototype_map["num_regions"]} regions, '
@@ -138,6 +132,7 @@ def write_report(out_dir: str | os.PathLike, *, setup: Sequence[str],
     raw = {p: {m: [[None if math.isnan(a) else a for a in f] for f in per_seed]
                for m, per_seed in by_method.items()} for p, by_method in results.items()}
     (out / 'demo_results.json').write_text(json.dumps(
-        dict(test_auc_per_seed_per_fold=raw, comparisons=dict(comparisons),
+        dict(test_auc_per_seed_per_fold=raw,
+             paired_differences=[c.as_dict() for c in comparisons],
              prototype_map=prototype_map, timings=dict(timings)), indent=1))
     return path
