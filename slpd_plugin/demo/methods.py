@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-__all__ = ['ABMIL_PROTOCOL', 'ABMIL_ROW', 'DEFAULT_METHODS', 'METHODS', 'Method',
+__all__ = ['ABMIL_PROTOCOL', 'ABMIL_ROW', 'DATA', 'DEFAULT_METHODS', 'METHODS', 'Method',
            'RAW_MEAN_ROW', 'REFERENCE_METHOD', 'SLIDE_ROUTES', 'SlideRoute', 'planned_pairs',
            'random_init_row']
 
@@ -49,9 +49,13 @@ class SlideRoute:
 #: Slide-embedding routes by key (:attr:`Method.slide`).
 SLIDE_ROUTES: dict[str, SlideRoute] = {
     'mean': SlideRoute('mean of the region embeddings (HIPT)', ()),
-    'whole': SlideRoute('whole-slide encoding of the region lattice', None,
-                        '**/slide_features_*'),
+    'whole': SlideRoute('whole-slide encoding of the slide lattice (TITAN/MOOZY)',
+                        ('--level', 'slide')),
 }
+#: Where a method trains from (:attr:`Method.data`): the benchmark's region store, or its
+#: slides written as a TRIDENT folder (every patch of the store's regions, no holes), read
+#: in place as slide lattices.
+DATA = ('regions', 'lattice')
 
 
 @dataclass(frozen=True)
@@ -64,12 +68,15 @@ class Method:
         slide: Key of :data:`SLIDE_ROUTES`. Defaults to 'mean'.
         base: The method this one adds to (paired difference ``this − base``); None for
             none. Defaults to None.
+        data: One of :data:`DATA`: what the method trains from and is embedded from.
+            Defaults to 'regions'.
     """
 
     full: str
     quick: str
     slide: str = 'mean'
     base: str | None = None
+    data: str = 'regions'
 
     def config(self, preset: str) -> str:
         """The training config of ``preset`` (``'full'`` or ``'quick'``)."""
@@ -80,6 +87,11 @@ METHODS: dict[str, Method] = {
     'DINO-4K': Method('configs/demo_bench_dino4k.py', 'configs/demo_quick_dino4k.py'),
     'SLPD': Method('configs/demo_bench_slpd.py', 'configs/demo_quick_slpd.py',
                    base='DINO-4K'),
+    'iBOT-ALiBi': Method('configs/demo_bench_ibot_alibi.py', 'configs/demo_quick_ibot_alibi.py',
+                         slide='whole', data='lattice'),
+    'SLPD+iBOT-ALiBi': Method('configs/demo_bench_slpd_ibot_alibi.py',
+                              'configs/demo_quick_slpd_ibot_alibi.py', slide='whole',
+                              base='iBOT-ALiBi', data='lattice'),
 }
 #: What ``tools/run_demo.py`` trains without ``--methods``/``--compare`` (the README's demo).
 DEFAULT_METHODS = ('DINO-4K', 'SLPD')

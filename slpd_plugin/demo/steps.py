@@ -37,6 +37,7 @@ from slpd_plugin.utils.weights import encoder_state
 from .methods import METHODS, SLIDE_ROUTES
 from .random_init import save_random_init
 from .report import fold_aucs
+from .trident_writer import store_to_trident
 
 __all__ = ['PROTOCOLS', 'ROOT', 'DemoError', 'TrainedRow', 'abmil_aucs', 'check_routes',
            'embed_method', 'evaluate', 'random_init_row_aucs', 'train_row']
@@ -126,7 +127,7 @@ def embed_method(method: str, config: Path, ckpt: Path, bench: Path, run_dir: Pa
                                provenance=dict(config=str(config), checkpoint=str(ckpt)))
     else:
         run_logged([sys.executable, '-m', 'slpd_plugin.cli.extract_embeddings', str(config),
-                    str(ckpt), '--store', str(bench / 'store'), '--out', str(emb),
+                    str(ckpt), '--store', str(data_source(method, bench)), '--out', str(emb),
                     '--no-progress', *args], run_dir / 'extract.log', step)
     if route.folder == '.':
         return emb
@@ -154,8 +155,24 @@ class TrainedRow:
     aucs: dict[str, list[float]]
 
 
-def _store_option(bench: Path) -> dict[str, str]:
-    return {'train_dataloader.dataset.store': str(bench / 'store')}
+def data_source(method: str, bench: Path) -> Path:
+    """What ``method`` trains from and is embedded from (:attr:`Method.data`).
+
+    The benchmark's region store, or its slides as a TRIDENT folder (written on first
+    use, every patch of the store's regions: no holes, all at 20x).
+    """
+    if METHODS[method].data == 'regions':
+        return bench / 'store'
+    folder = bench / 'trident'
+    if not (folder / 'done').is_file():
+        shutil.rmtree(folder, ignore_errors=True)
+        store_to_trident(bench / 'store', folder, hole_fraction=0.0, slides_40x=0)
+        (folder / 'done').touch()
+    return folder
+
+
+def _store_option(method: str, bench: Path) -> dict[str, str]:
+    return {'train_dataloader.dataset.store': str(data_source(method, bench))}
 
 
 def train_row(method: str, seed: int, bench: Path, run_dir: Path, preset: str,
@@ -166,7 +183,8 @@ def train_row(method: str, seed: int, bench: Path, run_dir: Path, preset: str,
     work = run_dir / 'train'
     start = time.time()
     run_logged([sys.executable, '-m', 'slpd_plugin.cli.train', config, '--work-dir', str(work),
-                '--cfg-options', *(f'{k}={v}' for k, v in _store_option(bench).items()),
+                '--cfg-options',
+                *(f'{k}={v}' for k, v in _store_option(method, bench).items()),
                 f'randomness.seed={seed}'], run_dir / 'train.log',
                f'training {method} seed {seed}')
     timings[f'train {method} (seed {seed})'] = time.time() - start
@@ -206,7 +224,7 @@ def random_init_row_aucs(method: str, seed: int, bench: Path, run_dir: Path, pre
     step = f'random init {method} seed {seed}'
     with logged(run_dir / 'init.log', step):
         config, ckpt = save_random_init(ROOT / METHODS[method].config(preset), seed,
-                                        run_dir / 'init', _store_option(bench))
+                                        run_dir / 'init', _store_option(method, bench))
     key = (_teacher_digest(ckpt), METHODS[method].slide)
     if seen is not None and key in seen:
         earlier, aucs = seen[key]
