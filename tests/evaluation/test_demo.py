@@ -31,7 +31,8 @@ def test_quick_comparison_demo_writes_report_and_figures(tmp_path, monkeypatch):
     env = dict(os.environ, OMP_NUM_THREADS='1')
     started = time.monotonic()
     done = subprocess.run([python_exe(), str(REPO_ROOT / 'tools' / 'run_demo.py'),
-                           '--compare', '--quick', '--seeds', '0', '--out', str(out)],
+                           '--compare', '--quick', '--seeds', '0', '--methods', 'DINO-4K',
+                           'SLPD', 'iBOT-ALiBi', '--out', str(out)],
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     elapsed = time.monotonic() - started
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
@@ -39,6 +40,8 @@ def test_quick_comparison_demo_writes_report_and_figures(tmp_path, monkeypatch):
     for text in ('| DINO-4K |', '| SLPD |', '| composition (oracle) |', '| raw mean features |',
                  '| SLPD (random init) |', '| ABMIL on raw features (supervised) |',
                  '| linear | SLPD − DINO-4K |', 'no claim (1 seed(s), 3 needed)',
+                 '| iBOT-ALiBi |', '| iBOT-ALiBi (random init) |',
+                 '| linear | iBOT-ALiBi − DINO-4K |',
                  '## Wall time', '## Survival', '| SLPD | ', 'Cox val c-index'):
         assert text in report
     for name in ('loss_curves.png', 'auc_bars.png', 'prototype_map.png', 'phenotype_map.png',
@@ -62,6 +65,10 @@ def test_quick_comparison_demo_writes_report_and_figures(tmp_path, monkeypatch):
         np.testing.assert_allclose(np.array(pair['diffs'], float), expected)
         assert not pair['claim']  # one seed
     assert (out / 'seed0' / 'SLPD' / 'emb' / 'slide_embeddings.npz').is_file()
+    # iBOT-ALiBi trained on the benchmark's slides as lattices and encoded each whole slide
+    slides = sorted(p.stem for p in (out / 'seed0' / 'iBOT-ALiBi' / 'emb').glob('*.pt'))
+    assert len(slides) == 24 and (out / 'benchmark' / 'trident' / 'done').is_file()
+    assert torch.load(out / 'seed0' / 'iBOT-ALiBi' / 'emb' / f'{slides[0]}.pt').shape[0] == 1
     # the random-init checkpoint is untrained: its teacher differs from the trained one
     init = load_checkpoint(out / 'seed0' / 'SLPD_random_init' / 'init' / 'random_init.pth')
     trained_path = (out / 'seed0' / 'SLPD' / 'train' / 'last_checkpoint').read_text().strip()

@@ -25,7 +25,9 @@ from slpd_plugin.demo.methods import (
     ABMIL_ROW,
     METHODS,
     RAW_MEAN_ROW,
+    SLIDE_ROUTES,
     Method,
+    SlideRoute,
     planned_pairs,
     random_init_row,
 )
@@ -140,9 +142,11 @@ def test_method_table_pairs_and_routes(monkeypatch):
     assert resolve_methods(['SLPD+X', 'DINO-4K'], False) == ['DINO-4K', 'SLPD+X']
     with pytest.raises(UsageError, match='--methods'):
         resolve_methods(['nope'], True)
-    monkeypatch.setitem(METHODS, 'whole', Method('a.py', 'b.py', slide='whole'))
-    with pytest.raises(DemoError, match="method whole: slide route 'whole'"):
-        check_routes(['DINO-4K', 'whole'])
+    check_routes(list(METHODS))  # every route of the table exists in this checkout
+    monkeypatch.setitem(SLIDE_ROUTES, 'later', SlideRoute('not written yet', None))
+    monkeypatch.setitem(METHODS, 'later', Method('a.py', 'b.py', slide='later'))
+    with pytest.raises(DemoError, match="method later: slide route 'later'"):
+        check_routes(['DINO-4K', 'later'])
 
 
 class _Stop(Exception):
