@@ -15,7 +15,11 @@
 #   tools/dist_train.sh configs/ibot_alibi_trident.py 8 --amp
 # Deviations from MOOZY, each marked "deviation" below: no dropout inside the MLPs (MOOZY:
 # 0.1), a rotation on 3 of 4 views (MOOZY: on half of them), DINO's weight-decay groups.
-_base_ = ['_base_/default_runtime.py']
+_base_ = [
+    '_base_/datasets/region_grids.py',
+    '_base_/schedules/dino_100e.py',
+    '_base_/default_runtime.py',
+]
 
 max_epochs = 200
 warmup_epochs = 5
@@ -35,19 +39,14 @@ model = dict(
                         max_ratio=0.5, min_num_patches=4, min_aspect=0.3),
 )
 
-# Micro batch 64 slides per GPU; windows as MOOZY's --global_crop_size 20,
-# --local_crop_size 12, --min_window_patch_ratio 0.25, --crop_resample_attempts 3.
+# Micro batch 64 slides per GPU (the loader of region_grids.py otherwise); windows as
+# MOOZY's --global_crop_size 20, --local_crop_size 12, --min_window_patch_ratio 0.25,
+# --crop_resample_attempts 3.
 # deviation: rot90=True turns each view by 0/90/180/270 degrees uniformly (MOOZY: 90/180/270
 # with --rotate_prob 0.5).
 train_dataloader = dict(
     batch_size=64,
-    num_workers=4,
-    persistent_workers=True,
-    pin_memory=True,
-    drop_last=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
-    dataset=dict(type='SlideWindowViewsDataset',
+    dataset=dict(_delete_=True, type='SlideWindowViewsDataset',
                  store='trident_job/20x_256px_0px_overlap/features_uni_v1',
                  num_global=2, global_size=20, num_local=4, local_size=12,
                  min_tissue=0.25, max_tries=3, hflip_prob=0.5, vflip_prob=0.5, rot90=True,
@@ -57,13 +56,7 @@ train_dataloader = dict(
 # AdamW, lr 5e-4 x global batch / 256, 5 warm-up epochs then cosine to 2e-6, weight decay
 # cosine 0.04 -> 0.4 (0 on biases and norms), per-tensor gradient clipping 0.3, the last
 # head layer frozen for 3 epochs.
-optim_wrapper = dict(
-    type='DINOOptimWrapper',
-    constructor='SLPDOptimWrapperConstructor',
-    optimizer=dict(type='AdamW', lr=5e-4, weight_decay=0.04, betas=(0.9, 0.999), fused=True),
-    clip_per_tensor=0.3,
-    freeze_last_layer_epochs=3,
-)
+optim_wrapper = dict(clip_per_tensor=0.3, freeze_last_layer_epochs=3)  # else dino_100e.py's
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=warmup_epochs,
          convert_to_iter_based=True),
@@ -73,8 +66,7 @@ param_scheduler = [
          eta_min_ratio=10.0, by_epoch=True, begin=0, end=max_epochs,
          convert_to_iter_based=True),
 ]
-auto_scale_lr = dict(base_batch_size=256, enable=True)
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+train_cfg = dict(max_epochs=max_epochs)
 
 # Teacher EMA 0.996 -> 1 (cosine); teacher temperatures 0.04 -> 0.07 over 30 epochs for
 # the CLS and the patch loss alike.
