@@ -35,7 +35,7 @@ demo: install
 
 # ruff: pyflakes, style, imports, and Google-style docstrings in slpd_plugin/ (pyproject.toml)
 lint: install
-	$(VENV)/bin/ruff check slpd_plugin tools benchmarks tests examples
+	$(VENV)/bin/ruff check slpd_plugin tools benchmarks tests examples configs setup.py
 	$(VENV)/bin/mypy $(MYPY_PATHS)
 
 # Whole test files go to a worker (--dist loadfile) so that module fixtures run once,

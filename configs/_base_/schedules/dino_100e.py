@@ -1,6 +1,6 @@
 # DINO/HIPT schedule (docs/algorithm.md, Optimisation): AdamW, lr 5e-4 x global_batch/256
-# with 10 warm-up epochs then cosine to 1e-6, weight decay cosine 0.04 -> 0.4 (0 on biases and norms),
-# per-tensor gradient clipping 3.0, last layer frozen in epoch 0. (Teacher EMA
+# with 10 warm-up epochs then cosine to 1e-6, weight decay cosine 0.04 -> 0.4 (0 on biases
+# and norms), per-tensor gradient clipping 3.0, last layer frozen in epoch 0. (Teacher EMA
 # 0.996 -> 1 and the teacher temperature are hooks in default_runtime.py.)
 max_epochs = 100
 warmup_epochs = 10
