@@ -45,8 +45,8 @@ def python_dir() -> Path | None:
                    CUDA_VISIBLE_DEVICES='')
         log = open(folder / 'server.log', 'w')
         _state.update(dir=folder, server=subprocess.Popen(
-            [sys.executable, '-m', 'tests.warm.server', str(sock)], cwd=ROOT, env=env,
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT))
+            [sys.executable, '-m', 'tests.warm.server', str(sock), str(os.getpid())],
+            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT))
         launcher = (f'#!{sys.executable} -SE\n'
                     f'import sys\nsys.path.insert(0, {str(ROOT / "tests" / "warm")!r})\n'
                     f'import client\nclient.main({sys.executable!r}, {str(sock)!r})\n')

@@ -1,7 +1,7 @@
 """A Python interpreter that has imported torch, mmengine, lightly and ``slpd_plugin`` once
 and forks a child for every ``python ...`` command the tests run.
 
-Started by :mod:`tests.warm` (``python -m tests.warm.server SOCKET``). A client
+Started by :mod:`tests.warm` (``python -m tests.warm.server SOCKET PARENT_PID``). A client
 (:mod:`tests.warm.client`, installed as ``python`` on the tests' PATH) sends its argv,
 environment and working directory, and passes its stdin/stdout/stderr. For each request the
 server forks a *monitor*, which forks the *child* that runs the command:
@@ -152,16 +152,25 @@ def _monitor(conn: socket.socket, request: dict, fds: list[int]) -> None:
         os._exit(0)
 
 
-def serve(path: str) -> None:
-    """Preload, then answer requests on the Unix socket ``path`` until terminated."""
+def serve(path: str, parent: int) -> None:
+    """Preload, then answer requests on the Unix socket ``path``.
+
+    Until terminated, or until the test process that started it is gone (a killed pytest
+    leaves no server behind): ``parent`` is its pid.
+    """
     _preload()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # monitors are reaped by the kernel
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path + '.tmp')
     os.rename(path + '.tmp', path)  # the client waits for this name
     server.listen(64)
-    while True:
-        conn, _ = server.accept()
+    server.settimeout(5)
+    while os.getppid() == parent:
+        try:
+            conn, _ = server.accept()
+        except socket.timeout:
+            continue
+        conn.settimeout(None)
         try:
             request, fds = _recv_request(conn)
         except (OSError, ValueError):
@@ -176,4 +185,4 @@ def serve(path: str) -> None:
 
 
 if __name__ == '__main__':
-    serve(sys.argv[1])
+    serve(sys.argv[1], int(sys.argv[2]))
