@@ -5,8 +5,8 @@
 # lr 4e-3, teacher EMA 0.99 -> 0.999, the teacher temperature at 0.04 throughout, a
 # 2-block 192-d encoder and a 4096-d head (512 hidden), batches of 32, the last partial
 # batch kept. Budget: the same epochs, batches and schedules; a sample per 20x20 tile of
-# each slide per epoch (about 0.6 samples per 16x16 region of DINO-4K), each of 2.6 times
-# the cells of a DINO-4K sample (2 x 20² + 4 x 12² against 2 x 14² + 4 x 6²).
+# each slide per epoch (12 batches per epoch on the full benchmark, DINO-4K 16), each of
+# 2.6 times the cells of a DINO-4K sample (2 x 20² + 4 x 12² against 2 x 14² + 4 x 6²).
 _base_ = ['ibot_alibi_trident.py']
 max_epochs = 4
 out_dim = 4096
