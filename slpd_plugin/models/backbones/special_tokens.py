@@ -46,6 +46,19 @@ def add_token_parameter(module: nn.Module, name: str, count: int, dims: int,
     module.register_parameter(name, param)
 
 
+def add_special_tokens(module: nn.Module, dims: int, num_registers: int,
+                       mask_token: bool) -> None:
+    """Give a grid ViT its ``register_tokens`` ``(1, R, E)`` and ``mask_token`` ``(1, 1, E)``.
+
+    Each is None when not asked for (``num_registers=0``, ``mask_token=False``), so the
+    defaults add no parameter; registers are initialised truncated-normal (std 0.02), the
+    mask token with zeros. Call it after the backbone's own initialisation, so that the
+    defaults draw the same random numbers as a backbone without special tokens.
+    """
+    add_token_parameter(module, 'register_tokens', num_registers, dims, 0.02)
+    add_token_parameter(module, 'mask_token', int(mask_token), dims)
+
+
 def mask_cells(cells: Tensor, token_mask: Tensor | None, mask_token: Tensor | None,
                grids: Tensor, name: str) -> Tensor:
     """Projected cells ``(B, N, E)`` with the ``token_mask`` ``(B, H, W)`` cells replaced.

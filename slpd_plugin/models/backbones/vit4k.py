@@ -19,13 +19,13 @@ from slpd_plugin.registry import MODELS
 
 from .masks import checked_grids
 from .special_tokens import (
-    add_token_parameter,
+    add_special_tokens,
     mask_cells,
     num_prefix_tokens,
     prepend_tokens,
     split_outputs,
 )
-from .vit_blocks import Block, init_vit_weights, resolve_arch
+from .vit_blocks import init_vit_weights, resolve_arch, vit_blocks
 
 ARCHS = {
     # HIPT's vit4k_xs.
@@ -111,16 +111,12 @@ class ViT4K(BaseModule):
                                  nn.Dropout(drop_rate))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims))
         self.pos_embed = nn.Parameter(torch.zeros(1, pos_grid_size**2 + 1, self.embed_dims))
-        rates = torch.linspace(0, drop_path_rate, depth).tolist()
-        self.blocks = nn.ModuleList(
-            Block(self.embed_dims, int(arch['num_heads']), mlp_ratio, drop_path=r,
-                  attn_impl=attn_impl) for r in rates)
+        self.blocks = vit_blocks(self.embed_dims, int(arch['num_heads']), depth, mlp_ratio,
+                                 drop_path_rate, attn_impl)
         self.norm = nn.LayerNorm(self.embed_dims, eps=1e-6)
         self._init_weights()
-        # After the existing initialisation, so that the defaults draw the same numbers.
         self.num_registers = num_registers
-        add_token_parameter(self, 'register_tokens', num_registers, self.embed_dims, 0.02)
-        add_token_parameter(self, 'mask_token', int(mask_token), self.embed_dims)
+        add_special_tokens(self, self.embed_dims, num_registers, mask_token)  # same draws
 
     def _init_weights(self) -> None:
         nn.init.trunc_normal_(self.pos_embed, std=0.02)

@@ -130,6 +130,14 @@ class Block(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
+def vit_blocks(dim: int, num_heads: int, depth: int, mlp_ratio: float, drop_path_rate: float,
+               attn_impl: str) -> nn.ModuleList:
+    r"""``depth`` pre-norm :class:`Block`\ s, stochastic depth rising linearly from 0."""
+    rates = torch.linspace(0, drop_path_rate, depth).tolist()
+    return nn.ModuleList(Block(dim, num_heads, mlp_ratio, drop_path=r, attn_impl=attn_impl)
+                         for r in rates)
+
+
 def init_vit_weights(model: nn.Module) -> None:
     """Truncated-normal (std 0.02) linear weights, zero biases, unit LayerNorms."""
     for m in model.modules():
