@@ -18,7 +18,7 @@ from tests.utils import ROOT, logged_scalars
 TINY = ('model.backbone.arch=xs', 'model.backbone.depth=1', 'model.head.hidden_dims=64',
         'model.head.bottleneck_dims=32', 'model.head.out_channels=128',
         'model.loss.output_dim=128', 'train_dataloader.batch_size=4',
-        'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+        'train_dataloader.num_workers=2',  # loader workers, persistent, as the configs
         'train_dataloader.pin_memory=False', 'train_dataloader.dataset.channels=None',
         'train_dataloader.dataset.samples_per_slide=3', 'train_cfg.max_epochs=1',
         'auto_scale_lr.enable=False', 'optim_wrapper.optimizer.fused=False',
@@ -33,8 +33,7 @@ def test_recipe_config_trains_one_tiny_epoch(tmp_path, config, terms):
     options = [*TINY, f'train_dataloader.dataset.store={job}']
     if config.startswith('slpd'):  # prototypes from the first (only) epoch
         options += ['default_hooks.prototype.warm_epochs=0',
-                    'default_hooks.prototype.min_regions=1',
-                    'default_hooks.prototype.num_workers=0']
+                    'default_hooks.prototype.min_regions=1']
     cfg = configure([str(ROOT / 'configs' / config), '--work-dir', str(tmp_path / 'work'),
                      '--cfg-options', *options])
     runner = build_runner(cfg)
